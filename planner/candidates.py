@@ -1,0 +1,260 @@
+"""Per-stage options with their cost, capacity and latency: the estimation step before the ILP.
+
+For every stage this enumerates variant x hardware x batch size x batch timeout, and for each the
+replica counts worth considering: from the fewest that carry the load under ``max_utilization`` up
+to the count beyond which another replica no longer shortens the p99 wait. Options that another
+option of the same stage beats on every count (cost, latency, accuracy and, where the hardware is
+capped, units) are dropped: no optimal plan needs them, and the ILP becomes a small
+multiple-choice problem.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from planner import latency as lat
+from planner.errors import ProfileError, SpecError
+from planner.spec import Hardware, HardwareCatalog, PipelineSpec, StageSpec
+from profiler.schema import ProfileRow, ProfileTable
+
+# A replica count whose p99 wait is already 0 cannot be improved by more replicas; this caps the
+# scan when the wait never quite reaches 0 (it always does once Erlang C < 1 - q).
+_MAX_EXTRA_REPLICAS = 64
+
+
+@dataclass(frozen=True)
+class Sources:
+    """File names for messages (the core does no I/O; it only names where data came from)."""
+
+    spec: str = "the pipeline spec"
+    profiles: str = "the profile table"
+    catalog: str = "the hardware catalog"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to run a stage: everything the ILP and the plan need, with units in the names."""
+
+    stage: str
+    model: str
+    variant: str
+    hardware: str
+    batch_size: int
+    batch_timeout_ms: float
+    replicas: int
+    accuracy: float
+    usd_per_hour: float
+    capacity_rps: float
+    load_rps: float
+    utilization: float
+    latency: lat.StageLatency
+
+    @property
+    def latency_ms(self) -> float:
+        return self.latency.total_ms
+
+
+@dataclass(frozen=True)
+class StageCandidates:
+    """The options of one stage, plus what the infeasibility diagnosis needs."""
+
+    stage: str
+    options: tuple[Option, ...]
+    load_rps: float
+    best_latency_ms: float  # fastest option that carries the load (before the SLO filter)
+    max_capacity_rps: float  # most items/s any option can carry within max_replicas
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    stages: tuple[StageCandidates, ...]
+
+    def of(self, stage: str) -> StageCandidates:
+        return next(s for s in self.stages if s.stage == stage)
+
+
+def stage_rows(
+    spec: PipelineSpec,
+    stage: StageSpec,
+    catalog: HardwareCatalog,
+    profiles: ProfileTable,
+    sources: Sources,
+) -> dict[tuple[str, str], dict[int, ProfileRow]]:
+    """Rows of this stage's model, keyed by (variant, hardware) then batch size; validates coverage."""
+    known_hw = catalog.by_name()
+    allowed_hw = stage.hardware or spec.hardware or tuple(known_hw)
+    for name in allowed_hw:
+        if name not in known_hw:
+            raise SpecError(
+                f"{sources.spec}: stage '{stage.name}': hardware '{name}' is not in {sources.catalog} "
+                f"(it has {sorted(known_hw)}); add it to the catalog or remove it from the spec."
+            )
+    model_rows = [r for r in profiles.rows if r.model == stage.model]
+    if not model_rows:
+        raise ProfileError(
+            f"{sources.spec}: stage '{stage.name}': model '{stage.model}' has no rows in {sources.profiles} "
+            f"(models there: {sorted(profiles.models())}); fix the model name or profile it."
+        )
+    for row in model_rows:
+        if row.hardware not in known_hw:
+            raise ProfileError(
+                f"{sources.profiles}: rows of model '{row.model}' variant '{row.variant}' name hardware "
+                f"'{row.hardware}', which is not in {sources.catalog} (it has {sorted(known_hw)}); "
+                "add it to the catalog or rename it in the profile."
+            )
+    profiled_variants = sorted({r.variant for r in model_rows})
+    variants = stage.variants or tuple(profiled_variants)
+    for variant in variants:
+        if variant not in profiled_variants:
+            raise ProfileError(
+                f"{sources.spec}: stage '{stage.name}': variant '{variant}' of model '{stage.model}' has no "
+                f"rows in {sources.profiles} (profiled variants: {profiled_variants}); fix the name or "
+                "remove it from the stage's variants."
+            )
+    batches = stage.batch_sizes or spec.batch_sizes
+    grouped: dict[tuple[str, str], dict[int, ProfileRow]] = {}
+    for row in model_rows:
+        if row.variant in variants and row.hardware in allowed_hw:
+            grouped.setdefault((row.variant, row.hardware), {})[row.batch_size] = row
+    if not grouped:
+        raise ProfileError(
+            f"{sources.spec}: stage '{stage.name}': model '{stage.model}' has no profile rows on the allowed "
+            f"hardware {list(allowed_hw)}; profile it there or allow the hardware it was profiled on."
+        )
+    for (variant, hardware), by_batch in sorted(grouped.items()):
+        missing = [b for b in batches if b not in by_batch]
+        if missing:
+            raise ProfileError(
+                f"{sources.profiles}: model '{stage.model}' variant '{variant}' on '{hardware}' has no row for "
+                f"batch_size {missing} (stage '{stage.name}' allows batch sizes {list(batches)}); profile those "
+                "batch sizes or remove them from the spec's batch_sizes."
+            )
+    return grouped
+
+
+@lru_cache(maxsize=65536)
+def _timeout_and_mean_batch(batch_size: int, rate_per_ms: float, quantile: float) -> tuple[float, float]:
+    timeout_ms = lat.fill_time_ms(batch_size, rate_per_ms, quantile)
+    return timeout_ms, lat.expected_batch(batch_size, rate_per_ms, timeout_ms)
+
+
+def timeouts_for(batch_size: int, load_rps: float, quantiles: tuple[float, ...]) -> tuple[float, ...]:
+    """Candidate batch timeouts (ms) at this load: quantiles of the batch fill time, rounded to 1 us."""
+    if batch_size <= 1:
+        return (0.0,)
+    return tuple(
+        sorted({round(_timeout_and_mean_batch(batch_size, load_rps / 1000.0, q)[0], 3) for q in quantiles})
+    )
+
+
+def _replica_options(
+    stage: StageSpec,
+    spec: PipelineSpec,
+    hw: Hardware,
+    row: ProfileRow,
+    timeout_ms: float,
+    load_rps: float,
+    max_replicas: int,
+) -> list[Option]:
+    point = lat.ServicePoint(row.batch_size, row.latency_p50_ms, row.latency_p99_ms, row.throughput_rps)
+    mean_batch = lat.expected_batch(row.batch_size, load_rps / 1000.0, timeout_ms)
+    effective_rps = row.throughput_rps * mean_batch / row.batch_size
+    first = max(1, math.ceil(load_rps / (spec.max_utilization * effective_rps) - 1e-9))
+    last = min(max_replicas, hw.max_units or max_replicas, first + _MAX_EXTRA_REPLICAS)
+    options: list[Option] = []
+    for replicas in range(first, last + 1):
+        terms, utilization = lat.stage_latency(
+            point, replicas, load_rps, timeout_ms, spec.arrival_cv, stage.fanout
+        )
+        options.append(
+            Option(
+                stage=stage.name,
+                model=stage.model,
+                variant=row.variant,
+                hardware=hw.name,
+                batch_size=row.batch_size,
+                batch_timeout_ms=timeout_ms,
+                replicas=replicas,
+                accuracy=row.accuracy,
+                usd_per_hour=replicas * hw.usd_per_hour,
+                capacity_rps=replicas * row.throughput_rps,
+                load_rps=load_rps,
+                utilization=utilization,
+                latency=terms,
+            )
+        )
+        if terms.wait_ms == 0.0:
+            break
+    return options
+
+
+def _prune(options: list[Option], capped: set[str]) -> tuple[Option, ...]:
+    """Drop options that another option beats or ties on cost, latency, accuracy (and units when capped)."""
+    ordered = sorted(
+        options,
+        key=lambda o: (o.usd_per_hour, o.latency_ms, -o.accuracy, o.variant, o.hardware, o.batch_size,
+                       o.batch_timeout_ms, o.replicas),
+    )
+    # Pass 1, per (variant, hardware group): a 2-D skyline in (cost, latency) at fixed accuracy.
+    kept: list[Option] = []
+    best_latency: dict[tuple[str, float, str], float] = {}
+    for o in ordered:
+        key = (o.variant, o.accuracy, o.hardware if o.hardware in capped else "*")
+        if o.latency_ms < best_latency.get(key, math.inf):
+            best_latency[key] = o.latency_ms
+            kept.append(o)
+    # Pass 2, across variants: full dominance test on the survivors (few per stage).
+    survivors: list[Option] = []
+    for o in kept:
+        group = o.hardware if o.hardware in capped else "*"
+        if not any(
+            (s.hardware if s.hardware in capped else "*") == group
+            and s.usd_per_hour <= o.usd_per_hour
+            and s.latency_ms <= o.latency_ms
+            and s.accuracy >= o.accuracy
+            for s in survivors
+        ):
+            survivors.append(o)
+    return tuple(survivors)
+
+
+def build_candidates(
+    spec: PipelineSpec,
+    catalog: HardwareCatalog,
+    profiles: ProfileTable,
+    sources: Sources = Sources(),
+    arrival_rps: float | None = None,
+) -> CandidateSet:
+    """Every stage's non-dominated options at ``arrival_rps`` (default: the spec's)."""
+    rate_rps = spec.arrival_rps if arrival_rps is None else arrival_rps
+    hardware = catalog.by_name()
+    capped = {h.name for h in catalog.hardware if h.max_units is not None}
+    stages: list[StageCandidates] = []
+    for stage in spec.stages:
+        grouped = stage_rows(spec, stage, catalog, profiles, sources)
+        load_rps = rate_rps * stage.fanout
+        batches = stage.batch_sizes or spec.batch_sizes
+        max_replicas = stage.max_replicas or spec.max_replicas
+        options: list[Option] = []
+        max_capacity = 0.0
+        for (variant, hw_name), by_batch in sorted(grouped.items()):
+            hw = hardware[hw_name]
+            for batch in batches:
+                row = by_batch[batch]
+                max_capacity = max(max_capacity, min(max_replicas, hw.max_units or max_replicas) * row.throughput_rps)
+                for timeout_ms in timeouts_for(batch, load_rps, spec.batch_timeout_quantiles):
+                    options.extend(_replica_options(stage, spec, hw, row, timeout_ms, load_rps, max_replicas))
+        best_latency = min((o.latency_ms for o in options), default=math.inf)
+        within_slo = [o for o in options if o.latency_ms <= spec.slo_ms]
+        stages.append(
+            StageCandidates(
+                stage=stage.name,
+                options=_prune(within_slo, capped),
+                load_rps=load_rps,
+                best_latency_ms=best_latency,
+                max_capacity_rps=max_capacity * spec.max_utilization,
+            )
+        )
+    return CandidateSet(tuple(stages))

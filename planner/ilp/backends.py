@@ -1,0 +1,171 @@
+"""Translate a LinearModel for a solver, solve it, and report the status explicitly.
+
+- ``cbc``: pulp with its bundled CBC (the default; a subprocess per solve).
+- ``highs``: pulp's in-process HiGHS binding (highspy). Only this one HiGHS binding is used in the
+  process: mixing it with OR-Tools' HiGHS backend crashes.
+- ``cpsat``: OR-Tools CP-SAT, which needs integer coefficients: continuous quantities are scaled to
+  integer units (microseconds for latency, 1e-9 for accuracy, log-accuracy and dollars) and every
+  coefficient is rounded in the direction that keeps the rounded constraint at least as strict, so
+  a CP-SAT plan always satisfies the unrounded model (the re-check verifies it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from enum import Enum
+
+from planner.errors import SolverError
+from planner.ilp.model import LinearModel, Sense, Solution, VarKind
+
+
+class SolverName(str, Enum):
+    CBC = "cbc"
+    HIGHS = "highs"
+    CPSAT = "cpsat"
+
+
+def solve(model: LinearModel, solver: SolverName, time_limit_s: float | None = None) -> Solution:
+    """Solve ``model``; never raises for infeasibility (status says so), raises SolverError on failure."""
+    if solver is SolverName.CPSAT:
+        return _solve_cpsat(model, time_limit_s)
+    return _solve_pulp(model, solver, time_limit_s)
+
+
+def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | None) -> Solution:
+    import pulp
+
+    prob = pulp.LpProblem(model.name, pulp.LpMaximize if model.maximize else pulp.LpMinimize)
+    xs = {
+        v.name: pulp.LpVariable(
+            v.name, lowBound=v.lower, upBound=v.upper,
+            cat=pulp.LpBinary if v.kind is VarKind.BINARY else pulp.LpContinuous,
+        )
+        for v in model.variables
+    }
+    prob += pulp.LpAffineExpression([(xs[n], c) for n, c in model.objective]), "objective"
+    for con in model.constraints:
+        expr = pulp.LpAffineExpression([(xs[n], c) for n, c in con.terms])
+        if con.sense is Sense.LE:
+            prob += (expr <= con.rhs, con.name)
+        elif con.sense is Sense.GE:
+            prob += (expr >= con.rhs, con.name)
+        else:
+            prob += (expr == con.rhs, con.name)
+    if solver is SolverName.CBC:
+        backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1)
+    else:
+        backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1)
+    start = time.perf_counter()
+    try:
+        with _quiet_stdout() if solver is SolverName.HIGHS else contextlib.nullcontext():
+            prob.solve(backend)
+    except pulp.PulpSolverError as exc:
+        raise SolverError(f"solver {solver.value} failed: {exc}; try another with --solver.") from None
+    elapsed_ms = (time.perf_counter() - start) * 1000.0
+    status = _pulp_status(prob.status, prob.sol_status)
+    values = {n: (v.value() or 0.0) for n, v in xs.items()} if status in ("optimal", "time_limit") else {}
+    objective = pulp.value(prob.objective) if values else None
+    gap = 0.0 if status == "optimal" else None
+    if status == "time_limit" and solver is SolverName.HIGHS:
+        gap = float(prob.solverModel.getInfo().mip_gap)
+    return Solution(values, status, objective, gap, elapsed_ms, solver.value)
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence file descriptor 1: highspy prints a banner from C++ when a model is created."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _pulp_status(status: int, sol_status: int) -> str:
+    import pulp
+
+    if sol_status == pulp.LpSolutionOptimal:
+        return "optimal"
+    if sol_status == pulp.LpSolutionIntegerFeasible:
+        return "time_limit"
+    if status == pulp.LpStatusInfeasible or sol_status == pulp.LpSolutionInfeasible:
+        return "infeasible"
+    if status == pulp.LpStatusNotSolved or sol_status == pulp.LpSolutionNoSolutionFound:
+        return "no_solution"  # e.g. the time limit hit before any feasible plan was found
+    return "error"
+
+
+_SCALE = {"ms": 1000.0, "accuracy": 1e6, "": 1.0}
+_OBJ_SCALE = 1e6
+# Rows over binaries only (accuracy floor, budget): rounding each coefficient costs at most 1e-9
+# per stage, far below the planner's tie tolerance (1e-6 relative), so exact ties stay feasible.
+_ROW_SCALE = 1e9
+
+
+def _solve_cpsat(model: LinearModel, time_limit_s: float | None) -> Solution:
+    from ortools.sat.python import cp_model
+
+    cp = cp_model.CpModel()
+    scale = {v.name: _SCALE.get(v.unit, 1.0) for v in model.variables}
+    xs = {}
+    for v in model.variables:
+        if v.kind is VarKind.BINARY:
+            xs[v.name] = cp.NewBoolVar(v.name)
+        else:
+            s = scale[v.name]
+            xs[v.name] = cp.NewIntVar(math.ceil(v.lower * s), math.floor(v.upper * s), v.name)
+    for con in model.constraints:
+        # A constraint on continuous variables in unit u is multiplied by u's scale so those
+        # variables take integer coefficients; rounding then tightens it (never loosens).
+        k = max((scale[n] for n, _ in con.terms if scale[n] != 1.0), default=1.0)
+        if k == 1.0 and any(not float(c).is_integer() for _, c in con.terms):
+            k = _ROW_SCALE
+        if con.sense is Sense.LE:
+            terms = [(n, math.ceil(c * k / scale[n] - 1e-9)) for n, c in con.terms]
+            cp.Add(sum(xs[n] * c for n, c in terms) <= math.floor(con.rhs * k + 1e-9))
+        elif con.sense is Sense.GE:
+            terms = [(n, math.floor(c * k / scale[n] + 1e-9)) for n, c in con.terms]
+            cp.Add(sum(xs[n] * c for n, c in terms) >= math.ceil(con.rhs * k - 1e-9))
+        else:
+            terms = [(n, round(c * k / scale[n])) for n, c in con.terms]
+            cp.Add(sum(xs[n] * c for n, c in terms) == round(con.rhs * k))
+    objective = sum(xs[n] * round(c * _OBJ_SCALE / scale[n]) for n, c in model.objective)
+    if model.maximize:
+        cp.Maximize(objective)
+    else:
+        cp.Minimize(objective)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = 0
+    if time_limit_s is not None:
+        solver.parameters.max_time_in_seconds = float(time_limit_s)
+    start = time.perf_counter()
+    code = solver.Solve(cp)
+    elapsed_ms = (time.perf_counter() - start) * 1000.0
+    if code == cp_model.OPTIMAL:
+        status = "optimal"
+    elif code == cp_model.FEASIBLE:
+        status = "time_limit"
+    elif code == cp_model.INFEASIBLE:
+        status = "infeasible"
+    elif code == cp_model.UNKNOWN:
+        status = "no_solution"
+    else:
+        raise SolverError(f"CP-SAT returned {solver.StatusName(code)}; the model may be invalid; try --solver cbc.")
+    if status not in ("optimal", "time_limit"):
+        return Solution({}, status, None, None, elapsed_ms, "cpsat")
+    values = {n: solver.Value(x) / scale[n] for n, x in xs.items()}
+    true_objective = sum(c * values[n] for n, c in model.objective)
+    gap = 0.0
+    if status == "time_limit":
+        best, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
+        gap = abs(bound - best) / max(1e-9, abs(best))
+    return Solution(values, status, true_objective, gap, elapsed_ms, "cpsat")

@@ -1,0 +1,225 @@
+r"""The planner's integer program.
+
+Sets
+    S            stages of the pipeline (a DAG; E = {(p, s): s runs after p})
+    O_s          non-dominated options of stage s (planner.candidates): a variant, hardware kind h(o),
+                 batch size b, batch timeout tau (ms) and replica count n
+    H_cap        hardware kinds with a unit limit
+
+Parameters (per option o of stage s; all precomputed, so the program is linear)
+    c_o   usd_per_hour      n * price of h(o)
+    L_o   ms                p99 latency of the stage: fill (tau) + queueing wait at the utilisation n
+                            gives + batch service p99 (planner.latency)
+    a_o   (0, 1]            accuracy of the variant
+    n_o   units             replicas, each one unit of h(o)
+    SLO   ms                end-to-end p99 target;  U_h  units available of h;  B  usd_per_hour budget
+    A     (0, 1]            accuracy floor
+
+Variables
+    x_{s,o} in {0, 1}       stage s runs option o
+    f_s >= 0 (ms)           p99 finish time of stage s: the longest path from the pipeline's entry
+    z in [0, 1]             pipeline accuracy when it is aggregated by ``min``
+
+Constraints (numbered as the code below; each gets a readable name in the LP file)
+    (0) capacity (by construction, not a row): every option's n carries the stage load
+        arrival_rps * fanout_s at utilisation <= max_utilization, with the timeout's partial
+        batches counted (planner.candidates). Options whose L_o > SLO are never feasible and are
+        dropped.
+    (1) one option per stage            sum_o x_{s,o} = 1                           for s in S
+    (2) path latency                    f_s >= sum_o L_o x_{s,o}                    for sources s
+                                        f_s >= f_p + sum_o L_o x_{s,o}              for (p, s) in E
+    (3) latency SLO                     f_s <= SLO                                  for sinks s
+    (4) hardware units                  sum_{s, o: h(o)=h} n_o x_{s,o} <= U_h       for h in H_cap
+    (5) accuracy floor                  product: sum_{s,o} ln(a_o) x_{s,o} >= ln(A)   (exact: ln is monotone)
+                                        mean:    sum_{s,o} a_o x_{s,o} >= |S| A
+                                        min:     options with a_o < A are removed
+    (6) budget                          sum_{s,o} c_o x_{s,o} <= B
+    (7) min-accuracy epigraph           z <= sum_o a_o x_{s,o}                     for s in S
+
+Objectives
+    min_cost                 minimise sum c_o x_{s,o}                     subject to (1)-(5)
+    max_accuracy             maximise acc(x) subject to (1)-(4), (6), (7); then, at that accuracy,
+                             minimise cost (two solves, so ties go to the cheaper plan)
+    weighted (mean, min)     maximise w_a acc(x) - w_c sum c_o x_{s,o}   (linear, one solve)
+    weighted (product)       product accuracy is not linear, and ln(product) as an objective
+                             optimises a different trade-off, so the planner walks the
+                             cost-accuracy frontier instead (min_cost at rising floors, next floor
+                             just above the last point's accuracy) and keeps the best true
+                             objective: exact, at one solve per frontier point.
+    where acc(x) = sum ln(a_o) x (product), sum a_o x / |S| (mean) or z (min).
+
+The waiting term in L_o is computed from each option's own batch size, timeout and replica count,
+so nothing multiplies a 0/1 indicator by a rate (IPA's batch-wait term did, and so loosened its SLA
+instead of tightening it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from planner.candidates import CandidateSet, Option
+from planner.ilp.model import Constraint, LinearModel, Sense, Variable, VarKind
+from planner.spec import AccuracyAggregation, PipelineSpec
+
+# Floors and budgets are relaxed by this relative amount so that a plan exactly at the floor (as
+# in a frontier walk) is not cut off by floating-point rounding.
+_REL_TOL = 1e-9
+
+
+class Goal(str, Enum):
+    MIN_COST = "min_cost"
+    MAX_ACCURACY = "max_accuracy"
+    WEIGHTED = "weighted"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One program to solve: what to optimise and which optional constraints apply."""
+
+    goal: Goal
+    aggregation: AccuracyAggregation
+    accuracy_floor: float | None = None
+    budget_usd_per_hour: float | None = None
+    accuracy_weight: float = 0.0
+    cost_weight: float = 0.0
+    enforce_units: bool = True
+
+
+@dataclass(frozen=True)
+class Formulation:
+    model: LinearModel
+    choice: dict[str, tuple[str, Option]]  # x variable name -> (stage, option)
+    finish: dict[str, str]  # stage -> f variable name
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _usable(options: tuple[Option, ...], problem: Problem) -> tuple[Option, ...]:
+    if problem.aggregation is AccuracyAggregation.MIN and problem.accuracy_floor:
+        floor = problem.accuracy_floor * (1 - _REL_TOL)
+        return tuple(o for o in options if o.accuracy >= floor)
+    return options
+
+
+def accuracy_terms(xs: list[tuple[str, Option]], aggregation: AccuracyAggregation, n_stages: int):
+    """The linear accuracy expression's terms for product (ln) or mean aggregation."""
+    if aggregation is AccuracyAggregation.PRODUCT:
+        return [(x, math.log(o.accuracy)) for x, o in xs]
+    return [(x, o.accuracy / n_stages) for x, o in xs]
+
+
+def formulate(spec: PipelineSpec, candidates: CandidateSet, hardware_units: dict[str, int],
+              problem: Problem) -> Formulation:
+    """Build the program of the module docstring for ``problem``."""
+    order = spec.topological_order()
+    variables: list[Variable] = []
+    constraints: list[Constraint] = []
+    choice: dict[str, tuple[str, Option]] = {}
+    by_stage: dict[str, list[tuple[str, Option]]] = {}
+    finish: dict[str, str] = {}
+    for s_idx, stage in enumerate(order):
+        options = _usable(candidates.of(stage).options, problem)
+        xs = []
+        for k, option in enumerate(options):
+            name = f"x_{s_idx}_{_safe(stage)}_{k}"
+            variables.append(Variable(name, VarKind.BINARY))
+            choice[name] = (stage, option)
+            xs.append((name, option))
+        by_stage[stage] = xs
+        finish[stage] = f"f_{s_idx}_{_safe(stage)}"
+        variables.append(Variable(finish[stage], VarKind.CONTINUOUS, 0.0, spec.slo_ms, unit="ms"))
+
+    constraints += _c1_one_option(by_stage)
+    constraints += _c2_path_latency(spec, by_stage, finish)
+    constraints += _c3_slo(spec, finish)
+    if problem.enforce_units:
+        constraints += _c4_units(by_stage, hardware_units)
+    all_x = [xo for stage in order for xo in by_stage[stage]]
+    if problem.accuracy_floor and problem.aggregation is not AccuracyAggregation.MIN:
+        constraints.append(_c5_accuracy_floor(all_x, problem, len(order)))
+    if problem.budget_usd_per_hour is not None:
+        constraints.append(Constraint(
+            "c6_budget", tuple((x, o.usd_per_hour) for x, o in all_x), Sense.LE,
+            problem.budget_usd_per_hour * (1 + _REL_TOL)))
+
+    cost = [(x, o.usd_per_hour) for x, o in all_x]
+    if problem.goal is Goal.MIN_COST:
+        objective, maximize = cost, False
+    else:
+        if problem.aggregation is AccuracyAggregation.MIN:
+            variables.append(Variable("z_min_accuracy", VarKind.CONTINUOUS, 0.0, 1.0, unit="accuracy"))
+            constraints += _c7_min_epigraph(by_stage)
+            acc = [("z_min_accuracy", 1.0)]
+        else:
+            acc = accuracy_terms(all_x, problem.aggregation, len(order))
+        if problem.goal is Goal.MAX_ACCURACY:
+            objective, maximize = acc, True
+        else:
+            objective = [(v, problem.accuracy_weight * c) for v, c in acc]
+            objective += [(x, -problem.cost_weight * c) for x, c in cost]
+            maximize = True
+    model = LinearModel(
+        name=_safe(spec.name),
+        variables=tuple(variables),
+        constraints=tuple(constraints),
+        objective=tuple(objective),
+        maximize=maximize,
+    )
+    return Formulation(model, choice, finish)
+
+
+def _c1_one_option(by_stage: dict[str, list[tuple[str, Option]]]) -> list[Constraint]:
+    return [
+        Constraint(f"c1_one_option_{_safe(stage)}", tuple((x, 1.0) for x, _ in xs), Sense.EQ, 1.0)
+        for stage, xs in by_stage.items()
+    ]
+
+
+def _c2_path_latency(spec: PipelineSpec, by_stage, finish: dict[str, str]) -> list[Constraint]:
+    rows = []
+    for stage in spec.topological_order():
+        own = tuple((x, -o.latency_ms) for x, o in by_stage[stage])
+        parents = spec.stage(stage).after
+        if not parents:
+            rows.append(Constraint(f"c2_path_{_safe(stage)}", ((finish[stage], 1.0),) + own, Sense.GE, 0.0))
+        for parent in parents:
+            rows.append(Constraint(
+                f"c2_path_{_safe(stage)}_after_{_safe(parent)}",
+                ((finish[stage], 1.0), (finish[parent], -1.0)) + own, Sense.GE, 0.0))
+    return rows
+
+
+def _c3_slo(spec: PipelineSpec, finish: dict[str, str]) -> list[Constraint]:
+    return [Constraint(f"c3_slo_{_safe(s)}", ((finish[s], 1.0),), Sense.LE, spec.slo_ms) for s in spec.sinks()]
+
+
+def _c4_units(by_stage, hardware_units: dict[str, int]) -> list[Constraint]:
+    rows = []
+    for hw, units in sorted(hardware_units.items()):
+        terms = tuple((x, float(o.replicas)) for xs in by_stage.values() for x, o in xs if o.hardware == hw)
+        if terms:
+            rows.append(Constraint(f"c4_units_{_safe(hw)}", terms, Sense.LE, float(units)))
+    return rows
+
+
+def _c5_accuracy_floor(all_x, problem: Problem, n_stages: int) -> Constraint:
+    floor = problem.accuracy_floor * (1 - _REL_TOL)
+    if problem.aggregation is AccuracyAggregation.PRODUCT:
+        rhs = math.log(floor)
+    else:
+        rhs = floor
+    return Constraint("c5_accuracy_floor", tuple(accuracy_terms(all_x, problem.aggregation, n_stages)),
+                      Sense.GE, rhs)
+
+
+def _c7_min_epigraph(by_stage) -> list[Constraint]:
+    return [
+        Constraint(f"c7_min_accuracy_{_safe(stage)}",
+                   (("z_min_accuracy", 1.0),) + tuple((x, -o.accuracy) for x, o in xs), Sense.LE, 0.0)
+        for stage, xs in by_stage.items()
+    ]

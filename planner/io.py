@@ -1,0 +1,192 @@
+"""Every read and write of files for the planner. Writes are atomic (temporary file, then rename)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from planner.errors import InputFileError, ProfileError, SpecError
+from planner.plan import PLAN_SCHEMA_VERSION, Plan, plan_from_dict, plan_to_json
+from planner.spec import HardwareCatalog, PipelineSpec
+from profiler.schema import ProfileSchemaError, ProfileTable
+from profiler.table_io import read_profile_table
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such {what} file; check the path.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path}: cannot read the {what} ({exc}).") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', exc)}); fix the syntax.") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a YAML mapping at the top level, found {type(data).__name__}; "
+                        "see docs/formats.md for the layout.")
+    return data
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that owns the field at ``loc`` (for listing allowed keys)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        for candidate in getattr(annotation, "__args__", ()) + (annotation,):
+            inner = getattr(candidate, "__args__", (candidate,))[0] if hasattr(candidate, "__args__") else candidate
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                current = inner
+                break
+        else:
+            if part == "objective":
+                return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _describe_loc(loc: tuple, data: Any) -> str:
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            name = node[part].get("name") if isinstance(node, list) and part < len(node) and isinstance(node[part], dict) else None
+            parts[-1] = f"{parts[-1]}[{part}]" + (f" ('{name}')" if name else "")
+        else:
+            parts.append(str(part))
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ".".join(parts) if parts else "(top level)"
+
+
+def format_validation_error(path: Path, exc: ValidationError, model: type[BaseModel], data: Any) -> str:
+    """One paragraph: file, field, what was found, how to fix it."""
+    messages = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("min_cost", "max_accuracy", "weighted")))
+        where = _describe_loc(loc, data)
+        found = err.get("input")
+        if err["type"] == "extra_forbidden":
+            owner = _model_at(model, loc)
+            allowed = sorted(owner.model_fields) if owner else None
+            hint = f"allowed keys here: {allowed}" if allowed else "check the spelling against docs/formats.md"
+            messages.append(f"field '{where}': unknown key; {hint}.")
+        elif err["type"] == "missing":
+            messages.append(f"field '{where}': required but missing; add it (see docs/formats.md).")
+        else:
+            shown = repr(found) if not isinstance(found, (dict, list)) else type(found).__name__
+            messages.append(f"field '{where}': found {shown}; {err['msg'].rstrip('.')}.")
+    return f"{path}: " + " ".join(messages)
+
+
+def _validate(path: Path, data: Any, model: type[BaseModel], error: type[Exception]):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(format_validation_error(path, exc, model, data)) from None
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    path = Path(path)
+    return _validate(path, _read_yaml(path, "pipeline spec"), PipelineSpec, SpecError)
+
+
+def load_catalog(path: str | Path) -> HardwareCatalog:
+    path = Path(path)
+    return _validate(path, _read_yaml(path, "hardware catalog"), HardwareCatalog, SpecError)
+
+
+def load_profiles(path: str | Path) -> ProfileTable:
+    try:
+        return read_profile_table(path)
+    except ProfileSchemaError as exc:
+        raise ProfileError(str(exc)) from None
+
+
+def resolve_inputs(spec_path: Path, spec: PipelineSpec, profiles: Path | None, catalog: Path | None) -> tuple[Path, Path]:
+    """Profile and catalog paths: the CLI's if given, else the spec's (relative to the spec file)."""
+    def pick(given: Path | None, in_spec: str | None, flag: str, key: str) -> Path:
+        if given is not None:
+            return given
+        if in_spec is None:
+            raise SpecError(f"{spec_path}: no {key} given; add '{key}: <path>' to the spec or pass {flag}.")
+        return spec_path.parent / in_spec
+    return (pick(profiles, spec.profiles, "--profiles", "profiles"),
+            pick(catalog, spec.hardware_catalog, "--hardware", "hardware_catalog"))
+
+
+def provenance(spec_path: Path, profiles_path: Path, catalog_path: Path, table: ProfileTable) -> dict[str, Any]:
+    """Content hashes of the inputs (names as given, so a plan does not depend on where it was made)."""
+    return {
+        "spec": {"file": spec_path.name, "sha256": sha256_file(spec_path)},
+        "profiles": {"file": profiles_path.name, "sha256": sha256_file(profiles_path),
+                     "metadata": dict(sorted(table.metadata.items()))},
+        "hardware_catalog": {"file": catalog_path.name, "sha256": sha256_file(catalog_path)},
+    }
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_plan(plan: Plan, path: str | Path) -> None:
+    write_text_atomic(path, plan_to_json(plan))
+
+
+def load_plan(path: str | Path) -> Plan:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such plan file; make one with 'pipeplan plan'.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(f"{path}: cannot read the plan as JSON ({exc}).") from None
+    if not isinstance(data, dict) or data.get("schema_version") != PLAN_SCHEMA_VERSION:
+        found = data.get("schema_version") if isinstance(data, dict) else type(data).__name__
+        raise SpecError(f"{path}: field 'schema_version': found {found!r}; this pipeplan reads plan "
+                        f"schema_version {PLAN_SCHEMA_VERSION}. Re-create the plan with 'pipeplan plan'.")
+    try:
+        return plan_from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpecError(f"{path}: not a valid plan ({type(exc).__name__}: {exc}); re-create it with 'pipeplan plan'.") from None
+
+
+def write_csv_atomic(path: str | Path, header: list[str], rows: Iterable[list[Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([f"{v:.10g}" if isinstance(v, float) else v for v in row])
+    write_text_atomic(path, buffer.getvalue())
