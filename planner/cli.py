@@ -144,6 +144,12 @@ def demo(
         console.print(f"-> {out / (spec_path.stem + '.plan.json')} and a {len(points)}-point frontier\n", highlight=False)
 
 
+# --- simulate / trace commands (issue 4) ---
+
+
+# --- profile commands (issue 3) ---
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     try:
