@@ -66,11 +66,15 @@ def diagnose(request, candidates: CandidateSet) -> str:
     if min_p99 > spec.slo_ms:
         rate = highest_load_rps(request, spec.arrival_rps)
         fastest = ", ".join(f"{s.stage} {s.best_latency_ms:.4g} ms" for s in candidates.stages)
+        if rate < spec.arrival_rps * 1e-3:
+            load_hint = "no load meets this SLO (the service times alone exceed it)"
+        else:
+            load_hint = f"lower arrival_rps to at most about {rate:.4g} (the highest load this SLO sustains)"
         return (
             f"No plan: the latency SLO binds. At {spec.arrival_rps:g} rps the smallest achievable end-to-end p99 "
             f"is {min_p99:.4g} ms (fastest option per stage: {fastest}), above slo_ms {spec.slo_ms:g}. Raise "
-            f"slo_ms to at least {math.ceil(min_p99 * 1000) / 1000:g}, or lower arrival_rps to at most about "
-            f"{rate:.4g} (the highest load this SLO sustains), or allow faster variants or hardware."
+            f"slo_ms to at least {math.ceil(min_p99 * 1000) / 1000:g}; {load_hint}; or allow faster variants "
+            "or hardware."
         )
     agg = spec.accuracy
     free = solve_problem(request, candidates, Problem(Goal.MIN_COST, agg))

@@ -96,8 +96,12 @@ def format_validation_error(path: Path, exc: ValidationError, model: type[BaseMo
         elif err["type"] == "missing":
             messages.append(f"field '{where}': required but missing; add it (see docs/formats.md).")
         else:
-            shown = repr(found) if not isinstance(found, (dict, list)) else type(found).__name__
-            messages.append(f"field '{where}': found {shown}; {err['msg'].rstrip('.')}.")
+            text = err["msg"].removeprefix("Value error, ").rstrip(".")
+            if isinstance(found, (dict, list)):
+                prefix = "" if where == "(top level)" else f"field '{where}': "
+                messages.append(f"{prefix}{text}.")
+            else:
+                messages.append(f"field '{where}': found {found!r}; {text}.")
     return f"{path}: " + " ".join(messages)
 
 

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from enum import Enum
 
 from planner.errors import SolverError
@@ -40,7 +41,7 @@ def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | No
 
     prob = pulp.LpProblem(model.name, pulp.LpMaximize if model.maximize else pulp.LpMinimize)
     xs = {
-        v.name: pulp.LpVariable(
+        v.name: prob.add_variable(
             v.name, lowBound=v.lower, upBound=v.upper,
             cat=pulp.LpBinary if v.kind is VarKind.BINARY else pulp.LpContinuous,
         )
@@ -56,7 +57,11 @@ def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | No
         else:
             prob += (expr == con.rhs, con.name)
     if solver is SolverName.CBC:
-        backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1)
+        with warnings.catch_warnings():
+            # pulp 3.x deprecates the bundled CBC in favour of a separately installed one (pulp 4);
+            # the bundled binary is what makes a plain `pip install` work offline, so keep it.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1)
     else:
         backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1)
     start = time.perf_counter()
