@@ -63,7 +63,7 @@ class StageCandidates:
     stage: str
     options: tuple[Option, ...]
     load_rps: float
-    best_latency_ms: float  # fastest option that carries the load (before the SLO filter)
+    best_latency_ms: float  # fastest option that carries the load (before the SLO and unit filters)
     max_capacity_rps: float  # most items/s any option can carry within max_replicas
 
 
@@ -162,7 +162,7 @@ def _replica_options(
     mean_batch = lat.expected_batch(row.batch_size, load_rps / 1000.0, timeout_ms)
     effective_rps = row.throughput_rps * mean_batch / row.batch_size
     first = max(1, math.ceil(load_rps / (spec.max_utilization * effective_rps) - 1e-9))
-    last = min(max_replicas, hw.max_units or max_replicas, first + _MAX_EXTRA_REPLICAS)
+    last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
     options: list[Option] = []
     for replicas in range(first, last + 1):
         terms, utilization = lat.stage_latency(
@@ -226,11 +226,16 @@ def build_candidates(
     profiles: ProfileTable,
     sources: Sources = Sources(),
     arrival_rps: float | None = None,
+    unit_caps: bool = True,
 ) -> CandidateSet:
-    """Every stage's non-dominated options at ``arrival_rps`` (default: the spec's)."""
+    """Every stage's non-dominated options at ``arrival_rps`` (default: the spec's).
+
+    ``unit_caps=False`` ignores the hardware's ``max_units`` (the diagnosis uses it to tell whether
+    the unit limits are what makes a problem infeasible).
+    """
     rate_rps = spec.arrival_rps if arrival_rps is None else arrival_rps
     hardware = catalog.by_name()
-    capped = {h.name for h in catalog.hardware if h.max_units is not None}
+    capped = {h.name for h in catalog.hardware if h.max_units is not None} if unit_caps else set()
     stages: list[StageCandidates] = []
     for stage in spec.stages:
         grouped = stage_rows(spec, stage, catalog, profiles, sources)
@@ -243,11 +248,19 @@ def build_candidates(
             hw = hardware[hw_name]
             for batch in batches:
                 row = by_batch[batch]
-                max_capacity = max(max_capacity, min(max_replicas, hw.max_units or max_replicas) * row.throughput_rps)
                 for timeout_ms in timeouts_for(batch, load_rps, spec.batch_timeout_quantiles):
+                    mean_batch = lat.expected_batch(batch, load_rps / 1000.0, timeout_ms)
+                    units = min(max_replicas, hw.max_units or max_replicas)
+                    max_capacity = max(max_capacity, units * row.throughput_rps * mean_batch / batch)
                     options.extend(_replica_options(stage, spec, hw, row, timeout_ms, load_rps, max_replicas))
+        # The diagnosis wants the fastest option even beyond the hardware's unit cap, to tell
+        # "the SLO binds" from "the unit limits bind"; the ILP gets only options within both.
         best_latency = min((o.latency_ms for o in options), default=math.inf)
-        within_slo = [o for o in options if o.latency_ms <= spec.slo_ms]
+        within_slo = [
+            o for o in options
+            if o.latency_ms <= spec.slo_ms
+            and (not unit_caps or o.replicas <= (hardware[o.hardware].max_units or o.replicas))
+        ]
         stages.append(
             StageCandidates(
                 stage=stage.name,

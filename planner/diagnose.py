@@ -79,7 +79,8 @@ def diagnose(request, candidates: CandidateSet) -> str:
     agg = spec.accuracy
     free = solve_problem(request, candidates, Problem(Goal.MIN_COST, agg))
     if free is None:
-        unlimited = solve_problem(request, candidates, Problem(Goal.MIN_COST, agg, enforce_units=False))
+        uncapped = build_candidates(spec, request.catalog, request.profiles, request.sources, unit_caps=False)
+        unlimited = solve_problem(request, uncapped, Problem(Goal.MIN_COST, agg, enforce_units=False))
         if unlimited is not None:
             used: dict[str, int] = {}
             for o in unlimited.options.values():

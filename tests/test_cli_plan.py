@@ -1,0 +1,182 @@
+"""`pipeplan plan` end to end: plans, frontiers, and a clear exit-2 error for each kind of bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from planner.cli import app
+from tests.fixtures import CONFIGS
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Path:
+    shutil.copy(CONFIGS / "hardware.yaml", tmp_path / "hardware.yaml")
+    shutil.copy(CONFIGS / "profiles" / "synthetic.csv", tmp_path / "profiles.csv")
+    spec = yaml.safe_load((CONFIGS / "video.yaml").read_text())
+    spec["profiles"], spec["hardware_catalog"] = "profiles.csv", "hardware.yaml"
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    return tmp_path
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def edit_spec(workdir: Path, change) -> Path:
+    path = workdir / "spec.yaml"
+    spec = yaml.safe_load(path.read_text())
+    change(spec)
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def assert_clean_error(result, out: Path, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not out.exists(), "an output file was written despite the error"
+    assert not list(out.parent.glob(".*.tmp")), "a temporary file was left behind"
+    text = " ".join(result.output.split())
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in: {text}"
+
+
+@pytest.mark.parametrize("name", ["video", "ocr"])
+def test_bundled_examples_plan_and_write_a_frontier(tmp_path: Path, name: str):
+    out, pareto = tmp_path / "plan.json", tmp_path / "pareto.csv"
+    result = run("plan", str(CONFIGS / f"{name}.yaml"), "--out", str(out), "--pareto", str(pareto))
+    assert result.exit_code == 0, result.output
+    assert "proven optimal" in result.output
+    plan = json.loads(out.read_text())
+    assert plan["schema_version"] == 1 and plan["solver"]["status"] == "optimal"
+    assert plan["predicted_p99_ms"] <= plan["slo_ms"]
+    for key in ("stage", "model", "variant", "hardware", "batch_size", "batch_timeout_ms", "replicas",
+                "capacity_rps", "utilization", "predicted_latency_ms"):
+        assert all(key in s for s in plan["stages"])
+    rows = list(csv.DictReader(pareto.open()))
+    assert len(rows) >= 2
+    costs = [float(r["cost_usd_per_hour"]) for r in rows]
+    accuracies = [float(r["accuracy"]) for r in rows]
+    assert costs == sorted(costs) and accuracies == sorted(accuracies)
+    assert len(set(costs)) == len(costs), "a frontier point is dominated"
+
+
+def test_same_inputs_give_byte_identical_plans(tmp_path: Path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert run("plan", str(CONFIGS / "ocr.yaml"), "--out", str(a)).exit_code == 0
+    assert run("plan", str(CONFIGS / "ocr.yaml"), "--out", str(b)).exit_code == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_unknown_key_names_the_field(workdir: Path):
+    spec = edit_spec(workdir, lambda s: s["stages"][0].update(fanuot=2))
+    assert_clean_error(run("plan", str(spec), "--out", str(workdir / "p.json")), workdir / "p.json",
+                       "spec.yaml", "stages[0] ('detect').fanuot", "unknown key", "fanout")
+
+
+def test_cycle_in_after(workdir: Path):
+    spec = edit_spec(workdir, lambda s: s["stages"][0].update(after=["classify"]))
+    assert_clean_error(run("plan", str(spec), "--out", str(workdir / "p.json")), workdir / "p.json",
+                       "spec.yaml", "cycle", "detect", "classify")
+
+
+def test_unknown_name_in_after(workdir: Path):
+    spec = edit_spec(workdir, lambda s: s["stages"][1].update(after=["detct"]))
+    assert_clean_error(run("plan", str(spec), "--out", str(workdir / "p.json")), workdir / "p.json",
+                       "spec.yaml", "classify", "unknown stage 'detct'")
+
+
+def test_empty_variant_set(workdir: Path):
+    spec = edit_spec(workdir, lambda s: s["stages"][1].update(variants=[]))
+    assert_clean_error(run("plan", str(spec), "--out", str(workdir / "p.json")), workdir / "p.json",
+                       "stages[1] ('classify').variants", "empty")
+
+
+def test_unknown_variant(workdir: Path):
+    spec = edit_spec(workdir, lambda s: s["stages"][1].update(variants=["resnet9000"]))
+    assert_clean_error(run("plan", str(spec), "--out", str(workdir / "p.json")), workdir / "p.json",
+                       "classify", "resnet9000", "profiled variants")
+
+
+def test_unknown_model(workdir: Path):
+    spec = edit_spec(workdir, lambda s: s["stages"][1].update(model="resnett"))
+    assert_clean_error(run("plan", str(spec), "--out", str(workdir / "p.json")), workdir / "p.json",
+                       "classify", "model 'resnett'", "profiles.csv")
+
+
+def test_unknown_hardware_in_spec(workdir: Path):
+    spec = edit_spec(workdir, lambda s: s.update(hardware=["cpu-2", "tpu-v9"]))
+    assert_clean_error(run("plan", str(spec), "--out", str(workdir / "p.json")), workdir / "p.json",
+                       "hardware 'tpu-v9'", "hardware.yaml")
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("slo_ms", -5, "slo_ms"), ("arrival_rps", 0, "arrival_rps"), ("slo_ms", float("nan"), "slo_ms"),
+])
+def test_bad_numbers_in_spec(workdir: Path, field, value, needle):
+    spec = edit_spec(workdir, lambda s: s.update({field: value}))
+    assert_clean_error(run("plan", str(spec), "--out", str(workdir / "p.json")), workdir / "p.json",
+                       "spec.yaml", needle)
+
+
+def _edit_profiles(workdir: Path, transform) -> Path:
+    path = workdir / "profiles.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(transform(lines)))
+    return path
+
+
+def test_missing_profile_row_for_an_allowed_batch_size(workdir: Path):
+    _edit_profiles(workdir, lambda ls: [l for l in ls if not l.startswith("resnet,resnet152,gpu-t4,4,")])
+    assert_clean_error(run("plan", str(workdir / "spec.yaml"), "--out", str(workdir / "p.json")),
+                       workdir / "p.json", "profiles.csv", "resnet152", "gpu-t4", "batch_size [4]")
+
+
+@pytest.mark.parametrize("bad,needle", [("nan", "latency_p50_ms"), ("-3", "latency_p50_ms"), ("0", "latency_p50_ms")])
+def test_bad_numbers_in_profiles(workdir: Path, bad: str, needle: str):
+    def corrupt(lines):
+        out = []
+        for line in lines:
+            if line.startswith("resnet,resnet152,gpu-t4,4,"):
+                cells = line.split(",")
+                cells[4] = bad
+                line = ",".join(cells)
+            out.append(line)
+        return out
+    _edit_profiles(workdir, corrupt)
+    assert_clean_error(run("plan", str(workdir / "spec.yaml"), "--out", str(workdir / "p.json")),
+                       workdir / "p.json", "profiles.csv", "row", needle)
+
+
+def test_unknown_hardware_in_profiles(workdir: Path):
+    _edit_profiles(workdir, lambda ls: [l.replace("resnet,resnet152,gpu-t4,", "resnet,resnet152,gpu-t5,") for l in ls])
+    assert_clean_error(run("plan", str(workdir / "spec.yaml"), "--out", str(workdir / "p.json")),
+                       workdir / "p.json", "profiles.csv", "'gpu-t5'", "hardware.yaml")
+
+
+def test_unreadable_and_missing_files(workdir: Path):
+    out = workdir / "p.json"
+    assert_clean_error(run("plan", str(workdir / "nope.yaml"), "--out", str(out)), out, "nope.yaml", "no such")
+    assert_clean_error(run("plan", str(workdir / "spec.yaml"), "--profiles", str(workdir / "nope.csv"),
+                           "--out", str(out)), out, "nope.csv", "no such file")
+    (workdir / "binary.csv").write_bytes(b"\x00\xff\xfe\xfa")
+    assert_clean_error(run("plan", str(workdir / "spec.yaml"), "--profiles", str(workdir / "binary.csv"),
+                           "--out", str(out)), out, "binary.csv", "cannot read")
+    (workdir / "broken.yaml").write_text("stages: [\n")
+    assert_clean_error(run("plan", str(workdir / "broken.yaml"), "--out", str(out)), out,
+                       "broken.yaml", "not valid YAML", "line")
+
+
+def test_infeasible_slo_says_what_would_work(workdir: Path):
+    spec = edit_spec(workdir, lambda s: s.update(slo_ms=5))
+    assert_clean_error(run("plan", str(spec), "--out", str(workdir / "p.json"), "--pareto", str(workdir / "f.csv")),
+                       workdir / "p.json", "latency SLO binds", "smallest achievable end-to-end p99", "Raise slo_ms")
+    assert not (workdir / "f.csv").exists()

@@ -1,0 +1,54 @@
+"""Golden plan files for the bundled examples: any change to a plan shows up as a reviewed diff.
+
+Regenerate after an intended change with:  PIPEPLAN_UPDATE_GOLDEN=1 python -m pytest tests/test_golden_plans.py
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from planner import io
+from planner.candidates import Sources
+from planner.ilp.backends import SolverName
+from planner.plan import plan_from_dict, plan_to_dict, plan_to_json
+from planner.planning import PlanRequest, make_plan
+from tests.fixtures import CONFIGS
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def plan_for(name: str, solver: SolverName = SolverName.CBC):
+    spec_path = CONFIGS / f"{name}.yaml"
+    spec = io.load_spec(spec_path)
+    profiles_path, catalog_path = io.resolve_inputs(spec_path, spec, None, None)
+    table = io.load_profiles(profiles_path)
+    request = PlanRequest(spec=spec, catalog=io.load_catalog(catalog_path), profiles=table, solver=solver,
+                          sources=Sources(str(spec_path), str(profiles_path), str(catalog_path)),
+                          provenance=io.provenance(spec_path, profiles_path, catalog_path, table))
+    return make_plan(request)
+
+
+@pytest.mark.parametrize("name", ["video", "ocr"])
+def test_plan_matches_golden_file(name: str):
+    text = plan_to_json(plan_for(name))
+    golden = GOLDEN / f"{name}.plan.json"
+    if os.environ.get("PIPEPLAN_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), f"plan for {name} changed; review and regenerate (see module docstring)"
+
+
+@pytest.mark.parametrize("solver", [SolverName.HIGHS, SolverName.CPSAT])
+def test_all_solvers_choose_the_golden_configuration(solver: SolverName):
+    for name in ("video", "ocr"):
+        ours = plan_to_dict(plan_for(name, solver))
+        golden = plan_to_dict(plan_from_dict(__import__("json").loads((GOLDEN / f"{name}.plan.json").read_text())))
+        ours.pop("solver"), golden.pop("solver")
+        assert ours == golden
+
+
+def test_plan_json_round_trips():
+    plan = plan_for("ocr")
+    assert plan_to_json(plan_from_dict(plan_to_dict(plan))) == plan_to_json(plan)
