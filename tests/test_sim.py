@@ -1,0 +1,256 @@
+"""Simulator properties: the two engines agree exactly, requests are conserved, batching and timeouts
+are honoured, near-zero load gives the sum of service times, and runs are deterministic."""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+import pytest
+
+from planner.errors import SpecError
+from planner.plan import Plan, SolverReport, StagePlan
+from planner.sim import Engine, QueueMode, ServiceModel, SimConfig, simulate
+from planner.sim.events import EventKey, Kind, run_events
+from planner.sim.fast import run_fast
+from planner.sim.model import prepare
+from planner.sim.result import result_to_json
+from planner.traces import Trace, poisson
+
+
+def stage(name: str, *, after: tuple[str, ...] = (), batch: int = 1, timeout_ms: float = 0.0, replicas: int = 1,
+          fanout: float = 1.0, p50_ms: float = 10.0, p99_ms: float = 20.0, per_item_ms: float = 0.0) -> StagePlan:
+    """A StagePlan with a service curve: p50 = p50_ms + per_item_ms * (b - 1), p99 scaled alike."""
+    curve = {b: (p50_ms + per_item_ms * (b - 1), (p50_ms + per_item_ms * (b - 1)) * p99_ms / p50_ms)
+             for b in sorted({1, 2, 4, 8, 16, 32, batch}) if b <= batch}
+    return StagePlan(
+        stage=name, model="m", variant="v", hardware="cpu", batch_size=batch, batch_timeout_ms=timeout_ms,
+        replicas=replicas, capacity_rps=0.0, utilization=0.0, predicted_latency_ms=0.0, latency_fill_ms=0.0,
+        latency_wait_ms=0.0, latency_service_ms=0.0, accuracy=1.0, usd_per_hour=1.0, load_rps=0.0, fanout=fanout,
+        after=after, service_ms_by_batch=curve)
+
+
+def plan_of(*stages: StagePlan, slo_ms: float = 1000.0, arrival_rps: float = 10.0) -> Plan:
+    return Plan(pipeline="test", stages=tuple(stages), cost_usd_per_hour=1.0, accuracy=1.0,
+                accuracy_aggregation="product", predicted_p99_ms=0.0, arrival_rps=arrival_rps, slo_ms=slo_ms,
+                objective={"kind": "min_cost"}, solver=SolverReport("none", "optimal", 0.0, 0.0, None))
+
+
+def random_plan(rng: np.random.Generator) -> Plan:
+    """A small random pipeline: chain, diamond or fan-out DAG with random batching settings."""
+    def rand_stage(name, after=(), fanout=1.0):
+        batch = int(rng.choice([1, 2, 3, 4, 8]))
+        return stage(name, after=after, batch=batch, timeout_ms=float(rng.choice([0.0, 5.0, 20.0])) if batch > 1 else 0.0,
+                     replicas=int(rng.integers(1, 4)), fanout=fanout, p50_ms=float(rng.uniform(2, 15)),
+                     p99_ms=float(rng.uniform(16, 40)), per_item_ms=float(rng.uniform(0, 3)))
+    shape = rng.integers(3)
+    if shape == 0:
+        return plan_of(rand_stage("a"), rand_stage("b", ("a",)), rand_stage("c", ("b",)))
+    if shape == 1:
+        return plan_of(rand_stage("a"), rand_stage("b", ("a",), fanout=3.0), rand_stage("c", ("a",)),
+                       rand_stage("d", ("b", "c")))
+    return plan_of(rand_stage("a"), rand_stage("b", ("a",), fanout=2.5), rand_stage("c", ("b",), fanout=0.6),
+                   rand_stage("e", ("a",)))
+
+
+@pytest.mark.parametrize("case", range(24))
+def test_fast_engine_matches_event_loop_exactly(case):
+    rng = np.random.default_rng(1000 + case)
+    plan = random_plan(rng)
+    trace = poisson(float(rng.uniform(20, 120)), 8.0, rng)
+    config = SimConfig(seed=case, service=list(ServiceModel)[case % 3], queue_mode=list(QueueMode)[(case // 3) % 2],
+                       request_timeout_ms=None if case % 4 < 2 else float(rng.uniform(30, 150)))
+    prep = prepare(plan, trace, config)
+    fast, ref = run_fast(prep), run_events(prep)
+    np.testing.assert_array_equal(fast.completion_ms, ref.completion_ms)
+    for f, r in zip(fast.stages, ref.stages):
+        np.testing.assert_array_equal(f.request, r.request)
+        np.testing.assert_array_equal(f.ready_ms, r.ready_ms)
+        np.testing.assert_array_equal(f.start_ms, r.start_ms)
+        np.testing.assert_array_equal(f.end_ms, r.end_ms)
+        np.testing.assert_array_equal(f.batch, r.batch)
+        np.testing.assert_array_equal(f.batch_items, r.batch_items)
+        np.testing.assert_array_equal(f.completion_ms, r.completion_ms)
+
+
+def test_heap_key_orders_time_then_kind_then_request_then_item():
+    keys = [EventKey(5.0, Kind.WAKE, -1, -1, 0), EventKey(5.0, Kind.ARRIVAL, 3, 1, 1),
+            EventKey(5.0, Kind.ARRIVAL, 3, 0, 2), EventKey(5.0, Kind.ARRIVAL, 2, 4, 3),
+            EventKey(5.0, Kind.BATCH_DONE, -1, -1, 4), EventKey(4.0, Kind.WAKE, -1, -1, 5)]
+    heap = []
+    for k in keys:
+        heapq.heappush(heap, k)
+    popped = [heapq.heappop(heap) for _ in keys]
+    assert [(k.time_ms, Kind(k.priority), k.request, k.item) for k in popped] == [
+        (4.0, Kind.WAKE, -1, -1), (5.0, Kind.BATCH_DONE, -1, -1), (5.0, Kind.ARRIVAL, 2, 4),
+        (5.0, Kind.ARRIVAL, 3, 0), (5.0, Kind.ARRIVAL, 3, 1), (5.0, Kind.WAKE, -1, -1)]
+
+
+def test_completion_before_arrival_at_same_instant_lets_the_freed_replica_take_the_newcomer():
+    # Item 0 arrives at 0 and is served until 10 (deterministic); item 1 arrives exactly at 10.
+    # With batch 2 and no timeout, the replica that frees at 10 takes item 1 at once.
+    plan = plan_of(stage("a", batch=2, timeout_ms=0.0, p50_ms=10.0, p99_ms=10.0))
+    trace = Trace(np.array([0.0, 10.0]), 20.0)
+    for engine in Engine:
+        r = simulate(plan, trace, SimConfig(service=ServiceModel.DETERMINISTIC, engine=engine, keep_detail=True))
+        np.testing.assert_array_equal(r.detail[0].start_ms, [0.0, 10.0])
+
+
+def _check_conservation(plan: Plan, trace: Trace, config: SimConfig) -> None:
+    prep = prepare(plan, trace, config)
+    result = simulate(plan, trace, config)
+    assert result.summary.completed + result.summary.dropped == trace.requests
+    index = {s.name: i for i, s in enumerate(prep.stages)}
+    for s in result.stages:
+        run = result.detail[index[s.stage]]
+        served = run.batch >= 0
+        assert s.items == run.request.size
+        assert int(run.batch_items.sum()) == int(served.sum()) == s.items - s.dropped_items
+        assert np.all(np.bincount(run.request, minlength=trace.requests)[np.unique(run.request)]
+                      == prep.items_per_request[index[s.stage]][np.unique(run.request)])
+    if config.request_timeout_ms is None:
+        assert result.summary.dropped == 0
+        for s in result.stages:
+            expected = int(prep.items_per_request[index[s.stage]].sum())
+            assert s.items == expected
+
+
+@pytest.mark.parametrize("timeout", [None, 60.0])
+def test_requests_and_items_are_conserved(timeout):
+    rng = np.random.default_rng(7)
+    plan = plan_of(stage("a", batch=4, timeout_ms=5.0, replicas=2, p50_ms=8.0),
+                   stage("b", after=("a",), fanout=2.5, batch=8, timeout_ms=10.0, replicas=3, p50_ms=6.0),
+                   stage("c", after=("a",), replicas=2, p50_ms=9.0), stage("d", after=("b", "c"), batch=2, timeout_ms=3.0))
+    trace = poisson(150.0, 30.0, rng)
+    _check_conservation(plan, trace, SimConfig(seed=3, request_timeout_ms=timeout, keep_detail=True))
+
+
+def test_near_zero_load_latency_is_the_sum_of_service_times_on_the_longest_path():
+    plan = plan_of(stage("a", p50_ms=7.0, p99_ms=9.0), stage("b", after=("a",), p50_ms=5.0, p99_ms=6.0),
+                   stage("c", after=("a",), p50_ms=11.0, p99_ms=15.0), stage("d", after=("b", "c"), p50_ms=2.0))
+    trace = Trace(np.arange(50) * 1000.0, 50_000.0)  # one request a second, far apart
+    r = simulate(plan, trace, SimConfig(service=ServiceModel.DETERMINISTIC))
+    np.testing.assert_allclose(r.latency_ms, 7.0 + 11.0 + 2.0, rtol=1e-12)
+
+
+def test_near_zero_load_latency_adds_each_batch_timeout_and_partial_batch_service():
+    plan = plan_of(stage("a", batch=4, timeout_ms=3.0, p50_ms=7.0, per_item_ms=1.0),
+                   stage("b", after=("a",), batch=8, timeout_ms=5.0, p50_ms=4.0, per_item_ms=0.5))
+    trace = Trace(np.arange(20) * 500.0, 10_000.0)
+    for engine in Engine:
+        r = simulate(plan, trace, SimConfig(service=ServiceModel.DETERMINISTIC, engine=engine))
+        # a lone item waits the full timeout, then is served at the batch-1 profile point
+        np.testing.assert_allclose(r.latency_ms, 3.0 + 7.0 + 5.0 + 4.0, rtol=1e-12)
+
+
+def test_near_zero_load_lognormal_latency_has_the_profile_median():
+    plan = plan_of(stage("a", p50_ms=10.0, p99_ms=30.0), stage("b", after=("a",), p50_ms=5.0, p99_ms=5.0))
+    trace = Trace(np.arange(4000) * 1000.0, 4_000_000.0)
+    r = simulate(plan, trace, SimConfig(seed=1, service=ServiceModel.LOGNORMAL))
+    assert np.median(r.latency_ms) == pytest.approx(15.0, rel=0.03)
+    assert np.quantile(r.latency_ms - 5.0, 0.99) == pytest.approx(30.0, rel=0.1)
+
+
+@pytest.mark.parametrize("mode", list(QueueMode))
+def test_a_batch_never_exceeds_its_size_and_replicas_never_overlap(mode):
+    rng = np.random.default_rng(11)
+    plan = plan_of(stage("a", batch=8, timeout_ms=4.0, replicas=3, p50_ms=20.0, per_item_ms=2.0),
+                   stage("b", after=("a",), fanout=3.0, batch=4, timeout_ms=2.0, replicas=2, p50_ms=5.0))
+    trace = poisson(400.0, 20.0, rng)
+    r = simulate(plan, trace, SimConfig(seed=2, queue_mode=mode, keep_detail=True))
+    for s, run in zip(r.stages, r.detail):
+        assert run.batch_items.max() <= s.batch_size
+        assert s.max_batch_size <= s.batch_size
+        # at most `replicas` batches in service at any instant
+        events = np.concatenate([np.c_[run.batch_start_ms, np.ones(run.batch_start_ms.size)],
+                                 np.c_[run.batch_end_ms, -np.ones(run.batch_end_ms.size)]])
+        events = events[np.lexsort((events[:, 1], events[:, 0]))]  # ends before starts at the same time
+        assert np.cumsum(events[:, 1]).max() <= s.replicas
+
+
+def test_batch_timeout_is_honoured_when_replicas_are_free():
+    rng = np.random.default_rng(5)
+    timeout = 6.0
+    plan = plan_of(stage("a", batch=8, timeout_ms=timeout, replicas=50, p50_ms=5.0))
+    trace = poisson(200.0, 20.0, rng)
+    r = simulate(plan, trace, SimConfig(seed=1, keep_detail=True))
+    run = r.detail[0]
+    first = np.array([run.ready_ms[run.batch == k].min() for k in range(run.batch_items.size)])
+    oldest_wait = run.batch_start_ms - first
+    partial = run.batch_items < 8
+    # with replicas always free: a partial batch leaves exactly at the timeout, a full one no later
+    np.testing.assert_allclose(oldest_wait[partial], timeout, atol=1e-9)
+    assert np.all(oldest_wait[~partial] <= timeout + 1e-9)
+    # and it takes every item that arrived in the meantime (none is left behind in a partial batch)
+    for k in np.flatnonzero(partial)[:50]:
+        waiting = (run.ready_ms <= run.batch_start_ms[k]) & ((run.batch > k) | (run.batch < 0))
+        assert not waiting.any()
+
+
+def test_request_timeout_is_honoured_and_drops_are_counted():
+    rng = np.random.default_rng(3)
+    timeout = 80.0
+    plan = plan_of(stage("a", batch=2, timeout_ms=2.0, replicas=1, p50_ms=12.0, p99_ms=30.0),
+                   stage("b", after=("a",), replicas=1, p50_ms=8.0))
+    trace = poisson(150.0, 20.0, rng)  # overloaded: stage a serves ~150 items/s at best
+    r = simulate(plan, trace, SimConfig(seed=4, request_timeout_ms=timeout, keep_detail=True))
+    assert r.summary.dropped > 0
+    for run in r.detail:
+        served = run.batch >= 0
+        deadline = trace.arrival_ms[run.request] + timeout
+        assert np.all(run.start_ms[served] < deadline[served])  # nothing starts after its deadline
+    dropped = np.isnan(r.latency_ms)
+    assert dropped.sum() == r.summary.dropped
+    assert r.summary.slo_attainment <= 1 - dropped.mean() + 1e-12
+    # a generous timeout drops nothing and changes nothing
+    loose = simulate(plan, trace, SimConfig(seed=4, request_timeout_ms=1e12))
+    none = simulate(plan, trace, SimConfig(seed=4))
+    np.testing.assert_array_equal(loose.latency_ms, none.latency_ms)
+
+
+def test_same_seed_same_bytes_other_seed_other_result():
+    rng = np.random.default_rng(9)
+    plan = plan_of(stage("a", batch=4, timeout_ms=5.0, replicas=2), stage("b", after=("a",), fanout=1.5, replicas=2))
+    trace = poisson(100.0, 20.0, rng)
+    one = result_to_json(simulate(plan, trace, SimConfig(seed=5)))
+    two = result_to_json(simulate(plan, trace, SimConfig(seed=5)))
+    other = result_to_json(simulate(plan, trace, SimConfig(seed=6)))
+    assert one == two
+    assert one != other
+
+
+def test_fractional_fanout_sends_that_many_items_on_average():
+    plan = plan_of(stage("a", p50_ms=1.0), stage("b", after=("a",), fanout=2.4, replicas=4, p50_ms=1.0),
+                   stage("c", after=("a",), fanout=0.3, p50_ms=1.0))
+    trace = poisson(50.0, 200.0, np.random.default_rng(1))
+    r = simulate(plan, trace, SimConfig(seed=1))
+    by = {s.stage: s for s in r.stages}
+    assert by["b"].items / trace.requests == pytest.approx(2.4, rel=0.03)
+    assert by["c"].items / trace.requests == pytest.approx(0.3, rel=0.05)
+    assert r.summary.dropped == 0
+
+
+def test_central_queue_waits_less_than_per_replica_queues():
+    trace = poisson(300.0, 100.0, np.random.default_rng(2))
+    plan = plan_of(stage("a", replicas=4, p50_ms=10.0, p99_ms=25.0))
+    central = simulate(plan, trace, SimConfig(seed=1, queue_mode=QueueMode.CENTRAL))
+    split = simulate(plan, trace, SimConfig(seed=1, queue_mode=QueueMode.PER_REPLICA))
+    assert central.stages[0].mean_wait_ms < split.stages[0].mean_wait_ms
+
+
+def test_plan_without_a_service_point_for_its_batch_size_is_rejected_with_a_fix():
+    bad = stage("a", batch=4)
+    bad = StagePlan(**{**bad.__dict__, "service_ms_by_batch": {1: (1.0, 2.0)}})
+    with pytest.raises(SpecError, match="service_ms_by_batch has no entry for batch_size 4.*pipeplan plan"):
+        simulate(plan_of(bad), Trace(np.array([0.0]), 1.0))
+
+
+def test_utilisation_matches_offered_work():
+    # deterministic service 5 ms, 100 rps on 2 replicas: utilisation = 100 * 5 / 1000 / 2 = 0.25
+    trace = poisson(100.0, 400.0, np.random.default_rng(4))
+    r = simulate(plan_of(stage("a", replicas=2, p50_ms=5.0)), trace, SimConfig(service=ServiceModel.DETERMINISTIC))
+    assert r.stages[0].utilization == pytest.approx(0.25 * trace.mean_rps / 100.0, rel=1e-3)
+    # Little's law: mean queue length = arrival rate x mean wait
+    s = r.stages[0]
+    assert s.mean_queue_length == pytest.approx(trace.requests / r.span_ms * s.mean_wait_ms, rel=1e-9)
