@@ -150,6 +150,55 @@ def demo(
 # --- profile commands (issue 3) ---
 
 
+@app.command()
+def profile(
+    manifest: Path = typer.Argument(..., help="Model manifest (YAML), see docs/formats.md."),
+    out: Path = typer.Option(..., help="Profile table to write: .parquet or .csv."),
+    quick: bool = typer.Option(False, "--quick", help="Short windows (fewer samples; more rows flagged unstable)."),
+    hardware: Optional[list[str]] = typer.Option(None, "--hardware", help="Only these hardware settings of the manifest (repeatable)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Resume file; default: OUT with '.checkpoint.jsonl' appended."),
+    cache_dir: Path = typer.Option(Path(".pipeplan-cache"), "--cache-dir", help="Where built and quantised variants are kept."),
+    fresh: bool = typer.Option(False, "--fresh", help="Discard the checkpoint and measure everything again."),
+) -> None:
+    """Measure every variant of MANIFEST per hardware setting and batch size; write the profile table.
+
+    A rerun after a crash or Ctrl-C continues from the checkpoint; failed variants are reported
+    and tried again.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from profiler.errors import ProfilerError
+    from profiler.schema import ProfileSchemaError
+    from profiler.session import profile_manifest
+    from profiler.table_io import write_profile_table
+
+    checkpoint = checkpoint or out.with_name(out.name + ".checkpoint.jsonl")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err_console, transient=False) as bar:
+            task = bar.add_task("profiling", total=None)
+
+            def on_progress(p) -> None:
+                bar.update(task, completed=p.done, total=p.total, description=p.label[:60].ljust(60))
+
+            result = profile_manifest(manifest, checkpoint, cache_dir, quick=quick,
+                                      hardware=tuple(hardware) if hardware else None, fresh=fresh,
+                                      on_progress=on_progress)
+        if result.table is None:
+            raise ProfilerError(f"{manifest}: no point could be measured; see the failures above "
+                                f"({len(result.failures)} failed).")
+        write_profile_table(result.table, out)
+    except (PipeplanError, ProfilerError, ProfileSchemaError) as exc:
+        _fail(exc)
+    for f in result.failures:
+        err_console.print(f"[yellow]failed:[/] {f.model}/{f.variant} on {f.hardware}: {f.reason}", highlight=False)
+    console.print(
+        f"{len(result.table.rows)} rows written to {out} ({result.measured_points} measured now, "
+        f"{result.resumed_points} resumed, {result.unstable_points} unstable, {len(result.failures)} failed)",
+        highlight=False,
+    )
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     try:

@@ -1,0 +1,92 @@
+"""The resume file: one JSON record per line, each appended and fsynced as soon as it is finished.
+
+A crash or Ctrl-C can at worst leave a torn last line, which is ignored on reading; every earlier
+line is a finished measurement. The first line names the manifest and method (a fingerprint) so a
+checkpoint is never resumed under a different method.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from profiler.errors import CheckpointError
+from profiler.schema import ProfileRow
+
+
+@dataclass
+class CheckpointState:
+    """What a checkpoint holds: finished rows by key, evaluated accuracies by (model, variant)."""
+
+    rows: dict[tuple[str, str, str, int], ProfileRow] = field(default_factory=dict)
+    accuracy: dict[tuple[str, str], float] = field(default_factory=dict)
+    unstable_reasons: dict[tuple[str, str, str, int], str] = field(default_factory=dict)
+
+
+class Checkpoint:
+    """Append-only record of finished work for one profiling run."""
+
+    def __init__(self, path: Path, fingerprint: str) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+
+    def load(self) -> CheckpointState:
+        """Read finished work, or start a new file with the header line."""
+        state = CheckpointState()
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._append({"type": "header", "fingerprint": self.fingerprint})
+            return state
+        raw = self.path.read_bytes()
+        if not raw.endswith(b"\n"):
+            # Torn by an interruption mid-write: drop the partial line; that point is measured again.
+            raw = raw[: raw.rfind(b"\n") + 1]
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_bytes(raw)
+            os.replace(tmp, self.path)
+            if not raw:
+                self._append({"type": "header", "fingerprint": self.fingerprint})
+                return state
+        records = []
+        for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise CheckpointError(f"{self.path}: line {number} is not JSON; the file is damaged. "
+                                      "Delete it (or pass --fresh) to start over.") from None
+        header = records[0] if records else {}
+        if header.get("type") != "header" or header.get("fingerprint") != self.fingerprint:
+            raise CheckpointError(
+                f"{self.path}: this checkpoint was written for a different manifest or method "
+                f"(fingerprint {header.get('fingerprint')!r}, this run {self.fingerprint!r}); "
+                "pass --fresh to start over or use another --checkpoint path.")
+        for record in records[1:]:
+            kind = record.get("type")
+            if kind == "row":
+                row = ProfileRow(**record["row"])
+                state.rows[row.key] = row
+                if record.get("reason"):
+                    state.unstable_reasons[row.key] = record["reason"]
+            elif kind == "accuracy":
+                state.accuracy[(record["model"], record["variant"])] = float(record["accuracy"])
+        return state
+
+    def add_row(self, row: ProfileRow, reason: str = "") -> None:
+        self._append({"type": "row", "row": row.__dict__, "reason": reason})
+
+    def add_accuracy(self, model: str, variant: str, accuracy: float) -> None:
+        self._append({"type": "accuracy", "model": model, "variant": variant, "accuracy": accuracy})
+
+    def add_failure(self, model: str, variant: str, hardware: str, reason: str) -> None:
+        # Kept for the record; failed variants are tried again on a rerun.
+        self._append({"type": "failed", "model": model, "variant": variant, "hardware": hardware, "reason": reason})
+
+    def _append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
