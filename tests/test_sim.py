@@ -12,6 +12,7 @@ import pytest
 from planner.errors import SpecError
 from planner.plan import Plan, SolverReport, StagePlan
 from planner.sim import Engine, QueueMode, ServiceModel, SimConfig, simulate
+from planner.sim import jit
 from planner.sim.events import EventKey, Kind, run_events
 from planner.sim.fast import run_fast
 from planner.sim.model import prepare
@@ -62,7 +63,12 @@ def test_fast_engine_matches_event_loop_exactly(case):
     config = SimConfig(seed=case, service=list(ServiceModel)[case % 3], queue_mode=list(QueueMode)[(case // 3) % 2],
                        request_timeout_ms=None if case % 4 < 2 else float(rng.uniform(30, 150)))
     prep = prepare(plan, trace, config)
-    fast, ref = run_fast(prep), run_events(prep)
+    ref = run_events(prep)
+    for use_jit in [False, True] if jit.AVAILABLE else [False]:
+        _assert_same(run_fast(prep, use_jit=use_jit), ref)
+
+
+def _assert_same(fast, ref) -> None:
     np.testing.assert_array_equal(fast.completion_ms, ref.completion_ms)
     for f, r in zip(fast.stages, ref.stages):
         np.testing.assert_array_equal(f.request, r.request)

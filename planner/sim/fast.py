@@ -18,6 +18,7 @@ from bisect import bisect_right
 
 import numpy as np
 
+from planner.sim import jit
 from planner.sim.model import Prepared, QueueMode, RawRun, ServiceModel, StageModel, StageRun
 
 _LOG, _EXP, _DET = 0, 1, 2
@@ -136,28 +137,35 @@ def fifo_batches_deadlines(arr: list[float], deadline: list[float], draws: list[
     return takes, starts, ends, item_batch
 
 
-def _serve(prep: Prepared, stage_index: int, ready: np.ndarray, deadline: np.ndarray | None
+def _serve(prep: Prepared, stage_index: int, ready: np.ndarray, deadline: np.ndarray | None, use_jit: bool
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run one stage's queue(s) on sorted ready times: per item batch index, and per batch takes/starts/ends."""
     stage = prep.stages[stage_index]
     kind = _kind(prep.service)
-    draws = prep.service_draws[stage_index].tolist() if kind != _DET else []
     n = ready.size
     if prep.queue_mode is QueueMode.CENTRAL or stage.replicas == 1:
         groups = [(None, stage.replicas)]
     else:
         groups = [(np.arange(r, n, stage.replicas), 1) for r in range(stage.replicas)]
+    draws_array = prep.service_draws[stage_index]
+    draws = draws_array.tolist() if kind != _DET and not use_jit else []
     item_batch = np.empty(n, dtype=np.int64)
     takes_all, starts_all, ends_all = [], [], []
     offset = 0
     for positions, servers in groups:
         arr = ready if positions is None else ready[positions]
-        pos = None if positions is None else positions.tolist()
-        if deadline is None:
+        dl = None if deadline is None else (deadline if positions is None else deadline[positions])
+        if use_jit:
+            pos = np.arange(n) if positions is None else positions
+            takes, starts, ends, local = jit.fifo(arr, dl, draws_array, pos, stage.base_ms, stage.sigma,
+                                                  stage.batch_size, stage.batch_timeout_ms, servers, kind)
+            local = np.where(local >= 0, local + offset, -1)
+        elif dl is None:
+            pos = None if positions is None else positions.tolist()
             takes, starts, ends = fifo_batches(arr.tolist(), draws, pos, stage, servers, kind)
             local = np.repeat(np.arange(len(takes), dtype=np.int64), takes) + offset
         else:
-            dl = deadline if positions is None else deadline[positions]
+            pos = None if positions is None else positions.tolist()
             takes, starts, ends, batch_of = fifo_batches_deadlines(arr.tolist(), dl.tolist(), draws, pos, stage,
                                                                    servers, kind)
             local = np.asarray(batch_of, dtype=np.int64)
@@ -173,8 +181,15 @@ def _serve(prep: Prepared, stage_index: int, ready: np.ndarray, deadline: np.nda
     return item_batch, np.concatenate(takes_all), np.concatenate(starts_all), np.concatenate(ends_all)
 
 
-def run_fast(prep: Prepared) -> RawRun:
-    """Simulate every stage in topological order; returns what each stage did."""
+def run_fast(prep: Prepared, use_jit: bool | None = None) -> RawRun:
+    """Simulate every stage in topological order; returns what each stage did.
+
+    ``use_jit``: run the numba-compiled kernels (default: when numba is installed). Both kernels
+    give identical results.
+    """
+    use_jit = jit.AVAILABLE if use_jit is None else use_jit
+    if use_jit and not jit.AVAILABLE:
+        raise RuntimeError("use_jit=True needs numba; install it (pip install numba) or pass use_jit=False")
     arrival = prep.arrival_ms
     n = arrival.size
     completion: list[np.ndarray] = []
@@ -197,7 +212,7 @@ def run_fast(prep: Prepared) -> RawRun:
         deadline = None
         if prep.request_timeout_ms is not None:
             deadline = arrival[item_req] + prep.request_timeout_ms
-        item_batch, takes, b_start, b_end = _serve(prep, j, item_ready, deadline)
+        item_batch, takes, b_start, b_end = _serve(prep, j, item_ready, deadline, use_jit)
         served = item_batch >= 0
         safe = np.where(served, item_batch, 0)
         start = np.where(served, b_start[safe] if b_start.size else 0.0, np.nan)
