@@ -7,7 +7,8 @@ for one hour (about 1.08 M requests, 3.2 M request-stage visits). Reports the fa
 
     python benchmarks/bench_simulator.py [--duration-s 3600] [--simpy-duration-s 300] [--repeats 3]
 
-Needs ``simpy`` (benchmark only; not a pipeplan dependency). Timings are wall-clock on one core.
+Needs ``simpy`` (benchmark only; not a pipeplan dependency); uses numba's kernels when numba is
+installed (the pure-Python kernels are timed too). Timings are wall-clock on one core.
 """
 
 from __future__ import annotations
@@ -157,6 +158,11 @@ def main() -> None:
           f"{fast_rate:,.0f} visits/s; p50 {result.summary.p50_ms:.2f} ms, p99 {result.summary.p99_ms:.2f} ms; "
           f"utilisation {', '.join(f'{s.stage} {s.utilization:.2f}' for s in result.stages)}; "
           f"mean batch {', '.join(f'{s.mean_batch_size:.2f}' for s in result.stages)}")
+
+    start = time.perf_counter()
+    simulate(plan, trace, SimConfig(seed=1, accelerate=False))
+    python_s = time.perf_counter() - start
+    print(f"fast engine, pure-Python kernels (numba off): {python_s:.3f} s -> {visits / python_s:,.0f} visits/s")
 
     short = Trace(trace.arrival_ms[trace.arrival_ms < args.simpy_duration_s * 1000.0], args.simpy_duration_s * 1000.0)
     short_visits = short.requests * len(plan.stages)

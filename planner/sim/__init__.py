@@ -20,7 +20,10 @@ __all__ = ["Engine", "LatencySummary", "QueueMode", "ServiceModel", "SimConfig",
 def simulate(plan: Plan, trace: Trace, config: SimConfig = SimConfig()) -> SimResult:
     """Every request of ``trace`` through ``plan``; deterministic given ``config.seed``."""
     prep = prepare(plan, trace, config)
-    run = run_fast(prep) if config.engine is Engine.FAST else run_events(prep)
+    if config.engine is Engine.FAST:
+        run = run_fast(prep, use_jit=None if config.accelerate else False)
+    else:
+        run = run_events(prep)
     slo_ms = config.slo_ms if config.slo_ms is not None else plan.slo_ms
     predicted = {s.stage: s.predicted_latency_ms for s in plan.stages}
     return summarise(plan.pipeline, trace.name, config, prep, run, slo_ms, trace.duration_ms, predicted,

@@ -7,16 +7,15 @@ optional dependency: without it the pure-Python kernels run, about 3x slower.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
 
-try:  # numba is optional
-    import numba
-except ImportError:  # pragma: no cover - exercised only without numba
-    numba = None
-
-AVAILABLE = numba is not None
+# numba is optional, and imported only when a simulation first needs it (importing it costs ~1 s,
+# which every other pipeplan command should not pay).
+AVAILABLE = importlib.util.find_spec("numba") is not None
+_compiled = None
 
 
 def _heap_replace(heap: np.ndarray, value: float) -> None:
@@ -93,10 +92,17 @@ def _fifo(arr, deadline, use_deadline, draws, draw_pos, base, sigma, b, timeout,
     return count
 
 
-if AVAILABLE:
-    _heap_replace = numba.njit(cache=True)(_heap_replace)
-    _service = numba.njit(cache=True)(_service)
-    _fifo = numba.njit(cache=True)(_fifo)
+def _kernel():
+    """The compiled kernel (compiled, or loaded from numba's cache, on first use)."""
+    global _compiled, _heap_replace, _service
+    if _compiled is None:
+        import numba
+
+        # _fifo calls these by their global names, so compile them first and rebind.
+        _heap_replace = numba.njit(cache=True)(_heap_replace)
+        _service = numba.njit(cache=True)(_service)
+        _compiled = numba.njit(cache=True)(_fifo)
+    return _compiled
 
 
 def fifo(arr: np.ndarray, deadline: np.ndarray | None, draws: np.ndarray, draw_pos: np.ndarray,
@@ -109,7 +115,7 @@ def fifo(arr: np.ndarray, deadline: np.ndarray | None, draws: np.ndarray, draw_p
     ends = np.empty(n)
     item_batch = np.full(n, -1, dtype=np.int64)
     use_deadline = deadline is not None
-    count = _fifo(np.ascontiguousarray(arr, dtype=np.float64),
+    count = _kernel()(np.ascontiguousarray(arr, dtype=np.float64),
                   np.ascontiguousarray(deadline if use_deadline else arr, dtype=np.float64), use_deadline,
                   np.ascontiguousarray(draws if draws.size else np.zeros(1), dtype=np.float64),
                   np.ascontiguousarray(draw_pos, dtype=np.int64), np.asarray(base, dtype=np.float64),

@@ -51,6 +51,7 @@ class SimConfig:
     slo_ms: float | None = None  # default: the plan's SLO
     engine: Engine = Engine.FAST
     keep_detail: bool = False  # keep per-item and per-batch arrays in the result (tests, plots)
+    accelerate: bool = True  # fast engine: use the numba kernels when numba is installed (same results)
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def _clean(value: Any) -> Any:
 
 def result_to_dict(result: SimResult, trace_info: dict[str, Any] | None = None) -> dict[str, Any]:
     config = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(result.config).items()
-              if k not in ("keep_detail",)}
+              if k not in ("keep_detail", "accelerate")}
     return _clean({
         "schema_version": SIM_RESULT_SCHEMA_VERSION,
         "pipeline": result.pipeline,
