@@ -31,7 +31,7 @@ class Trace:
     fields: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        arrivals = np.asarray(self.arrival_ms, dtype=np.float64)
+        arrivals = np.array(self.arrival_ms, dtype=np.float64)  # a copy: it is frozen below
         if arrivals.ndim != 1:
             raise TraceError(f"trace '{self.name}': arrival_ms must be one-dimensional, found shape {arrivals.shape}.")
         if arrivals.size and (not np.all(np.isfinite(arrivals)) or arrivals[0] < 0):

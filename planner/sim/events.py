@@ -1,7 +1,8 @@
 """The reference engine: a discrete-event loop over the whole pipeline, event by event.
 
 It exists to check the fast engine (planner.sim.fast), which must agree with it exactly, and to be
-read: handling an event changes the state and pushes the events it causes. The heap key is explicit,
+read: handling an event updates the state and returns the events it causes, which the loop pushes.
+The heap key is explicit,
 ``(time_ms, priority, request, item, seq)``:
 
 - at one instant, batch completions (priority 0) come first, so that every item they release is
@@ -44,6 +45,16 @@ class EventKey(NamedTuple):
     seq: int
 
 
+class Event(NamedTuple):
+    """An event a handler asks for; the loop gives it a key and pushes it."""
+
+    time_ms: float
+    kind: Kind
+    payload: tuple
+    request: int = -1
+    item: int = -1
+
+
 @dataclass
 class _Queue:
     servers: int
@@ -81,73 +92,82 @@ class EventLoop:
         self.batch_count = [[0] * len(q) for q in self.queues]
 
     # --- event plumbing ---
-    def push(self, time_ms: float, kind: Kind, payload: tuple, request: int = -1, item: int = -1) -> None:
-        heapq.heappush(self.heap, (EventKey(time_ms, int(kind), request, item, next(self.seq)), payload))
+    def push(self, events: list[Event]) -> None:
+        for e in events:
+            key = EventKey(e.time_ms, int(e.kind), e.request, e.item, next(self.seq))
+            heapq.heappush(self.heap, (key, e.payload))
 
     def run(self) -> RawRun:
         roots = [j for j, s in enumerate(self.prep.stages) if not s.parents]
         for r, t in enumerate(self.prep.arrival_ms.tolist()):
             for j in roots:
-                self.enter(j, r, t)
+                self.push(self.enter(j, r, t))
         while self.heap:
             now = self.heap[0][0].time_ms
             while self.heap and self.heap[0][0].time_ms == now:
                 key, payload = heapq.heappop(self.heap)
                 if key.priority == Kind.BATCH_DONE:
-                    self.on_batch_done(now, *payload)
+                    self.push(self.on_batch_done(now, *payload))
                 elif key.priority == Kind.ARRIVAL:
-                    self.on_arrival(now, *payload)
+                    self.push(self.on_arrival(now, *payload))
                 # WAKE only makes the loop stop at this instant; dispatch below does the work
             for j in range(len(self.prep.stages)):
                 for q in range(len(self.queues[j])):
-                    self.dispatch(now, j, q)
+                    self.push(self.dispatch(now, j, q))
         return self.result()
 
     # --- state changes ---
-    def enter(self, j: int, r: int, t: float) -> None:
-        """Request r is ready at stage j at time t: queue its items (or pass through if it sends none)."""
+    def enter(self, j: int, r: int, t: float) -> list[Event]:
+        """Request r is ready at stage j at time t: its items arrive (or it passes through if it sends none)."""
         k = int(self.prep.items_per_request[j][r])
         if k == 0:
-            self.complete(j, r, t)
-            return
+            return self.complete(j, r, t)
         self.remaining[j][r] = k
-        for i in range(k):
-            self.push(t, Kind.ARRIVAL, (j, r), request=r, item=i)
+        return [Event(t, Kind.ARRIVAL, (j, r), request=r, item=i) for i in range(k)]
 
-    def complete(self, j: int, r: int, t: float) -> None:
+    def complete(self, j: int, r: int, t: float) -> list[Event]:
+        """Request r is done at stage j: children whose parents are all done receive it."""
         self.completion[j][r] = t
+        caused: list[Event] = []
         for c in self.children[j]:
             self.parents_done[c][r] = self.parents_done[c].get(r, 0) + 1
             self.ready_max[c][r] = max(self.ready_max[c].get(r, -math.inf), t)
             if self.parents_done[c][r] == len(self.prep.stages[c].parents):
-                self.enter(c, r, self.ready_max[c][r])
+                caused += self.enter(c, r, self.ready_max[c][r])
         if j in self.prep.sinks:
             done = self.sinks_done.get(r, 0) + 1
             self.sinks_done[r] = done
             if done == len(self.prep.sinks):
                 self.final[r] = max(self.completion[s][r] for s in self.prep.sinks)
+        return caused
 
-    def on_arrival(self, now: float, j: int, r: int) -> None:
+    def on_arrival(self, now: float, j: int, r: int) -> list[Event]:
         pos = self.position[j]
         self.position[j] += 1
         self.items[j].append([r, now, math.nan, math.nan, -1])
         queues = self.queues[j]
         queues[pos % len(queues)].waiting.append((pos, r, now))
+        return []
 
-    def on_batch_done(self, now: float, j: int, q: int, taken: list) -> None:
+    def on_batch_done(self, now: float, j: int, q: int, taken: list) -> list[Event]:
         self.queues[j][q].busy -= 1
+        caused: list[Event] = []
         for pos, r, _ in taken:
-            self.item_finished(j, r, now)
+            caused += self.item_finished(j, r, now)
+        return caused
 
-    def item_finished(self, j: int, r: int, now: float) -> None:
+    def item_finished(self, j: int, r: int, now: float) -> list[Event]:
         self.remaining[j][r] -= 1
         if self.remaining[j][r] == 0 and r not in self.dropped[j]:
-            self.complete(j, r, now)
+            return self.complete(j, r, now)
+        return []
 
-    def dispatch(self, now: float, j: int, q: int) -> None:
+    def dispatch(self, now: float, j: int, q: int) -> list[Event]:
+        """Start every batch the batching rule allows now; returns their completions and a wake-up."""
         stage = self.prep.stages[j]
         queue = self.queues[j][q]
         timeout = self.prep.request_timeout_ms
+        caused: list[Event] = []
         while queue.busy < queue.servers and queue.waiting:
             head_ready = queue.waiting[0][2]
             if not (len(queue.waiting) >= stage.batch_size or now >= head_ready + stage.batch_timeout_ms):
@@ -157,7 +177,7 @@ class EventLoop:
                 pos, r, ready = queue.waiting.popleft()
                 if timeout is not None and self.prep.arrival_ms[r] + timeout <= now:
                     self.dropped[j].add(r)
-                    self.item_finished(j, r, now)
+                    caused += self.item_finished(j, r, now)  # a dropped request causes nothing
                     continue
                 taken.append((pos, r, ready))
             if not taken:
@@ -171,12 +191,13 @@ class EventLoop:
                 record = self.items[j][pos]
                 record[2], record[3], record[4] = now, now + service, (q, batch)
             queue.busy += 1
-            self.push(now + service, Kind.BATCH_DONE, (j, q, taken))
+            caused.append(Event(now + service, Kind.BATCH_DONE, (j, q, taken)))
         if queue.waiting:
             wake = queue.waiting[0][2] + stage.batch_timeout_ms
             if wake > now and wake != queue.wake_ms:
                 queue.wake_ms = wake
-                self.push(wake, Kind.WAKE, (j, q))
+                caused.append(Event(wake, Kind.WAKE, (j, q)))
+        return caused
 
     def service_ms(self, j: int, m: int, first_position: int) -> float:
         stage = self.prep.stages[j]
