@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from planner import latency as lat
 from planner.errors import ProfileError, SpecError
@@ -50,10 +51,7 @@ class Option:
     load_rps: float
     utilization: float
     latency: lat.StageLatency
-
-    @property
-    def latency_ms(self) -> float:
-        return self.latency.total_ms
+    latency_ms: float  # = latency.total_ms, stored: the pruning and the ILP read it often
 
 
 @dataclass(frozen=True)
@@ -149,56 +147,55 @@ def timeouts_for(batch_size: int, load_rps: float, quantiles: tuple[float, ...])
     )
 
 
+class _Raw(NamedTuple):
+    """A candidate before pruning: cheap to create, turned into an Option only if it survives."""
+
+    usd_per_hour: float
+    latency_ms: float
+    accuracy: float
+    variant: str
+    hardware: str
+    batch_size: int
+    batch_timeout_ms: float
+    replicas: int
+    terms: lat.StageLatency
+    utilization: float
+    throughput_rps: float
+
+
 def _replica_options(
-    stage: StageSpec,
     spec: PipelineSpec,
+    stage: StageSpec,
     hw: Hardware,
     row: ProfileRow,
     timeout_ms: float,
     load_rps: float,
     max_replicas: int,
-) -> list[Option]:
+    max_units: int | None,
+) -> tuple[list[_Raw], float]:
+    """Replica counts within the SLO and the unit cap, and the lowest latency seen ignoring both."""
     point = lat.ServicePoint(row.batch_size, row.latency_p50_ms, row.latency_p99_ms, row.throughput_rps)
-    mean_batch = lat.expected_batch(row.batch_size, load_rps / 1000.0, timeout_ms)
-    effective_rps = row.throughput_rps * mean_batch / row.batch_size
-    first = max(1, math.ceil(load_rps / (spec.max_utilization * effective_rps) - 1e-9))
+    queue = lat.StageQueue(point, load_rps, timeout_ms, spec.arrival_cv, stage.fanout)
+    first = max(1, math.ceil(queue.offered_erlangs / spec.max_utilization - 1e-9))
     last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
-    options: list[Option] = []
-    for replicas in range(first, last + 1):
-        terms, utilization = lat.stage_latency(
-            point, replicas, load_rps, timeout_ms, spec.arrival_cv, stage.fanout
-        )
-        options.append(
-            Option(
-                stage=stage.name,
-                model=stage.model,
-                variant=row.variant,
-                hardware=hw.name,
-                batch_size=row.batch_size,
-                batch_timeout_ms=timeout_ms,
-                replicas=replicas,
-                accuracy=row.accuracy,
-                usd_per_hour=replicas * hw.usd_per_hour,
-                capacity_rps=replicas * row.throughput_rps,
-                load_rps=load_rps,
-                utilization=utilization,
-                latency=terms,
-            )
-        )
+    raws: list[_Raw] = []
+    best_ms = math.inf
+    for replicas, terms, utilization in queue.scan(first, last):
+        total_ms = terms.total_ms
+        best_ms = min(best_ms, total_ms)
+        if total_ms <= spec.slo_ms and (max_units is None or replicas <= max_units):
+            raws.append(_Raw(replicas * hw.usd_per_hour, total_ms, row.accuracy, row.variant, hw.name,
+                             row.batch_size, timeout_ms, replicas, terms, utilization, row.throughput_rps))
         if terms.wait_ms == 0.0:
             break
-    return options
+    return raws, best_ms
 
 
-def _prune(options: list[Option], capped: set[str]) -> tuple[Option, ...]:
+def _prune(raws: list[_Raw], capped: set[str]) -> list[_Raw]:
     """Drop options that another option beats or ties on cost, latency, accuracy (and units when capped)."""
-    ordered = sorted(
-        options,
-        key=lambda o: (o.usd_per_hour, o.latency_ms, -o.accuracy, o.variant, o.hardware, o.batch_size,
-                       o.batch_timeout_ms, o.replicas),
-    )
+    ordered = sorted(raws, key=lambda o: (o.usd_per_hour, o.latency_ms, -o.accuracy) + o[3:8])
     # Pass 1, per (variant, hardware group): a 2-D skyline in (cost, latency) at fixed accuracy.
-    kept: list[Option] = []
+    kept: list[_Raw] = []
     best_latency: dict[tuple[str, float, str], float] = {}
     for o in ordered:
         key = (o.variant, o.accuracy, o.hardware if o.hardware in capped else "*")
@@ -206,7 +203,7 @@ def _prune(options: list[Option], capped: set[str]) -> tuple[Option, ...]:
             best_latency[key] = o.latency_ms
             kept.append(o)
     # Pass 2, across variants: full dominance test on the survivors (few per stage).
-    survivors: list[Option] = []
+    survivors: list[_Raw] = []
     for o in kept:
         group = o.hardware if o.hardware in capped else "*"
         if not any(
@@ -217,7 +214,16 @@ def _prune(options: list[Option], capped: set[str]) -> tuple[Option, ...]:
             for s in survivors
         ):
             survivors.append(o)
-    return tuple(survivors)
+    return survivors
+
+
+def _option(stage: StageSpec, load_rps: float, o: _Raw) -> Option:
+    return Option(
+        stage=stage.name, model=stage.model, variant=o.variant, hardware=o.hardware,
+        batch_size=o.batch_size, batch_timeout_ms=o.batch_timeout_ms, replicas=o.replicas,
+        accuracy=o.accuracy, usd_per_hour=o.usd_per_hour, capacity_rps=o.replicas * o.throughput_rps,
+        load_rps=load_rps, utilization=o.utilization, latency=o.terms, latency_ms=o.latency_ms,
+    )
 
 
 def build_candidates(
@@ -242,8 +248,9 @@ def build_candidates(
         load_rps = rate_rps * stage.fanout
         batches = stage.batch_sizes or spec.batch_sizes
         max_replicas = stage.max_replicas or spec.max_replicas
-        options: list[Option] = []
+        raws: list[_Raw] = []
         max_capacity = 0.0
+        best_latency = math.inf
         for (variant, hw_name), by_batch in sorted(grouped.items()):
             hw = hardware[hw_name]
             for batch in batches:
@@ -252,19 +259,17 @@ def build_candidates(
                     mean_batch = lat.expected_batch(batch, load_rps / 1000.0, timeout_ms)
                     units = min(max_replicas, hw.max_units or max_replicas)
                     max_capacity = max(max_capacity, units * row.throughput_rps * mean_batch / batch)
-                    options.extend(_replica_options(stage, spec, hw, row, timeout_ms, load_rps, max_replicas))
-        # The diagnosis wants the fastest option even beyond the hardware's unit cap, to tell
-        # "the SLO binds" from "the unit limits bind"; the ILP gets only options within both.
-        best_latency = min((o.latency_ms for o in options), default=math.inf)
-        within_slo = [
-            o for o in options
-            if o.latency_ms <= spec.slo_ms
-            and (not unit_caps or o.replicas <= (hardware[o.hardware].max_units or o.replicas))
-        ]
+                    # The diagnosis wants the fastest option even beyond the hardware's unit cap,
+                    # to tell "the SLO binds" from "the unit limits bind"; the ILP gets only
+                    # options within both.
+                    kept, fastest_ms = _replica_options(spec, stage, hw, row, timeout_ms, load_rps, max_replicas,
+                                                        hw.max_units if unit_caps else None)
+                    raws.extend(kept)
+                    best_latency = min(best_latency, fastest_ms)
         stages.append(
             StageCandidates(
                 stage=stage.name,
-                options=_prune(within_slo, capped),
+                options=tuple(_option(stage, load_rps, o) for o in _prune(raws, capped)),
                 load_rps=load_rps,
                 best_latency_ms=best_latency,
                 max_capacity_rps=max_capacity * spec.max_utilization,

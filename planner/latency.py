@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
-import numpy as np
 from scipy import stats
 
 Z_99 = 2.3263478740408408  # standard normal 0.99 quantile, for the lognormal fit
@@ -68,6 +68,7 @@ def item_quantile(fanout: float, quantile: float = 0.99) -> float:
     return quantile ** (1.0 / max(1.0, fanout))
 
 
+@lru_cache(maxsize=65536)
 def fill_time_ms(batch_size: int, rate_per_ms: float, quantile: float) -> float:
     """Quantile of the time for ``batch_size - 1`` more Poisson arrivals at ``rate_per_ms``."""
     if batch_size <= 1:
@@ -75,15 +76,21 @@ def fill_time_ms(batch_size: int, rate_per_ms: float, quantile: float) -> float:
     return float(stats.gamma.ppf(quantile, a=batch_size - 1, scale=1.0 / rate_per_ms))
 
 
+@lru_cache(maxsize=65536)
 def expected_batch(batch_size: int, rate_per_ms: float, timeout_ms: float) -> float:
     """E[min(b, 1 + N)], N ~ Poisson(rate * timeout): mean batch size when the queue starts empty."""
     if batch_size <= 1:
         return 1.0
-    k = np.arange(batch_size - 1)
-    pmf = stats.poisson.pmf(k, rate_per_ms * timeout_ms)
-    partial = float(np.dot(pmf, k + 1))
-    full = batch_size * max(0.0, 1.0 - float(pmf.sum()))
-    return partial + full
+    mean = rate_per_ms * timeout_ms
+    if mean <= 0.0:
+        return 1.0
+    log_mean = math.log(mean)
+    partial = below = 0.0
+    for k in range(batch_size - 1):  # P(N = k) in log space: no overflow for large means
+        pmf = math.exp(-mean + k * log_mean - math.lgamma(k + 1))
+        partial += pmf * (k + 1)
+        below += pmf
+    return partial + batch_size * max(0.0, 1.0 - below)
 
 
 def service_scv(latency_p50_ms: float, latency_p99_ms: float) -> float:
@@ -120,6 +127,63 @@ class ServicePoint:
     throughput_rps: float
 
 
+@dataclass(frozen=True)
+class StageQueue:
+    """One stage's queue at a given load, batch timeout and burstiness; evaluate it per replica count.
+
+    Everything that does not depend on the replica count is computed once here, so scanning
+    replica counts (as the candidate generation does) costs O(1) per count.
+    """
+
+    point: ServicePoint
+    load_rps: float
+    batch_timeout_ms: float
+    arrival_cv: float
+    fanout: float
+    quantile: float = 0.99
+
+    @property
+    def mean_batch(self) -> float:
+        return expected_batch(self.point.batch_size, self.load_rps / 1000.0, self.batch_timeout_ms)
+
+    @property
+    def effective_rps(self) -> float:
+        """Items/s of one replica when partial batches cost a full batch's time."""
+        return self.point.throughput_rps * self.mean_batch / self.point.batch_size
+
+    @property
+    def offered_erlangs(self) -> float:
+        """Load in units of one replica's effective capacity (utilisation x replicas)."""
+        return self.load_rps / self.effective_rps
+
+    def scan(self, first: int, last: int):
+        """Yield (replicas, StageLatency, utilisation) for replicas = first..last, in order."""
+        p = self.point
+        mean_service_ms = 1000.0 * p.batch_size / p.throughput_rps
+        arrival_scv = self.arrival_cv**2 * max(1.0, self.fanout) / self.mean_batch
+        variability = (arrival_scv + service_scv(p.latency_p50_ms, p.latency_p99_ms)) / 2.0
+        tail = 1.0 - item_quantile(self.fanout, self.quantile)
+        a = self.offered_erlangs
+        blocking = 1.0  # Erlang B(k) at offered load a, by the recursion B(k) = a B(k-1) / (k + a B(k-1))
+        for k in range(1, first):
+            blocking = a * blocking / (k + a * blocking)
+        for replicas in range(first, last + 1):
+            blocking = a * blocking / (replicas + a * blocking)
+            rho = a / replicas
+            if rho >= 1.0:
+                wait = math.inf
+            else:
+                p_wait = blocking / (1.0 - rho * (1.0 - blocking))
+                wait = 0.0 if p_wait <= tail else (
+                    variability * mean_service_ms / (replicas * (1.0 - rho)) * math.log(p_wait / tail))
+            yield replicas, StageLatency(self.batch_timeout_ms, wait, p.latency_p99_ms), rho
+
+    def at(self, replicas: int) -> tuple[StageLatency, float]:
+        """The p99 terms and utilisation with ``replicas`` replicas."""
+        _, terms, rho = next(self.scan(replicas, replicas))
+        return terms, rho
+
+
 def stage_latency(
     point: ServicePoint,
     replicas: int,
@@ -130,18 +194,4 @@ def stage_latency(
     quantile: float = 0.99,
 ) -> tuple[StageLatency, float]:
     """The stage's p99 latency terms and its utilisation, for ``replicas`` replicas at ``load_rps`` items/s."""
-    rate_per_ms = load_rps / 1000.0
-    mean_batch = expected_batch(point.batch_size, rate_per_ms, batch_timeout_ms)
-    effective_rps = point.throughput_rps * mean_batch / point.batch_size
-    utilization = load_rps / (replicas * effective_rps)
-    mean_service_ms = 1000.0 * point.batch_size / point.throughput_rps
-    arrival_scv = arrival_cv**2 * max(1.0, fanout) / mean_batch
-    wait = wait_quantile_ms(
-        replicas,
-        utilization,
-        mean_service_ms,
-        arrival_scv,
-        service_scv(point.latency_p50_ms, point.latency_p99_ms),
-        item_quantile(fanout, quantile),
-    )
-    return StageLatency(batch_timeout_ms, wait, point.latency_p99_ms), utilization
+    return StageQueue(point, load_rps, batch_timeout_ms, arrival_cv, fanout, quantile).at(replicas)

@@ -29,6 +29,9 @@ Constraints (numbered as the code below; each gets a readable name in the LP fil
     (2) path latency                    f_s >= sum_o L_o x_{s,o}                    for sources s
                                         f_s >= f_p + sum_o L_o x_{s,o}              for (p, s) in E
     (3) latency SLO                     f_s <= SLO                                  for sinks s
+        When the DAG has at most 64 source-to-sink paths P (every chain has one), (2)-(3) are
+        written without f, one knapsack row per path, which is the same set of plans:
+                                        sum_{s in P} sum_o L_o x_{s,o} <= SLO        for each path P
     (4) hardware units                  sum_{s, o: h(o)=h} n_o x_{s,o} <= U_h       for h in H_cap
     (5) accuracy floor                  product: sum_{s,o} ln(a_o) x_{s,o} >= ln(A)   (exact: ln is monotone)
                                         mean:    sum_{s,o} a_o x_{s,o} >= |S| A
@@ -63,6 +66,10 @@ from enum import Enum
 from planner.candidates import CandidateSet, Option
 from planner.ilp.model import Constraint, LinearModel, Sense, Variable, VarKind
 from planner.spec import AccuracyAggregation, PipelineSpec
+
+# Up to this many source-to-sink paths, the SLO is one knapsack row per path (tighter for the
+# solvers, no continuous variables); beyond it, finish-time variables keep the model small.
+_MAX_PATH_ROWS = 64
 
 # Floors and budgets are relaxed by this relative amount so that a plan exactly at the floor (as
 # in a frontier walk) is not cut off by floating-point rounding.
@@ -131,12 +138,16 @@ def formulate(spec: PipelineSpec, candidates: CandidateSet, hardware_units: dict
             choice[name] = (stage, option)
             xs.append((name, option))
         by_stage[stage] = xs
-        finish[stage] = f"f_{s_idx}_{_safe(stage)}"
-        variables.append(Variable(finish[stage], VarKind.CONTINUOUS, 0.0, spec.slo_ms, unit="ms"))
-
     constraints += _c1_one_option(by_stage)
-    constraints += _c2_path_latency(spec, by_stage, finish)
-    constraints += _c3_slo(spec, finish)
+    paths = source_to_sink_paths(spec, _MAX_PATH_ROWS)
+    if paths is not None:
+        constraints += _c2_path_rows(paths, by_stage, spec.slo_ms)
+    else:
+        for s_idx, stage in enumerate(order):
+            finish[stage] = f"f_{s_idx}_{_safe(stage)}"
+            variables.append(Variable(finish[stage], VarKind.CONTINUOUS, 0.0, spec.slo_ms, unit="ms"))
+        constraints += _c2_path_latency(spec, by_stage, finish)
+        constraints += _c3_slo(spec, finish)
     if problem.enforce_units:
         constraints += _c4_units(by_stage, hardware_units)
     all_x = [xo for stage in order for xo in by_stage[stage]]
@@ -177,6 +188,34 @@ def _c1_one_option(by_stage: dict[str, list[tuple[str, Option]]]) -> list[Constr
     return [
         Constraint(f"c1_one_option_{_safe(stage)}", tuple((x, 1.0) for x, _ in xs), Sense.EQ, 1.0)
         for stage, xs in by_stage.items()
+    ]
+
+
+def source_to_sink_paths(spec: PipelineSpec, limit: int) -> list[tuple[str, ...]] | None:
+    """Every path from a source stage to a sink, or None when there are more than ``limit``."""
+    children: dict[str, list[str]] = {s.name: [] for s in spec.stages}
+    for s in spec.stages:
+        for parent in s.after:
+            children[parent].append(s.name)
+    paths: list[tuple[str, ...]] = []
+    stack = [(s.name,) for s in reversed(spec.stages) if not s.after]
+    while stack:
+        path = stack.pop()
+        nxt = children[path[-1]]
+        if not nxt:
+            paths.append(path)
+            if len(paths) > limit:
+                return None
+        stack.extend(path + (c,) for c in reversed(nxt))
+    return paths
+
+
+def _c2_path_rows(paths, by_stage, slo_ms: float) -> list[Constraint]:
+    """(2)+(3) in path form: each source-to-sink path's stage latencies sum to at most the SLO."""
+    return [
+        Constraint(f"c2_path_{i}_{_safe('_'.join(path))}"[:200],
+                   tuple((x, o.latency_ms) for stage in path for x, o in by_stage[stage]), Sense.LE, slo_ms)
+        for i, path in enumerate(paths)
     ]
 
 
