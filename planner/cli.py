@@ -222,6 +222,25 @@ def simulate(
         console.print(f"per-request latencies written to {requests_out}", highlight=False)
 
 
+def print_verification(report) -> None:
+    """Print a planner.verify.VerifyReport: every plan tried, predicted next to simulated p99."""
+    table = Table(title=f"Verification on trace '{report.trace}' ({report.trace_requests} requests, "
+                        f"{report.trace_mean_rps:.2f} rps mean; spec plans for {report.spec_arrival_rps:g} rps)",
+                  title_justify="left")
+    for header in ("round", "tightened", "budget (ms)", "max util", "USD/h", "predicted p99 (ms)",
+                   "simulated p99 (ms)", "within SLO", "verified", "configuration"):
+        table.add_column(header, justify="left" if header in ("tightened", "configuration") else "right",
+                         no_wrap=header != "configuration")
+    for r in report.rounds:
+        table.add_row(str(r.round), r.knob.value, f"{r.latency_budget_ms:.1f}", f"{r.max_utilization:.3f}",
+                      f"{r.cost_usd_per_hour:.3f}", f"{r.predicted_p99_ms:.1f}", f"{r.simulated_p99_ms:.1f}",
+                      f"{100 * r.slo_attainment:.2f}%", "yes" if r.verified else "no", r.configuration)
+    console.print(table)
+    console.print(f"verified: simulated p99 {report.simulated_p99_ms:.2f} ms <= SLO {report.slo_ms:g} ms "
+                  f"(predicted {report.predicted_p99_ms:.2f} ms; seed {report.seed}); {report.p99_sample_note}",
+                  highlight=False)
+
+
 @trace_app.command("generate")
 def trace_generate(
     kind: TraceKind = typer.Option(..., "--kind", help="Arrival process."),
