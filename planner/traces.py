@@ -205,10 +205,10 @@ def from_counts(counts_per_s: np.ndarray, rng: np.random.Generator, name: str = 
     if counts.size and counts.min() < 0:
         raise TraceError(f"trace '{name}': per-second counts must be >= 0, found {int(counts.min())}.")
     seconds = np.repeat(np.arange(counts.size, dtype=np.float64), counts)
-    offsets = rng.random(seconds.size)
-    # Sort inside each second only: seconds are already in order, so one lexsort keeps it O(n log k).
-    order = np.lexsort((offsets, seconds))
-    arrivals = (seconds[order] + offsets[order]) * _MS_PER_S
+    # second + offset stays inside its second (clamped: rounding could reach the next one), so one
+    # sort orders arrivals within each second only.
+    inside = np.minimum(seconds + rng.random(seconds.size), np.nextafter(seconds + 1.0, 0.0))
+    arrivals = np.sort(inside) * _MS_PER_S
     return Trace(arrivals, counts.size * _MS_PER_S, name, source)
 
 
