@@ -4,7 +4,6 @@ are honoured, near-zero load gives the sum of service times, and runs are determ
 from __future__ import annotations
 
 import heapq
-import math
 
 import numpy as np
 import pytest
