@@ -25,12 +25,13 @@ def instances(draw):
             "max_units": draw(st.one_of(st.none(), st.integers(2, 6))),
         })
     n_stages = draw(st.integers(1, 3))
-    shape = draw(st.sampled_from(["chain", "fork"]))
+    shape = draw(st.sampled_from(["chain", "fork", "join"]))
     batches = draw(st.sampled_from([[1], [1, 4], [1, 2, 4]]))
     stages, rows = [], []
     base_ms = 0.0  # typical batch-1 p99 summed over stages: the SLO is drawn relative to it
     for s in range(n_stages):
-        after = [] if s == 0 else ([f"s{s - 1}"] if shape == "chain" else ["s0"])
+        parents = {"chain": [f"s{s - 1}"], "fork": ["s0"], "join": [f"s{p}" for p in range(s)]}[shape]
+        after = parents if s else []
         stages.append({"name": f"s{s}", "model": f"m{s}", "after": after,
                        "fanout": draw(st.sampled_from([1.0, 1.0, 2.0, 0.5]))})
         stage_ms = []
