@@ -146,8 +146,7 @@ def demo(
 
 # --- simulate / trace commands (issue 4) ---
 from planner.sim.model import QueueMode, ServiceModel  # noqa: E402  (light imports: enums for typer)
-from planner.trace_io import TraceFormat  # noqa: E402
-from planner.traces import TraceKind  # noqa: E402
+from planner.traces import TraceFormat, TraceKind  # noqa: E402
 
 trace_app = typer.Typer(no_args_is_help=True, help="Generate, convert and describe arrival traces.")
 app.add_typer(trace_app, name="trace")

@@ -23,28 +23,19 @@ import logging
 import math
 import re
 import tarfile
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from planner.errors import InputFileError, TraceError
-from planner.traces import TRACE_SCHEMA_VERSION, Trace, from_counts, scale_counts, sort_trace
+from planner.traces import TRACE_SCHEMA_VERSION, Trace, TraceFormat, from_counts, scale_counts, sort_trace
 
 log = logging.getLogger(__name__)
 
 MAGIC = "# pipeplan-trace"
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UNIT_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3}
-
-
-class TraceFormat(str, Enum):
-    AUTO = "auto"
-    CANONICAL = "canonical"
-    TIMESTAMPS = "timestamps"
-    COUNTS = "counts"
-    AZURE = "azure"
 
 
 # --- bytes in ---------------------------------------------------------------------------------------

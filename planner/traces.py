@@ -70,6 +70,16 @@ def sort_trace(arrival_ms: np.ndarray, duration_ms: float, name: str = "trace", 
                  {k: np.asarray(v)[order] for k, v in (fields or {}).items()})
 
 
+class TraceFormat(str, Enum):
+    """File formats planner.trace_io reads (defined here so the CLI need not import pandas to parse options)."""
+
+    AUTO = "auto"
+    CANONICAL = "canonical"
+    TIMESTAMPS = "timestamps"
+    COUNTS = "counts"
+    AZURE = "azure"
+
+
 # --- synthetic generators ---------------------------------------------------------------------------
 
 class TraceKind(str, Enum):
