@@ -111,6 +111,7 @@ class EvaluationSpec(_Frozen):
     dataset: str = Field(description="An .npz file (arrays 'inputs', 'labels') or a built-in set 'zoo:NAME'.")
     metric: Metric = Metric.CLASSIFICATION_ACCURACY
     max_items: int | None = Field(default=None, ge=1, description="Evaluate on at most this many items.")
+    quick_max_items: int | None = Field(default=None, ge=1, description="Items under --quick; max_items if absent.")
 
 
 class VariantSpec(_Frozen):

@@ -54,7 +54,7 @@ class MethodSettings:
 
 FULL_METHOD = MethodSettings()
 QUICK_METHOD = MethodSettings(warmup_runs=3, warmup_ms=30.0, window_ms=100.0,
-                              max_windows=5, max_point_s=3.0)
+                              max_windows=5, max_point_s=1.5)
 
 
 @dataclass(frozen=True)

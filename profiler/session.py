@@ -354,13 +354,17 @@ class ProfilingSession:
         loaded = self._load(model, variant, setting)
         try:
             value = evaluate(EvalContext(loaded, artifact.path, variant, variant.input or model.input,
-                                         model.evaluation.metric, model.evaluation.max_items, setting.threads))
+                                         model.evaluation.metric, self._eval_items(model), setting.threads))
         finally:
             loaded.close()
         if not 0 < value <= 1:
             raise VariantError(f"variant '{variant.name}': measured accuracy {value} is not in (0, 1]; "
                                "the variant is broken or the evaluation set does not fit it.")
         return float(value)
+
+    def _eval_items(self, model: ModelSpec) -> int | None:
+        evaluation = model.evaluation
+        return (evaluation.quick_max_items or evaluation.max_items) if self.quick else evaluation.max_items
 
     def _metadata(self, started, load_start: str, failures: list[Failure], unstable: int, rows: int) -> dict[str, str]:
         meta = {

@@ -20,6 +20,9 @@ from profiler.manifest import QuantMode
 
 log = logging.getLogger(__name__)
 
+# Part of the cache key: bump when the quantisation recipe changes, so old files are not reused.
+RECIPE_VERSION = 2
+
 
 def _digest(path: Path, *extra: str) -> str:
     h = hashlib.sha256(path.read_bytes())
@@ -38,35 +41,82 @@ def quantize(base: Path, mode: QuantMode, cache_dir: Path, calibration: np.ndarr
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     cal_key = "" if calibration is None else hashlib.sha256(np.ascontiguousarray(calibration).tobytes()).hexdigest()
-    out = cache_dir / f"{base.stem}.{mode.value}-int8.{_digest(base, mode.value, cal_key)}.onnx"
+    out = cache_dir / f"{base.stem}.{mode.value}-int8.{_digest(base, mode.value, cal_key, str(RECIPE_VERSION))}.onnx"
     if out.exists():
         return out
     if mode is QuantMode.STATIC and (calibration is None or len(calibration) == 0):
         raise VariantError(f"{base}: static quantisation needs a calibration set; set 'calibration' on the model.")
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        lifted = Path(tmp) / "lifted.onnx"
+        _lift_constants(base, lifted)
         prepared = Path(tmp) / "prepared.onnx"
         try:
-            quant_pre_process(str(base), str(prepared), skip_symbolic_shape=False)
+            quant_pre_process(str(lifted), str(prepared), skip_symbolic_shape=False)
         except Exception as exc:  # pre-processing is an optimisation; quantise the raw model instead
             log.info("quant_pre_process failed for %s (%s); quantising the model as is", base, exc)
-            shutil.copyfile(base, prepared)
+            shutil.copyfile(lifted, prepared)
         result = Path(tmp) / "quantized.onnx"
         try:
             if mode is QuantMode.DYNAMIC:
                 quantize_dynamic(str(prepared), str(result), weight_type=QuantType.QUInt8)
             else:
                 name = input_name or _first_input(prepared)
+                # Per-channel QDQ needs DequantizeLinear's 'axis' (opset 13); older models get per-tensor.
                 quantize_static(str(prepared), str(result), _Reader(name, calibration),
                                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                                weight_type=QuantType.QInt8, per_channel=True)
+                                weight_type=QuantType.QInt8, per_channel=_opset(prepared) >= 13)
         except VariantError:
             raise
         except Exception as exc:
             raise VariantError(f"{base}: {mode.value} int8 quantisation failed ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''}).") from None
+        _copy_metadata(base, result)
         shutil.move(str(result), out)  # same folder, so the finished file appears at once
     return out
+
+
+def _lift_constants(base: Path, out: Path) -> None:
+    """Turn Constant nodes holding tensors into initializers: the quantiser only quantises weights
+    that are initializers, and exporters such as paddle2onnx store them as Constant nodes."""
+    import onnx
+
+    model = onnx.load(str(base))
+    kept = []
+    for node in model.graph.node:
+        value = next((a for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR), None)
+        if node.op_type == "Constant" and value is not None and len(node.output) == 1:
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(value.t)
+            tensor.name = node.output[0]
+            model.graph.initializer.append(tensor)
+        else:
+            kept.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    onnx.save(model, str(out))
+
+
+def _copy_metadata(base: Path, result: Path) -> None:
+    """Keep the base model's metadata (e.g. the OCR recogniser's character list) in the int8 file."""
+    import onnx
+
+    source = onnx.load(str(base), load_external_data=False)
+    if not source.metadata_props:
+        return
+    target = onnx.load(str(result))
+    present = {p.key for p in target.metadata_props}
+    for prop in source.metadata_props:
+        if prop.key not in present:
+            target.metadata_props.add(key=prop.key, value=prop.value)
+    onnx.save(target, str(result))
+
+
+def _opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
 def _first_input(path: Path) -> str:

@@ -1,0 +1,147 @@
+"""A profiling session on tiny ONNX models: accuracy, failing variants, resume, quantised variants."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the onnxruntime backend needs onnxruntime (the 'profile' extra)")
+pytest.importorskip("onnx", reason="building test models needs onnx (the 'profile' extra)")
+
+from profiler.checkpoint import Checkpoint  # noqa: E402
+from profiler.errors import CheckpointError  # noqa: E402
+from profiler.manifest import load_manifest  # noqa: E402
+from profiler.schema import ProfileRow  # noqa: E402
+from profiler.session import ProfilingSession, profile_manifest  # noqa: E402
+from tests.test_profiler_fixtures import tiny_setup, write_manifest  # noqa: E402
+
+ONNX = {"kind": "onnx", "path": "tiny.onnx"}
+
+
+def session_for(path, checkpoint, **kwargs) -> ProfilingSession:
+    manifest = load_manifest(path)
+    return ProfilingSession(manifest, path.parent, checkpoint, path.parent / "cache",
+                            manifest.method.settings(False), **kwargs)
+
+
+def test_measures_every_point_with_evaluated_accuracy(tmp_path):
+    tiny_setup(tmp_path)
+    manifest = write_manifest(tmp_path, [{"name": "fp32", "source": ONNX},
+                                         {"name": "published", "source": ONNX, "accuracy": 0.5}])
+    result = profile_manifest(manifest, tmp_path / "ck.jsonl", tmp_path / "cache")
+    assert result.failures == ()
+    rows = {(r.variant, r.batch_size): r for r in result.table.rows}
+    assert set(rows) == {("fp32", 1), ("fp32", 2), ("published", 1), ("published", 2)}
+    assert rows[("fp32", 1)].accuracy == pytest.approx(0.75)  # 30 of 40 labels agree
+    assert rows[("published", 2)].accuracy == 0.5  # taken from the manifest, not evaluated
+    for row in rows.values():
+        assert row.hardware == "cpu-1"
+        assert 0 < row.latency_p50_ms <= row.latency_p95_ms <= row.latency_p99_ms
+        assert row.throughput_rps > 0 and row.samples >= 15 and row.load_time_s > 0
+        assert isinstance(row.stable, bool)
+        assert row.stable is (row.samples >= 459) or row.stable is False
+    meta = result.table.metadata
+    assert "logical CPUs" in meta["machine"] and meta["manifest"] == "tiny"
+
+
+def test_failing_variant_is_recorded_and_the_others_go_on(tmp_path):
+    tiny_setup(tmp_path)
+    manifest = write_manifest(tmp_path, [
+        {"name": "broken", "source": {"kind": "onnx", "path": "broken.onnx"}},
+        {"name": "missing", "source": {"kind": "onnx", "path": "nowhere.onnx"}},
+        {"name": "good", "source": ONNX},
+    ])
+    result = profile_manifest(manifest, tmp_path / "ck.jsonl", tmp_path / "cache")
+    assert {r.variant for r in result.table.rows} == {"good"}
+    failed = {f.variant: f.reason for f in result.failures}
+    assert set(failed) == {"broken", "missing"}
+    assert "cannot load" in failed["broken"]
+    assert "does not exist" in failed["missing"]
+    assert any(k.startswith("failed.tiny.broken") for k in result.table.metadata)
+    lines = [json.loads(line) for line in (tmp_path / "ck.jsonl").read_text().splitlines()]
+    assert sum(1 for line in lines if line["type"] == "failed") == 2
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_without_losing_finished_points(tmp_path):
+    tiny_setup(tmp_path)
+    manifest = write_manifest(tmp_path, [{"name": "a", "source": ONNX}, {"name": "b", "source": ONNX}],
+                              batch_sizes=(1, 2, 4))
+    checkpoint = tmp_path / "ck.jsonl"
+    seen = []
+
+    def stop_after_four(progress):
+        seen.append(progress.label)
+        if progress.done == 4:
+            raise KeyboardInterrupt  # as Ctrl-C would, between two points
+
+    with pytest.raises(KeyboardInterrupt):
+        session_for(manifest, checkpoint, on_progress=stop_after_four).run()
+    finished = [json.loads(line) for line in checkpoint.read_text().splitlines() if '"row"' in line]
+    assert len(finished) == 4
+    # A crash mid-write leaves a torn last line; it is dropped and that point is measured again.
+    with open(checkpoint, "a", encoding="utf-8") as handle:
+        handle.write('{"type": "row", "row": {"model": "ti')
+    result = session_for(manifest, checkpoint).run()
+    assert result.resumed_points == 4
+    assert result.measured_points == 2
+    assert len(result.table.rows) == 6
+    again = session_for(manifest, checkpoint).run()  # nothing left to do
+    assert again.measured_points == 0 and again.resumed_points == 6
+
+
+def test_checkpoint_of_another_method_is_refused(tmp_path):
+    tiny_setup(tmp_path)
+    manifest = write_manifest(tmp_path, [{"name": "a", "source": ONNX}])
+    checkpoint = tmp_path / "ck.jsonl"
+    session_for(manifest, checkpoint).run()
+    quick = load_manifest(manifest)
+    other = ProfilingSession(quick, tmp_path, checkpoint, tmp_path / "cache", quick.method.settings(True), quick=True)
+    with pytest.raises(CheckpointError, match="different manifest or method"):
+        other.run()
+    result = profile_manifest(manifest, checkpoint, tmp_path / "cache", quick=True, fresh=True)
+    assert len(result.table.rows) == 2
+
+
+def test_checkpoint_round_trip(tmp_path):
+    checkpoint = Checkpoint(tmp_path / "c.jsonl", "abc")
+    assert checkpoint.load().rows == {}
+    row = ProfileRow("m", "v", "cpu-1", 2, 1.0, 2.0, 100.0, 0.9, samples=500, stable=True)
+    checkpoint.add_row(row, "")
+    checkpoint.add_accuracy("m", "v", 0.9)
+    state = Checkpoint(tmp_path / "c.jsonl", "abc").load()
+    assert state.rows[row.key] == row and state.accuracy[("m", "v")] == 0.9
+
+
+def test_quantised_variants_are_generated_evaluated_and_timed(tmp_path):
+    pytest.importorskip("onnxruntime.quantization", reason="needs onnxruntime's quantisation tools")
+    tiny_setup(tmp_path)
+    manifest = write_manifest(tmp_path, [
+        {"name": "fp32", "source": ONNX},
+        {"name": "int8d", "source": {"kind": "quantized", "base": "fp32", "mode": "dynamic"}},
+        {"name": "int8s", "source": {"kind": "quantized", "base": "fp32", "mode": "static", "calibration_items": 20}},
+    ], batch_sizes=(1,))
+    result = profile_manifest(manifest, tmp_path / "ck.jsonl", tmp_path / "cache")
+    assert result.failures == ()
+    accuracy = {r.variant: r.accuracy for r in result.table.rows}
+    assert set(accuracy) == {"fp32", "int8d", "int8s"}
+    assert accuracy["fp32"] == pytest.approx(0.75)
+    # int8 may flip a few borderline items but stays close on this easy model
+    assert abs(accuracy["int8d"] - 0.75) <= 0.15 and abs(accuracy["int8s"] - 0.75) <= 0.15
+    assert len(list((tmp_path / "cache" / "quantized").glob("*.onnx"))) == 2
+
+
+def test_hardware_filter_and_early_stop(tmp_path):
+    tiny_setup(tmp_path)
+    manifest = write_manifest(
+        tmp_path, [{"name": "a", "source": ONNX}], batch_sizes=(1, 2, 4, 8, 16, 32, 64),
+        hardware=[{"name": "cpu-1", "threads": 1}, {"name": "cpu-2", "threads": 2}],
+        extra={"method": {"warmup_runs": 1, "warmup_ms": 0, "window_ms": 5, "min_window_requests": 5,
+                          "max_windows": 3, "max_point_s": 0.3, "early_stop": True}})
+    result = session_for(manifest, tmp_path / "ck.jsonl", hardware=("cpu-2",)).run()
+    assert {r.hardware for r in result.table.rows} == {"cpu-2"}
+    assert len(result.table.rows) >= 4  # the stop rule needs 4 steps before it can fire
