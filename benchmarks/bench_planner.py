@@ -4,8 +4,11 @@ Instances: chains of S stages, V variants per stage, 6 batch sizes (1..32), H ha
 seeded random profiles with latency(b) = overhead + per_item * b**e (e < 1 on accelerators),
 accuracy rising with compute, a binding p99 SLO and an accuracy floor (objective min_cost).
 
-Reported per size and solver: the ILP alone (median of the solves a plan needs: the min-cost solve
-and the tie-break solve), and end to end (option estimation + ILP + re-check), median of repeats.
+Reported per size and solver, each the median of repeats after a warm-up: option estimation
+(latency model over every variant x hardware x batch x timeout x replicas, then pruning); one ILP
+solve to proven optimality (the min-cost program: building it for the solver and solving); and the
+whole plan as `pipeplan plan` makes it (estimation + the min-cost solve + the tie-break solve that
+picks the most accurate of equally cheap plans + the re-check).
 
     python benchmarks/bench_planner.py [--repeats 5] [--solvers cbc highs cpsat] [--markdown]
 """
@@ -13,7 +16,7 @@ and the tie-break solve), and end to end (option estimation + ILP + re-check), m
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import platform
 import statistics
 import sys
@@ -25,8 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.candidates import build_candidates  # noqa: E402
-from planner.ilp.backends import SolverName  # noqa: E402
-from planner.planning import PlanRequest, make_plan  # noqa: E402
+from planner.ilp.backends import SolverName, solve  # noqa: E402
+from planner.ilp.formulation import Goal, Problem, formulate  # noqa: E402
+from planner.planning import PlanRequest, hardware_units, make_plan  # noqa: E402
 from planner.spec import HardwareCatalog, PipelineSpec  # noqa: E402
 from profiler.schema import ProfileRow, ProfileTable  # noqa: E402
 
@@ -62,19 +66,37 @@ def instance(stages: int, variants: int, hardware: int, seed: int = 0) -> PlanRe
     return PlanRequest(spec=spec, catalog=catalog, profiles=ProfileTable(tuple(rows)), record_timing=True)
 
 
-def measure(request: PlanRequest, solver: SolverName, repeats: int) -> dict:
-    request = PlanRequest(**{**request.__dict__, "solver": solver})
-    make_plan(request)  # warm-up: first-call costs (imports, CP-SAT start-up) are reported separately
-    ends, solves, options = [], [], 0
+def _median_ms(fn, repeats: int) -> tuple[float, object]:
+    fn()  # warm-up: first-call costs (imports, CP-SAT start-up) are not part of the figure
+    times, result = [], None
     for _ in range(repeats):
         start = time.perf_counter()
-        plan = make_plan(request)
-        ends.append((time.perf_counter() - start) * 1000)
-        solves.append(plan.solver.solve_time_ms)
-    cands = build_candidates(request.spec, request.catalog, request.profiles)
-    options = sum(len(s.options) for s in cands.stages)
-    return {"solve_ms": statistics.median(solves), "end_to_end_ms": statistics.median(ends),
-            "options": options, "status": plan.solver.status, "cost": plan.cost_usd_per_hour}
+        result = fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), result
+
+
+def measure(request: PlanRequest, solver: SolverName, repeats: int) -> dict:
+    request = PlanRequest(**{**request.__dict__, "solver": solver})
+    spec = request.spec
+    estimate_ms, cands = _median_ms(lambda: build_candidates(spec, request.catalog, request.profiles), repeats)
+    problem = Problem(Goal.MIN_COST, spec.accuracy, accuracy_floor=spec.objective.min_accuracy)
+    form = formulate(spec, cands, hardware_units(request.catalog), problem)
+    solve_ms, solution = _median_ms(lambda: solve(form.model, solver), repeats)
+    plan_ms, plan = _median_ms(lambda: make_plan(request), repeats)
+    return {"estimate_ms": estimate_ms, "solve_ms": solve_ms, "plan_ms": plan_ms,
+            "options": sum(len(s.options) for s in cands.stages), "status": solution.status,
+            "cost": plan.cost_usd_per_hour}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown cpu"
 
 
 def main() -> None:
@@ -82,10 +104,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--solvers", nargs="+", default=[s.value for s in SolverName])
     args = parser.parse_args()
-    print(f"# machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}, "
-          f"{__import__('os').cpu_count()} cores; median of {args.repeats} repeats after one warm-up")
-    print("| stages x variants x batches x hardware | options kept | solver | ILP solve (ms) | end to end (ms) | status | cost USD/h |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"# machine: {platform.machine()}, {_cpu_model()}, python {platform.python_version()}, "
+          f"{os.cpu_count()} cores; median of {args.repeats} repeats after one warm-up")
+    print(f"# load average at start: {os.getloadavg()[0]:.2f}")
+    print("| stages x variants x batches x hardware | options kept | solver | estimation (ms) | one ILP solve (ms) "
+          "| whole plan (ms) | status | cost USD/h |")
+    print("|---|---|---|---|---|---|---|---|")
     for stages, variants, hardware in SIZES:
         request = instance(stages, variants, hardware)
         costs = set()
@@ -93,9 +117,11 @@ def main() -> None:
             r = measure(request, SolverName(solver), args.repeats)
             costs.add(round(r["cost"], 6))
             print(f"| {stages} x {variants} x {len(BATCHES)} x {hardware} | {r['options']} | {solver} | "
-                  f"{r['solve_ms']:.1f} | {r['end_to_end_ms']:.1f} | {r['status']} | {r['cost']:.4f} |", flush=True)
+                  f"{r['estimate_ms']:.1f} | {r['solve_ms']:.1f} | {r['plan_ms']:.1f} | {r['status']} | "
+                  f"{r['cost']:.4f} |", flush=True)
         if len(costs) > 1:
             print(f"WARNING: solvers disagree on the optimum: {sorted(costs)}")
+    print(f"# load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

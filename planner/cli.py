@@ -96,14 +96,24 @@ def plan(
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds per solve; returns the best plan found, marked."),
     pareto: Optional[Path] = typer.Option(None, help="Also write the cost-accuracy frontier (CSV), each point an optimal plan."),
     record_timing: bool = typer.Option(False, "--record-timing", help="Store solve time in the plan (the file then differs run to run)."),
+    verify: Optional[Path] = typer.Option(None, "--verify", help="A trace: re-plan until the simulated p99 on it meets the SLO."),
+    verify_seed: int = typer.Option(0, "--verify-seed", help="Seed of the verification simulation (and of per-second count traces)."),
 ) -> None:
     """Find the optimal configuration for SPEC and print it."""
     from planner import io
     from planner.planning import frontier, make_plan
 
+    report = None
     try:
         request = _load_request(spec, profiles, hardware, solver, time_limit, record_timing)
-        result = make_plan(request)
+        if verify:
+            from planner.traces import TraceFormat
+            from planner.verify import verify_plan
+
+            trace = _read_trace_arg(verify, TraceFormat.AUTO, verify_seed)
+            result, report = verify_plan(request, trace, seed=verify_seed)
+        else:
+            result = make_plan(request)
         points = frontier(request) if pareto else None
         if out:
             io.write_plan(result, out)
@@ -112,6 +122,8 @@ def plan(
     except PipeplanError as exc:
         _fail(exc)
     print_plan(result, result.solver.solve_time_ms)
+    if report is not None:
+        print_verification(report)
     if out:
         console.print(f"plan written to {out}", highlight=False)
     if pareto:
@@ -407,6 +419,54 @@ def profile(
         f"{result.resumed_points} resumed, {result.unstable_points} unstable, {len(result.failures)} failed)",
         highlight=False,
     )
+
+
+from enum import Enum  # noqa: E402  (kept inside the profile block)
+
+
+class ImportFormat(str, Enum):
+    PERF_ANALYZER = "perf-analyzer"
+    MODEL_ANALYZER = "model-analyzer"
+
+
+@app.command("profile-import")
+def profile_import(
+    kind: ImportFormat = typer.Argument(..., help="perf-analyzer (-f CSV) or model-analyzer (metrics-model-inference.csv)."),
+    csv_path: Path = typer.Argument(..., help="The CSV to import."),
+    out: Path = typer.Option(..., help="Profile table to write: .parquet or .csv."),
+    hardware: str = typer.Option(..., help="Hardware catalog name these numbers were measured on, e.g. gpu-t4."),
+    accuracy: Optional[float] = typer.Option(None, help="Accuracy of every imported variant."),
+    accuracy_of: Optional[list[str]] = typer.Option(None, "--accuracy-of", help="VARIANT=ACCURACY (repeatable; model-analyzer)."),
+    model: Optional[str] = typer.Option(None, help="Model name (perf-analyzer)."),
+    variant: Optional[str] = typer.Option(None, help="Variant name (perf-analyzer)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="The -b batch size of the run (perf-analyzer)."),
+    concurrency: Optional[float] = typer.Option(None, help="Take this concurrency level; default: the lowest measured."),
+) -> None:
+    """Turn perf_analyzer or Model Analyzer measurements into a profile table."""
+    from profiler.errors import ProfilerError
+    from profiler.imports import import_model_analyzer, import_perf_analyzer
+    from profiler.table_io import write_profile_table
+
+    try:
+        try:
+            text = csv_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ProfilerError(f"{csv_path}: cannot read the file ({exc}).") from None
+        if kind is ImportFormat.PERF_ANALYZER:
+            if None in (model, variant, batch_size, accuracy):
+                raise ProfilerError("perf-analyzer import needs --model, --variant, --batch-size and --accuracy "
+                                    "(the CSV does not record them).")
+            table = import_perf_analyzer(text, str(csv_path), model, variant, hardware, batch_size, accuracy, concurrency)
+        else:
+            pairs = dict(item.split("=", 1) for item in accuracy_of or () if "=" in item)
+            if accuracy is None and not pairs:
+                raise ProfilerError("model-analyzer import needs --accuracy or --accuracy-of VARIANT=VALUE.")
+            values = {k: float(v) for k, v in pairs.items()} if pairs else accuracy
+            table = import_model_analyzer(text, str(csv_path), hardware, values, concurrency)
+        write_profile_table(table, out)
+    except (PipeplanError, ProfilerError, ValueError) as exc:
+        _fail(exc)
+    console.print(f"{len(table.rows)} rows imported to {out}", highlight=False)
 
 
 def main() -> None:

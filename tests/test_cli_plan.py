@@ -180,3 +180,16 @@ def test_infeasible_slo_says_what_would_work(workdir: Path):
     assert_clean_error(run("plan", str(spec), "--out", str(workdir / "p.json"), "--pareto", str(workdir / "f.csv")),
                        workdir / "p.json", "latency SLO binds", "smallest achievable end-to-end p99", "Raise slo_ms")
     assert not (workdir / "f.csv").exists()
+
+
+def test_verify_replans_until_the_simulation_meets_the_slo(tmp_path: Path):
+    trace, out = tmp_path / "burst.csv", tmp_path / "plan.json"
+    made = run("trace", "generate", "--kind", "mmpp", "--rate-rps", "30", "--rate-high-rps", "80",
+               "--duration-s", "300", "--seed", "3", "--out", str(trace))
+    assert made.exit_code == 0, made.output
+    result = run("plan", str(CONFIGS / "video.yaml"), "--verify", str(trace), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "verified: simulated p99" in " ".join(result.output.split())
+    verification = json.loads(out.read_text())["provenance"]["verification"]
+    assert verification["verified"] is True
+    assert verification["simulated_p99_ms"] <= json.loads(out.read_text())["slo_ms"]
