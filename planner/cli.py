@@ -74,6 +74,16 @@ def _load_request(spec_path: Path, profiles: Optional[Path], hardware: Optional[
     )
 
 
+def frontier_table(points: list[Plan]) -> Table:
+    table = Table(title="Cost-accuracy frontier (each point an optimal plan)", title_justify="left")
+    for header in ("point", "accuracy", "USD/h", "predicted p99 (ms)", "configuration"):
+        table.add_column(header, justify="left" if header == "configuration" else "right")
+    for i, p in enumerate(points):
+        table.add_row(str(i), f"{p.accuracy:.4f}", f"{p.cost_usd_per_hour:.3f}", f"{p.predicted_p99_ms:.1f}",
+                      ", ".join(f"{s.stage}={s.variant}@{s.hardware} b{s.batch_size} x{s.replicas}" for s in p.stages))
+    return table
+
+
 PARETO_HEADER = ["point", "accuracy", "cost_usd_per_hour", "predicted_p99_ms", "slo_ms", "arrival_rps",
                  "solver_status", "configuration"]
 
@@ -127,6 +137,7 @@ def plan(
     if out:
         console.print(f"plan written to {out}", highlight=False)
     if pareto:
+        console.print(frontier_table(points))
         console.print(f"frontier of {len(points)} optimal points written to {pareto}", highlight=False)
 
 
@@ -153,7 +164,9 @@ def demo(
         except PipeplanError as exc:
             _fail(exc)
         print_plan(result, None)
-        console.print(f"-> {out / (spec_path.stem + '.plan.json')} and a {len(points)}-point frontier\n", highlight=False)
+        console.print(frontier_table(points))
+        console.print(f"-> {out / (spec_path.stem + '.plan.json')} and {out / (spec_path.stem + '.pareto.csv')}\n",
+                      highlight=False)
 
 
 # --- simulate / trace commands (issue 4) ---
