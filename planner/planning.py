@@ -188,6 +188,16 @@ def frontier(request: PlanRequest, candidates: CandidateSet | None = None, max_p
     return points
 
 
+def _tie_break(request: PlanRequest, candidates: CandidateSet, problem: Problem) -> _Solved | None:
+    """The second, tie-breaking solve; None (keep the first answer) if it finds nothing in time."""
+    try:
+        return solve_problem(request, candidates, problem)
+    except SolverError:
+        if request.time_limit_s is None:
+            raise
+        return None
+
+
 def make_plan(request: PlanRequest) -> Plan:
     """The optimal plan for the spec's objective, re-checked; raises InfeasibleError with a diagnosis."""
     from planner.diagnose import diagnose
@@ -202,7 +212,7 @@ def make_plan(request: PlanRequest) -> Plan:
             raise InfeasibleError(diagnose(request, candidates))
         total_ms = solved.solution.solve_time_ms
         # Ties on cost go to the more accurate plan: maximise accuracy at the optimal cost.
-        tie = solve_problem(request, candidates, Problem(
+        tie = _tie_break(request, candidates, Problem(
             Goal.MAX_ACCURACY, spec.accuracy, accuracy_floor=floor,
             budget_usd_per_hour=solved.solution.objective * (1 + _TIE_REL)))
         if tie is not None and tie.solution.status == "optimal" and solved.solution.status == "optimal":
@@ -216,7 +226,7 @@ def make_plan(request: PlanRequest) -> Plan:
             raise InfeasibleError(diagnose(request, candidates))
         achieved = aggregate_accuracy([o.accuracy for o in first.options.values()], spec.accuracy)
         # Ties on accuracy go to the cheaper plan.
-        second = solve_problem(request, candidates, _accuracy_floor_problem(
+        second = _tie_break(request, candidates, _accuracy_floor_problem(
             spec, achieved * (1 - _TIE_REL), objective.budget_usd_per_hour))
         chosen = second if second is not None and first.solution.status == "optimal" else first
         total_ms = first.solution.solve_time_ms + (second.solution.solve_time_ms if second else 0.0)
