@@ -7,6 +7,7 @@ shows both because a generated variant is evaluated and timed like any other.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -40,6 +41,7 @@ def quantize(base: Path, mode: QuantMode, cache_dir: Path, calibration: np.ndarr
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    base, cache_dir = base.resolve(), cache_dir.resolve()
     cal_key = "" if calibration is None else hashlib.sha256(np.ascontiguousarray(calibration).tobytes()).hexdigest()
     out = cache_dir / f"{base.stem}.{mode.value}-int8.{_digest(base, mode.value, cal_key, str(RECIPE_VERSION))}.onnx"
     if out.exists():
@@ -47,7 +49,9 @@ def quantize(base: Path, mode: QuantMode, cache_dir: Path, calibration: np.ndarr
     if mode is QuantMode.STATIC and (calibration is None or len(calibration) == 0):
         raise VariantError(f"{base}: static quantisation needs a calibration set; set 'calibration' on the model.")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+    # onnxruntime's quantisation tools drop scratch files (sym_shape_infer_temp.onnx, *.data) in the
+    # working directory on some paths; run them inside the scratch folder so nothing leaks.
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp, contextlib.chdir(tmp):
         lifted = Path(tmp) / "lifted.onnx"
         _lift_constants(base, lifted)
         prepared = Path(tmp) / "prepared.onnx"
