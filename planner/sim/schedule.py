@@ -68,6 +68,7 @@ class ScheduleRun:
     """What the replicas did: per stage, the window of each batch and when each window last finished."""
 
     raw: RawRun
+    stage_names: tuple[str, ...]  # topological order, as in the per-stage tuples below
     batch_window: tuple[np.ndarray, ...]  # per stage (topological order), window index of each batch
     last_end_ms: tuple[np.ndarray, ...]  # per stage, per window: end of its last batch (-inf: never served)
 
@@ -215,7 +216,8 @@ def run_schedule(prep: Prepared, schedule: Schedule) -> ScheduleRun:
     final = completion[prep.sinks[0]]
     for s in prep.sinks[1:]:
         final = np.maximum(final, completion[s])
-    return ScheduleRun(RawRun(tuple(runs), final), tuple(owners), tuple(last_ends))
+    return ScheduleRun(RawRun(tuple(runs), final), tuple(s.name for s in prep.stages), tuple(owners),
+                       tuple(last_ends))
 
 
 def simulate_schedule(plan: Plan, schedule: Schedule, trace: Trace, config: SimConfig = SimConfig()

@@ -1,0 +1,91 @@
+"""Load measures and forecasts the policies share: interval peak rates, traffic envelopes, a forecaster.
+
+- *Interval peak rate*: the most arrivals in any ``window_s``-second window (whole seconds)
+  inside an interval, divided by ``window_s``. It is what the oracle plans each interval for and
+  what the predictive policy forecasts (IPA forecasts a maximum load too).
+- *Traffic envelope* (InferLine's tuner): for windows ``w`` from the pipeline's service time
+  doubling up to 60 s, the most arrivals in any window of length ``w``. For a Poisson stream of
+  rate ``lam`` observed over ``horizon_s`` the envelope is about ``lam*w + z(w)*sqrt(lam*w)`` with
+  ``z(w) = sqrt(2 ln(horizon_s / w))`` (the Gaussian approximation of the maximum of ``horizon_s /
+  w`` window counts). Inverting it gives the smallest Poisson rate whose envelope covers what was
+  observed, per window; the largest over windows is the rate a plan must be sized for.
+- *Forecaster* (numpy only): the next-horizon peak rate is the larger of (a) a high quantile of
+  the recent interval peaks and (b) their least-squares linear trend extrapolated to the end of the
+  horizon, over the last ``lookback`` intervals (IPA looks back 2 minutes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def interval_peaks_rps(counts_per_s: np.ndarray, interval_s: int, window_s: int) -> np.ndarray:
+    """Per interval of ``interval_s`` whole seconds: the peak ``window_s``-second rate inside it."""
+    counts = np.asarray(counts_per_s, dtype=np.float64)
+    intervals = max(1, math.ceil(counts.size / interval_s))
+    window_s = max(1, min(window_s, interval_s))
+    padded = np.zeros(intervals * interval_s)
+    padded[:counts.size] = counts
+    cums = np.concatenate([[0.0], np.cumsum(padded)])
+    out = np.empty(intervals)
+    for k in range(intervals):
+        lo, hi = k * interval_s, (k + 1) * interval_s
+        sums = cums[lo + window_s:hi + 1] - cums[lo:hi - window_s + 1]
+        out[k] = sums.max() / window_s
+    return out
+
+
+def envelope_windows_s(service_s: float, longest_s: float = 60.0) -> tuple[float, ...]:
+    """Window lengths from the pipeline's service time, doubling, up to ``longest_s``."""
+    w = max(service_s, 1e-3)
+    windows = []
+    while w <= longest_s:
+        windows.append(w)
+        w *= 2.0
+    return tuple(windows) or (longest_s,)
+
+
+def max_counts(arrival_ms: np.ndarray, windows_s: tuple[float, ...]) -> np.ndarray:
+    """The most arrivals in any window of each length (windows starting at an arrival)."""
+    a = np.asarray(arrival_ms, dtype=np.float64)
+    if a.size == 0:
+        return np.zeros(len(windows_s))
+    return np.array([float(np.max(np.searchsorted(a, a + 1000.0 * w, side="left") - np.arange(a.size)))
+                     for w in windows_s])
+
+
+def envelope_rate_rps(arrival_ms: np.ndarray, windows_s: tuple[float, ...], horizon_s: float) -> float:
+    """The smallest Poisson rate whose envelope covers the observed one in every window (see the module)."""
+    counts = max_counts(arrival_ms, windows_s)
+    best = 0.0
+    for w, c in zip(windows_s, counts):
+        if w > horizon_s or c <= 0:
+            continue
+        z = math.sqrt(2.0 * math.log(max(horizon_s / w, 1.0)))
+        root = (-z + math.sqrt(z * z + 4.0 * c)) / 2.0  # sqrt(lam * w)
+        best = max(best, root * root / w)
+    return best
+
+
+@dataclass(frozen=True)
+class PeakForecaster:
+    """Forecast the peak rate over the next ``horizon`` intervals from recent interval peaks."""
+
+    lookback: int = 12  # intervals of history used (IPA: 2 minutes at 10 s)
+    quantile: float = 0.9  # of the recent peaks: the level held against noise
+    trend_weight: float = 1.0  # 0 disables the linear-trend term
+
+    def forecast(self, peaks: np.ndarray, horizon: float) -> float:
+        """The larger of the recent-peak quantile and the linear trend at ``horizon`` intervals ahead."""
+        recent = np.asarray(peaks, dtype=np.float64)[-self.lookback:]
+        if recent.size == 0:
+            return 0.0
+        level = float(np.quantile(recent, self.quantile))
+        if recent.size < 3 or self.trend_weight <= 0:
+            return level
+        x = np.arange(recent.size, dtype=np.float64)
+        slope = float(np.polyfit(x, recent, 1)[0])
+        return max(level, float(recent[-1]) + self.trend_weight * slope * horizon)

@@ -1,0 +1,114 @@
+"""A cache of optimal plans by arrival rate, so a replay solves tens of ILPs instead of thousands.
+
+Rates are quantised to a geometric grid ``base_rps * (1 + step) ** i`` (default steps of 5%), and a
+rate is served by the plan for the next grid point *up* (never under-provisioned by the rounding;
+at most ``step`` over-provisioned). A plan may also be *pinned*: every stage keeps its variant,
+hardware and batch size and only the replica counts are solved (what a replica-only tuner does).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+
+from planner.errors import InfeasibleError
+from planner.plan import Plan
+from planner.planning import PlanRequest, make_plan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageKey:
+    """What identifies a deployed stage configuration (changing it means loading new replicas)."""
+
+    variant: str
+    hardware: str
+    batch_size: int
+
+
+Pin = tuple[tuple[str, StageKey], ...]  # (stage name, key) for every stage
+
+
+def plan_pin(plan: Plan) -> Pin:
+    """The configuration keys of a plan's stages."""
+    return tuple((s.stage, StageKey(s.variant, s.hardware, s.batch_size)) for s in plan.stages)
+
+
+class PlanBook:
+    """Optimal plans per grid rate (and per pinned configuration), solved once and remembered."""
+
+    def __init__(self, request: PlanRequest, step: float = 0.05, base_rps: float = 0.1):
+        if not step > 0 or not base_rps > 0:
+            raise ValueError(f"PlanBook needs step > 0 and base_rps > 0, found {step} and {base_rps}")
+        self.request = request
+        self.step = step
+        self.base_rps = base_rps
+        self._plans: dict[tuple[int, Pin | None], Plan | None] = {}
+        self.solves = 0
+
+    def grid_index(self, rps: float) -> int:
+        """Index of the smallest grid rate >= ``rps`` (rates below the base map to the base)."""
+        if not rps > self.base_rps:
+            return 0
+        return max(0, math.ceil(math.log(rps / self.base_rps) / math.log1p(self.step) - 1e-9))
+
+    def grid_rps(self, index: int) -> float:
+        return self.base_rps * (1.0 + self.step) ** index
+
+    def _solve(self, index: int, pin: Pin | None) -> Plan | None:
+        key = (index, pin)
+        if key not in self._plans:
+            spec = self.request.spec
+            update: dict = {"arrival_rps": self.grid_rps(index)}
+            if pin is not None:
+                keys = dict(pin)
+                update["stages"] = tuple(
+                    st.model_copy(update={"variants": (keys[st.name].variant,),
+                                          "hardware": (keys[st.name].hardware,),
+                                          "batch_sizes": (keys[st.name].batch_size,)})
+                    for st in spec.stages)
+            self.solves += 1
+            try:
+                self._plans[key] = make_plan(replace(self.request, spec=spec.model_copy(update=update)))
+            except InfeasibleError:
+                self._plans[key] = None
+        return self._plans[key]
+
+    def pinned(self, rps: float, pin: Pin) -> Plan | None:
+        """The cheapest replica counts for the pinned configuration at ``rps`` (rounded up); None if none fits."""
+        return self._solve(self.grid_index(rps), pin)
+
+    def plan(self, rps: float) -> Plan:
+        """The optimal plan for ``rps`` rounded up to the grid.
+
+        Above the highest feasible rate the plan for the highest feasible grid rate is returned (a
+        warning is logged): a tuner cannot do better than its largest plan. Raises InfeasibleError
+        when no rate down to the grid's base has a plan.
+        """
+        index = self.grid_index(rps)
+        found = self._solve(index, None)
+        if found is not None:
+            return found
+        lo, hi = -1, index  # hi infeasible; find the highest feasible below by bisection
+        if self._solve(0, None) is None:
+            # Let the planner's own diagnosis explain why nothing fits.
+            make_plan(replace(self.request, spec=self.request.spec.model_copy(update={"arrival_rps": self.grid_rps(0)})))
+            raise InfeasibleError(f"no plan exists even at {self.grid_rps(0):g} rps; check the spec.")
+        lo = 0
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._solve(mid, None) is None:
+                hi = mid
+            else:
+                lo = mid
+        log.warning("no plan serves %.2f rps; using the plan for %.2f rps, the highest feasible grid rate",
+                    rps, self.grid_rps(lo))
+        plan = self._solve(lo, None)
+        assert plan is not None
+        return plan
+
+    def capacity_rps(self, rps: float) -> float:
+        """The grid rate a request for ``rps`` is planned at (what the plan is sized for)."""
+        return self.grid_rps(self.grid_index(rps))

@@ -1,0 +1,149 @@
+"""What applying a new plan costs: replica windows with start-up delays, drains and make-before-break switches.
+
+The rules (per stage, when a target plan is applied at time ``t``):
+
+- A stage's *configuration* is (variant, hardware, batch size). The batch timeout of a
+  configuration is fixed when it is first deployed (a queue setting; later plans for the same
+  configuration only change replica counts).
+- More replicas of the deployed configuration: new ones are launched at ``t`` and serve from
+  ``t + startup_s + load_time_s`` (the hardware's start-up plus the variant's load time).
+- Fewer: replicas still starting are cancelled first (newest first), then serving ones are
+  stopped at ``t``; a stopped replica finishes the batch it is running.
+- A different configuration: its replicas are launched at ``t``; the old configuration's replicas
+  keep serving until the new ones are ready (make-before-break), then stop (and drain).
+- With ``instant`` (the hindsight oracle), new replicas are ready at ``t`` and charged from ``t``,
+  and the old ones stop at ``t``: reconfiguration is free, so the oracle's cost is the sum over
+  intervals of its optimal plans' cost, a lower bound for any policy that meets the SLO with plans
+  from the same planner.
+- At time 0 the initial plan is deployed warm (ready at 0), the same for every policy.
+
+Cost: every replica is charged its hardware's price from launch until it stops or finishes its
+last batch, whichever is later, within the trace's duration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from planner.plan import Plan, StagePlan
+from planner.sim.model import SimConfig, StageModel
+from planner.sim.schedule import ReplicaWindow, Schedule, StageSchedule, stage_models
+from planner.tuner.planbook import StageKey
+
+
+@dataclass(frozen=True)
+class DeployedConfig:
+    """One configuration a stage has run, with what the tuner needs to cost and score it."""
+
+    key: StageKey
+    model: StageModel
+    usd_per_hour: float  # per replica
+    accuracy: float
+    delay_ms: float  # start-up plus load time of a new replica
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one application of a plan did."""
+
+    launched: int
+    stopped: int
+    switched_stages: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.launched or self.stopped or self.switched_stages)
+
+
+class _Window:
+    """A replica window under construction (mutable while the replay runs)."""
+
+    __slots__ = ("config", "launch_ms", "ready_ms", "stop_ms")
+
+    def __init__(self, config: int, launch_ms: float, ready_ms: float):
+        self.config, self.launch_ms, self.ready_ms, self.stop_ms = config, launch_ms, ready_ms, math.inf
+
+
+def _delay_ms(stage: StagePlan) -> float:
+    return 1000.0 * (stage.startup_s + (stage.load_time_s or 0.0))
+
+
+class Deployment:
+    """The replicas of every stage over time, built up as plans are applied in time order."""
+
+    def __init__(self, sim_config: SimConfig = SimConfig()):
+        self.sim_config = sim_config
+        self.configs: dict[str, list[DeployedConfig]] = {}
+        self.windows: dict[str, list[_Window]] = {}
+        self.order: tuple[str, ...] = ()
+
+    def _config_index(self, stage: StagePlan, plan: Plan) -> int:
+        known = self.configs.setdefault(stage.stage, [])
+        key = StageKey(stage.variant, stage.hardware, stage.batch_size)
+        for i, c in enumerate(known):
+            if c.key == key:
+                return i
+        model = stage_models(plan, self.sim_config)[stage.stage]
+        per_replica = stage.usd_per_hour / stage.replicas
+        known.append(DeployedConfig(key, model, per_replica, stage.accuracy, _delay_ms(stage)))
+        return len(known) - 1
+
+    def apply(self, t_ms: float, plan: Plan, instant: bool = False, initial: bool = False) -> Change:
+        """Move every stage towards ``plan`` from time ``t_ms`` (see the module's rules)."""
+        if not self.order:
+            self.order = tuple(s.stage for s in plan.stages)
+        launched = stopped = 0
+        switched: list[str] = []
+        for stage in plan.stages:
+            index = self._config_index(stage, plan)
+            config = self.configs[stage.stage][index]
+            windows = self.windows.setdefault(stage.stage, [])
+            live = [w for w in windows if w.stop_ms == math.inf]
+            same = [w for w in live if w.config == index]
+            other = [w for w in live if w.config != index]
+            if initial or instant:
+                launch, ready = t_ms, t_ms
+            else:
+                launch, ready = t_ms, t_ms + config.delay_ms
+            for _ in range(stage.replicas - len(same)):
+                w = _Window(index, launch, ready)
+                windows.append(w)
+                same.append(w)
+                launched += 1
+            if len(same) > stage.replicas:
+                # Cancel replicas still starting before stopping serving ones; newest first.
+                extra = sorted(same, key=lambda w: (w.ready_ms, w.launch_ms), reverse=True)[:len(same) - stage.replicas]
+                for w in extra:
+                    w.stop_ms = max(t_ms, w.launch_ms)
+                    stopped += 1
+                same = [w for w in same if w.stop_ms == math.inf]
+            if other:
+                switched.append(stage.stage)
+                handover = max([t_ms] + [w.ready_ms for w in same])
+                for w in other:
+                    w.stop_ms = max(w.launch_ms, t_ms if w.ready_ms > t_ms else handover)
+                    stopped += 1
+        return Change(launched, stopped, tuple(switched))
+
+    def schedule(self) -> Schedule:
+        """The replica windows so far, as the schedule simulator's input."""
+        return Schedule(tuple(
+            StageSchedule(name, tuple(c.model for c in self.configs[name]),
+                          tuple(ReplicaWindow(w.config, w.launch_ms, w.ready_ms, w.stop_ms) for w in self.windows[name]))
+            for name in self.order))
+
+    def stage_cost_usd(self, name: str, last_end_ms: list[float], start_ms: float, end_ms: float,
+                       horizon_ms: float) -> float:
+        """Cost of a stage's replicas over ``[start_ms, end_ms)``, each alive from launch to max(stop, last batch end)."""
+        total = 0.0
+        for w, last in zip(self.windows[name], last_end_ms):
+            alive_to = min(horizon_ms, max(w.stop_ms, last))
+            overlap = min(alive_to, end_ms) - max(w.launch_ms, start_ms)
+            if overlap > 0:
+                total += overlap * self.configs[name][w.config].usd_per_hour / 3.6e6
+        return total
+
+    def serving(self, name: str, t_ms: float) -> int:
+        """Replicas of a stage able to start a batch at ``t_ms``."""
+        return sum(1 for w in self.windows[name] if w.ready_ms <= t_ms < w.stop_ms)
