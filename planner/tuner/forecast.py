@@ -4,11 +4,14 @@
   inside an interval, divided by ``window_s``. It is what the oracle plans each interval for and
   what the predictive policy forecasts (IPA forecasts a maximum load too).
 - *Traffic envelope* (InferLine's tuner): for windows ``w`` from the pipeline's service time
-  doubling up to 60 s, the most arrivals in any window of length ``w``. For a Poisson stream of
-  rate ``lam`` observed over ``horizon_s`` the envelope is about ``lam*w + z(w)*sqrt(lam*w)`` with
-  ``z(w) = sqrt(2 ln(horizon_s / w))`` (the Gaussian approximation of the maximum of ``horizon_s /
-  w`` window counts). Inverting it gives the smallest Poisson rate whose envelope covers what was
-  observed, per window; the largest over windows is the rate a plan must be sized for.
+  doubling up to 60 s, the most arrivals in any window of length ``w``. The rate a plan must be
+  sized for is the largest, over windows, of the smallest Poisson rate under which the observed
+  maximum ``c`` is not surprising: with ``N = horizon_s / w`` windows, the maximum of ``N``
+  Poisson(``lam*w``) counts reaches ``c`` with probability at least ``alpha`` (default 0.02), i.e.
+  ``P(X >= c) >= 1 - (1 - alpha)^(1/N)``; since ``P(Poisson(mu) >= c)`` is the regularised lower
+  incomplete gamma function ``P(c, mu)``, ``mu = gammaincinv(c, 1 - (1 - alpha)^(1/N))``
+  (scipy.special). Short windows see Poisson noise, long ones the sustained rate; the test keeps
+  noise from triggering scale-ups (a plan at rate ``lam`` already absorbs Poisson bursts).
 - *Forecaster* (numpy only): the next-horizon peak rate is the larger of (a) a high quantile of
   the recent interval peaks and (b) their least-squares linear trend extrapolated to the end of the
   horizon, over the last ``lookback`` intervals (IPA looks back 2 minutes).
@@ -20,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import gammaincinv
 
 
 def interval_peaks_rps(counts_per_s: np.ndarray, interval_s: int, window_s: int) -> np.ndarray:
@@ -57,16 +61,17 @@ def max_counts(arrival_ms: np.ndarray, windows_s: tuple[float, ...]) -> np.ndarr
                      for w in windows_s])
 
 
-def envelope_rate_rps(arrival_ms: np.ndarray, windows_s: tuple[float, ...], horizon_s: float) -> float:
-    """The smallest Poisson rate whose envelope covers the observed one in every window (see the module)."""
+def envelope_rate_rps(arrival_ms: np.ndarray, windows_s: tuple[float, ...], horizon_s: float,
+                      alpha: float = 0.02) -> float:
+    """The smallest Poisson rate under which the observed envelope is not surprising (see the module)."""
     counts = max_counts(arrival_ms, windows_s)
     best = 0.0
     for w, c in zip(windows_s, counts):
         if w > horizon_s or c <= 0:
             continue
-        z = math.sqrt(2.0 * math.log(max(horizon_s / w, 1.0)))
-        root = (-z + math.sqrt(z * z + 4.0 * c)) / 2.0  # sqrt(lam * w)
-        best = max(best, root * root / w)
+        windows = max(horizon_s / w, 1.0)
+        p = -math.expm1(math.log1p(-alpha) / windows)  # 1 - (1 - alpha)^(1/N), accurately
+        best = max(best, float(gammaincinv(c, p)) / w)
     return best
 
 

@@ -1,0 +1,86 @@
+"""`pipeplan tune` through typer's test runner: files, schema, determinism, errors; a real trace if present."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from planner.cli import app
+from planner.trace_io import read_trace
+from planner.traces import TraceFormat
+from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, compare_rows
+from tests.fixtures import CONFIGS
+from tests.test_tuner import video_request
+
+runner = CliRunner()
+TWITTER = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces" / "twitter" / "ipa_segments_damped8.csv"
+SUMMARY_KEYS = {"schema_version", "policy", "trace", "requests", "duration_s", "interval_s", "seed", "slo_ms",
+                "total_cost_usd", "mean_cost_usd_per_hour", "slo_attainment", "p99_ms", "mean_accuracy",
+                "reconfigurations", "config_switches", "replicas_launched", "trace_file", "scale"}
+
+
+def _trace(tmp_path: Path) -> Path:
+    path = tmp_path / "step.csv"
+    result = runner.invoke(app, ["trace", "generate", "--kind", "step", "--rate-rps", "10", "--rate-after-rps", "40",
+                                 "--duration-s", "120", "--seed", "2", "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_tune_writes_a_timeline_row_per_interval_and_a_summary(tmp_path):
+    trace = _trace(tmp_path)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["tune", str(CONFIGS / "video.yaml"), "--trace", str(trace), "--policy", "reactive",
+                                 "--out", str(out), "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((out / "timeline.csv").open()))
+    assert len(rows) == 12 and [float(r["time_s"]) for r in rows] == [10.0 * k for k in range(12)]
+    header = set(rows[0])
+    for column in ("time_s", "arrival_rps", "cost_usd", "p99_ms", "slo_attainment", "detect_variant",
+                   "detect_batch", "detect_replicas", "classify_variant", "classify_batch", "classify_replicas"):
+        assert column in header
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == SUMMARY_KEYS and summary["policy"] == "reactive"
+    assert abs(summary["total_cost_usd"] - sum(float(r["cost_usd"]) for r in rows)) < 1e-6
+    first = (out / "summary.json").read_bytes(), (out / "timeline.csv").read_bytes()
+    again = runner.invoke(app, ["tune", str(CONFIGS / "video.yaml"), "--trace", str(trace), "--policy", "reactive",
+                                "--out", str(out), "--seed", "4"])
+    assert again.exit_code == 0
+    assert ((out / "summary.json").read_bytes(), (out / "timeline.csv").read_bytes()) == first  # deterministic
+
+
+def test_tune_compare_writes_every_policy_and_prints_the_table(tmp_path):
+    trace = _trace(tmp_path)
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["tune", str(CONFIGS / "video.yaml"), "--trace", str(trace), "--compare",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for kind in PolicyKind:
+        assert (out / kind.value / "timeline.csv").exists() and (out / kind.value / "summary.json").exists()
+        assert kind.value in result.output
+    rows = list(csv.DictReader((out / "compare.csv").open()))
+    assert {r["policy"] for r in rows} == {k.value for k in PolicyKind}
+    assert float(next(r for r in rows if r["policy"] == "oracle")["cost_vs_oracle"]) == 1.0
+    assert "cost vs oracle" in result.output
+
+
+def test_tune_reports_a_missing_trace_and_exits_2(tmp_path):
+    result = runner.invoke(app, ["tune", str(CONFIGS / "video.yaml"), "--trace", str(tmp_path / "none.csv"),
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "none.csv" in result.output and not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(not TWITTER.exists(), reason=f"real traces not present at {TWITTER.parent}")
+def test_the_oracle_and_the_peak_plan_meet_the_slo_on_a_twitter_window():
+    trace = read_trace(TWITTER, TraceFormat.COUNTS, rng=np.random.default_rng(0), column="bursty", duration_s=300)
+    results = compare(PlanBook(video_request()), trace, (PolicyKind.ORACLE, PolicyKind.STATIC_PEAK),
+                      TuneSettings(seed=1))
+    rows = {r.policy: r for r in compare_rows(results)}
+    assert rows["oracle"].slo_attainment >= 0.99 and rows["static-peak"].slo_attainment >= 0.99
+    assert rows["static-peak"].cost_vs_oracle >= 1.0 - 1e-9
