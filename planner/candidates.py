@@ -175,7 +175,7 @@ def _replica_options(
 ) -> tuple[list[_Raw], float]:
     """Replica counts within the SLO and the unit cap, and the lowest latency seen ignoring both."""
     point = lat.ServicePoint(row.batch_size, row.latency_p50_ms, row.latency_p99_ms, row.throughput_rps)
-    queue = lat.StageQueue(point, load_rps, timeout_ms, spec.arrival_cv, stage.fanout)
+    queue = lat.StageQueue(point, load_rps, timeout_ms, spec.arrival_cv, stage.fanout, source=not stage.after)
     first = max(1, math.ceil(queue.offered_erlangs / spec.max_utilization - 1e-9))
     last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
     raws: list[_Raw] = []

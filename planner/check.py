@@ -49,7 +49,7 @@ def recheck(plan: Plan, spec: PipelineSpec, catalog: HardwareCatalog, profiles: 
         load_rps = plan.arrival_rps * stage.fanout
         terms, utilization = lat.stage_latency(
             lat.ServicePoint(row.batch_size, row.latency_p50_ms, row.latency_p99_ms, row.throughput_rps),
-            sp.replicas, load_rps, sp.batch_timeout_ms, spec.arrival_cv, stage.fanout,
+            sp.replicas, load_rps, sp.batch_timeout_ms, spec.arrival_cv, stage.fanout, source=not stage.after,
         )
         latencies[sp.stage] = terms.total_ms
         if not math.isclose(terms.total_ms, sp.predicted_latency_ms, rel_tol=_REL, abs_tol=1e-6):

@@ -9,14 +9,21 @@ latency, as seen by one pipeline request, is the sum of three terms:
    replica waits at most the timeout for the batch to fill; later items wait less. The planner sets
    the timeout to a quantile of the time that ``batch_size - 1`` further Poisson arrivals take at the
    stage's load (a Gamma(b-1, rate) quantile), so the bound is tight at the planned load.
-2. **Queueing** ``wait_ms``: batches are treated as customers of a GI/G/c queue with c = replicas
-   (the Allen-Cunneen approximation): the probability of waiting is Erlang C at utilisation rho,
-   the conditional wait is roughly exponential with mean
-   ``(ca2 + cs2) / 2 * E[S] / (c * (1 - rho))``, so the q-quantile wait is that mean times
-   ``ln(C / (1 - q))`` when C > 1 - q, else 0. For Poisson arrivals and exponential service this is
-   exact M/M/c. Batches of b items arriving as a renewal process of rate lambda have
-   ``ca2 = cv^2 / b``; a request fanning out into k items makes arrivals k times burstier.
-   Service variability ``cs2`` is fitted from the profile's p50 and p99 (lognormal).
+2. **Queueing** ``wait_ms``: batches are customers of a GI/G/c queue with c = replicas. For
+   renewal arrivals with Gamma gaps and exponential service the GI/M/c result is exact: the wait,
+   when there is one, is exponential with rate ``c (1 - sigma) / E[S]``, where sigma solves
+   ``sigma = A*(c (1 - sigma) / E[S])`` (A* the Laplace-Stieltjes transform of the batch
+   inter-arrival time; sigma = rho for Poisson arrivals, more for burstier ones). The probability
+   of waiting is Erlang C scaled by ``sigma / rho`` (exact for one replica and for Poisson
+   arrivals), and other service variability scales the wait by ``(ca2 + cs2) / (ca2 + 1)`` (the
+   Kingman / Allen-Cunneen factor; 1 for exponential service). So the q-quantile wait is
+   ``factor * E[S] / (c (1 - sigma)) * ln(P(wait) / (1 - q))`` when P(wait) > 1 - q, else 0.
+   Batches of b items from an item stream of squared coefficient of variation ``v`` arrive with
+   ``ca2 = v / b``. A source stage sees ``v = cv^2``; a later stage sees upstream departures,
+   whose variability lies between the input's and 1 (QNA), so ``v = max(cv^2, 1)``; a fan-out
+   k >= 1 delivers items in bulks (``v x k``), a fan-out p < 1 thins the stream
+   (``p v + 1 - p``). Service variability ``cs2`` is fitted from the profile's p50 and p99
+   (lognormal). ``benchmarks/bench_model_fidelity.py`` measures how this compares with simulation.
 3. **Service** ``service_ms = latency_p99_ms`` of a full batch from the profile.
 
 Partial batches (the timeout fired first) are served at the full batch's cost, so the model is
@@ -107,14 +114,72 @@ def wait_quantile_ms(
     service_scv_: float,
     quantile: float,
 ) -> float:
-    """Allen-Cunneen GI/G/c waiting-time quantile; infinite when utilisation >= 1."""
+    """The q-quantile wait of a GI/G/c queue (module docstring, term 2); infinite when utilisation >= 1."""
     if utilization >= 1.0:
         return math.inf
-    p_wait = erlang_c(servers, servers * utilization)
-    if p_wait <= 1.0 - quantile:
+    if utilization <= 0.0:
         return 0.0
-    mean_conditional = (arrival_scv + service_scv_) / 2.0 * mean_service_ms / (servers * (1.0 - utilization))
-    return mean_conditional * math.log(p_wait / (1.0 - quantile))
+    offered = servers * utilization
+    sigma = renewal_root(arrival_scv, offered, servers)
+    factor = (arrival_scv + service_scv_) / (arrival_scv + 1.0)
+    return _wait_ms(erlang_c(servers, offered), sigma, utilization, servers, mean_service_ms, factor,
+                    1.0 - quantile)
+
+
+def item_arrival_scv(arrival_cv: float, fanout: float, source: bool) -> float:
+    """Squared coefficient of variation of the item arrivals a stage sees.
+
+    A source stage sees the pipeline's arrivals (scv = cv^2). A later stage sees departures of the
+    stages before it; by the QNA departure approximation their scv lies between the input's and 1
+    (for service scv <= 1), so the larger of the two is used. A fan-out k >= 1 delivers items in
+    bulks of k (k times the scv); a fan-out p < 1 thins the stream (p scv + 1 - p).
+    """
+    scv = arrival_cv**2 if source else max(arrival_cv**2, 1.0)
+    if fanout >= 1.0:
+        return scv * fanout
+    return fanout * scv + (1.0 - fanout)
+
+
+def renewal_root(arrival_scv: float, offered_erlangs: float, servers: int) -> float:
+    """The GI/M/c root sigma = A*(c (1 - sigma)) for Gamma inter-arrivals of this SCV (time in mean services).
+
+    A* is the Laplace-Stieltjes transform of the inter-arrival time, (1 + s / (K a))^-K with
+    shape K = 1 / scv and rate a (offered Erlangs); exp(-s / a) when the arrivals are regular.
+    Poisson arrivals give sigma = rho exactly; burstier arrivals give sigma > rho (a slower tail).
+    Newton's method from 0 converges monotonically: A*(c (1 - sigma)) - sigma is convex in sigma.
+    """
+    rho = offered_erlangs / servers
+    if rho <= 0.0:
+        return 0.0
+    if abs(arrival_scv - 1.0) < 1e-12:
+        return rho
+    regular = arrival_scv <= 1e-9
+    shape = 0.0 if regular else 1.0 / arrival_scv
+    rate = servers / offered_erlangs
+    sigma = 0.0
+    for _ in range(100):
+        x = rate * (1.0 - sigma)
+        if regular:
+            transform = math.exp(-x)
+            slope = rate * transform
+        else:
+            base = 1.0 + x / shape
+            transform = base ** -shape
+            slope = rate * transform / base
+        step = (transform - sigma) / (1.0 - slope)
+        sigma += step
+        if step < 1e-12:
+            break
+    return min(sigma, 1.0 - 1e-12)
+
+
+def _wait_ms(erlang: float, sigma: float, rho: float, servers: int, mean_service_ms: float,
+             factor: float, tail: float) -> float:
+    """The q-quantile wait of module docstring term 2, from Erlang C and the GI/M/c root."""
+    p_wait = min(1.0, erlang * sigma / rho)
+    if p_wait <= tail:
+        return 0.0
+    return factor * mean_service_ms / (servers * (1.0 - sigma)) * math.log(p_wait / tail)
 
 
 @dataclass(frozen=True)
@@ -141,6 +206,7 @@ class StageQueue:
     arrival_cv: float
     fanout: float
     quantile: float = 0.99
+    source: bool = True  # the stage receives the pipeline's arrivals (not another stage's output)
 
     @property
     def mean_batch(self) -> float:
@@ -160,8 +226,10 @@ class StageQueue:
         """Yield (replicas, StageLatency, utilisation) for replicas = first..last, in order."""
         p = self.point
         mean_service_ms = 1000.0 * p.batch_size / p.throughput_rps
-        arrival_scv = self.arrival_cv**2 * max(1.0, self.fanout) / self.mean_batch
-        variability = (arrival_scv + service_scv(p.latency_p50_ms, p.latency_p99_ms)) / 2.0
+        arrival_scv = item_arrival_scv(self.arrival_cv, self.fanout, self.source) / self.mean_batch
+        # GI/M/c is exact for exponential service; other service variability scales the wait as
+        # in the Kingman/Allen-Cunneen factor, (ca2 + cs2) / (ca2 + 1), which is 1 when cs2 = 1.
+        service_factor = (arrival_scv + service_scv(p.latency_p50_ms, p.latency_p99_ms)) / (arrival_scv + 1.0)
         tail = 1.0 - item_quantile(self.fanout, self.quantile)
         a = self.offered_erlangs
         blocking = 1.0  # Erlang B(k) at offered load a, by the recursion B(k) = a B(k-1) / (k + a B(k-1))
@@ -173,9 +241,9 @@ class StageQueue:
             if rho >= 1.0:
                 wait = math.inf
             else:
-                p_wait = blocking / (1.0 - rho * (1.0 - blocking))
-                wait = 0.0 if p_wait <= tail else (
-                    variability * mean_service_ms / (replicas * (1.0 - rho)) * math.log(p_wait / tail))
+                erlang = blocking / (1.0 - rho * (1.0 - blocking))
+                wait = _wait_ms(erlang, renewal_root(arrival_scv, a, replicas), rho, replicas, mean_service_ms,
+                                service_factor, tail)
             yield replicas, StageLatency(self.batch_timeout_ms, wait, p.latency_p99_ms), rho
 
     def at(self, replicas: int) -> tuple[StageLatency, float]:
@@ -192,6 +260,7 @@ def stage_latency(
     arrival_cv: float,
     fanout: float,
     quantile: float = 0.99,
+    source: bool = True,
 ) -> tuple[StageLatency, float]:
     """The stage's p99 latency terms and its utilisation, for ``replicas`` replicas at ``load_rps`` items/s."""
-    return StageQueue(point, load_rps, batch_timeout_ms, arrival_cv, fanout, quantile).at(replicas)
+    return StageQueue(point, load_rps, batch_timeout_ms, arrival_cv, fanout, quantile, source).at(replicas)

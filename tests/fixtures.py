@@ -66,7 +66,8 @@ def stage_configs(request: PlanRequest, stage_name: str) -> list[tuple]:
         point = lat.ServicePoint(row.batch_size, row.latency_p50_ms, row.latency_p99_ms, row.throughput_rps)
         for timeout in timeouts_for(row.batch_size, load, spec.batch_timeout_quantiles):
             for n in range(1, (stage.max_replicas or spec.max_replicas) + 1):
-                terms, util = lat.stage_latency(point, n, load, timeout, spec.arrival_cv, stage.fanout)
+                terms, util = lat.stage_latency(point, n, load, timeout, spec.arrival_cv, stage.fanout,
+                                                source=not stage.after)
                 if util > spec.max_utilization * (1 + 1e-9):
                     continue
                 out.append((n * hw.usd_per_hour, terms.total_ms, row.accuracy, row.hardware, n))

@@ -89,3 +89,17 @@ def test_other_solvers_match_enumeration(solver):
         _check(*instance, solver)
 
     run()
+
+
+def test_weighted_mean_objective_counts_accuracy_and_cost():
+    """Regression: the weighted objective names each x twice (accuracy and cost); both must count."""
+    from profiler.schema import ProfileRow
+
+    spec = make_spec(stages=[{"name": "s0", "model": "m0"}, {"name": "s1", "model": "m1", "after": ["s0"]}],
+                     slo_ms=4.75, arrival_rps=1.0, arrival_cv=0.5, accuracy="mean", batch_sizes=[1], max_replicas=1,
+                     objective={"kind": "weighted", "accuracy_weight": 1.0, "cost_weight": 1.0})
+    catalog = make_catalog([{"name": "hw0", "kind": "cpu", "cores": 2, "usd_per_hour": 0.1}])
+    rows = (ProfileRow("m0", "v0", "hw0", 1, 2.0, 2.0, 500.0, 1.0), ProfileRow("m0", "v1", "hw0", 1, 1.5, 1.5, 2000 / 3, 0.5),
+            ProfileRow("m1", "v0", "hw0", 1, 2.0, 2.0, 500.0, 0.5), ProfileRow("m1", "v1", "hw0", 1, 2.0, 4.0, 500.0, 1.0))
+    for solver in SolverName:
+        _check(spec, catalog, ProfileTable(rows), solver)

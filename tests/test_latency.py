@@ -71,3 +71,26 @@ def test_more_replicas_never_wait_longer():
     point = lat.ServicePoint(1, 10.0, 15.0, 100.0)
     waits = [lat.stage_latency(point, n, 80.0, 0.0, 1.0, 1.0)[0].wait_ms for n in range(1, 8)]
     assert all(a >= b for a, b in zip(waits, waits[1:]))
+
+
+def test_renewal_root_is_rho_for_poisson_and_grows_with_burstiness():
+    assert lat.renewal_root(1.0, 2.4, 3) == pytest.approx(0.8)
+    roots = [lat.renewal_root(scv, 0.6, 1) for scv in (0.0, 0.25, 1.0, 4.0)]
+    assert roots == sorted(roots) and roots[2] == pytest.approx(0.6)
+    # D/M/1: sigma solves sigma = exp(-(1 - sigma) / rho)
+    sigma = lat.renewal_root(0.0, 0.6, 1)
+    assert sigma == pytest.approx(math.exp(-(1 - sigma) / 0.6))
+
+
+def test_bursty_arrivals_wait_longer_than_poisson():
+    poisson = lat.wait_quantile_ms(2, 0.5, 10.0, 1.0, 1.0, 0.99)
+    bursty = lat.wait_quantile_ms(2, 0.5, 10.0, 4.0, 1.0, 0.99)
+    smooth = lat.wait_quantile_ms(2, 0.5, 10.0, 0.25, 1.0, 0.99)
+    assert smooth < poisson < bursty
+
+
+def test_item_arrival_variability():
+    assert lat.item_arrival_scv(2.0, 1.0, source=True) == pytest.approx(4.0)
+    assert lat.item_arrival_scv(0.5, 1.0, source=False) == pytest.approx(1.0)  # departures: at least Poisson
+    assert lat.item_arrival_scv(1.0, 3.0, source=True) == pytest.approx(3.0)  # bulks of 3
+    assert lat.item_arrival_scv(0.5, 0.5, source=True) == pytest.approx(0.5 * 0.25 + 0.5)  # thinning

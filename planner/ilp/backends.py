@@ -31,6 +31,11 @@ class SolverName(str, Enum):
 
 def solve(model: LinearModel, solver: SolverName, time_limit_s: float | None = None) -> Solution:
     """Solve ``model``; never raises for infeasibility (status says so), raises SolverError on failure."""
+    for terms in [model.objective] + [c.terms for c in model.constraints]:
+        names = [n for n, _ in terms]
+        if len(names) != len(set(names)):
+            # pulp keeps only the last coefficient of a repeated variable: refuse rather than mis-solve.
+            raise SolverError(f"model '{model.name}' names a variable twice in one row; this is a bug in pipeplan.")
     if solver is SolverName.CPSAT:
         return _solve_cpsat(model, time_limit_s)
     return _solve_pulp(model, solver, time_limit_s)

@@ -178,10 +178,18 @@ def formulate(spec: PipelineSpec, candidates: CandidateSet, hardware_units: dict
         name=_safe(spec.name),
         variables=tuple(variables),
         constraints=tuple(constraints),
-        objective=tuple(objective),
+        objective=merge_terms(objective),
         maximize=maximize,
     )
     return Formulation(model, choice, finish)
+
+
+def merge_terms(terms) -> tuple[tuple[str, float], ...]:
+    """One coefficient per variable, in first-seen order (the weighted objective names each x twice)."""
+    merged: dict[str, float] = {}
+    for name, coef in terms:
+        merged[name] = merged.get(name, 0.0) + coef
+    return tuple(merged.items())
 
 
 def _c1_one_option(by_stage: dict[str, list[tuple[str, Option]]]) -> list[Constraint]:

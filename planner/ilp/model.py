@@ -40,6 +40,8 @@ class Constraint:
 
 @dataclass(frozen=True)
 class LinearModel:
+    """A model whose objective and rows name each variable at most once (backends rely on it)."""
+
     name: str
     variables: tuple[Variable, ...]
     constraints: tuple[Constraint, ...]
