@@ -83,3 +83,11 @@ def tiny_setup(folder: Path) -> Path:
     (folder / "broken.onnx").write_bytes(b"this is not an onnx file")
     dataset_with_accuracy(model, folder / "eval.npz")
     return model
+
+
+def tiny_torch_module(hidden: int = 8):
+    """A torch factory for manifests: 'tests.test_profiler_fixtures:tiny_torch_module'."""
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 3))
