@@ -35,7 +35,7 @@ from planner.spec import HardwareCatalog, PipelineSpec  # noqa: E402
 from profiler.schema import ProfileRow, ProfileTable  # noqa: E402
 
 BATCHES = (1, 2, 4, 8, 16, 32)
-SIZES = [(2, 5, 1), (2, 5, 2), (5, 5, 2), (9, 9, 2), (9, 9, 4), (16, 3, 2), (16, 10, 4)]
+SIZES = [(2, 3, 1), (2, 5, 2), (5, 5, 2), (9, 9, 2), (9, 9, 4), (12, 7, 3), (16, 3, 2), (16, 10, 4)]
 HARDWARE = [("cpu-2", 0.085, 1.0, 1.0), ("cpu-8", 0.34, 0.3, 1.0), ("gpu-t4", 0.526, 0.04, 0.55),
             ("gpu-a10g", 1.006, 0.02, 0.55)]
 
