@@ -10,7 +10,9 @@ The rules (per stage, when a target plan is applied at time ``t``):
 - Fewer: replicas still starting are cancelled first (newest first), then serving ones are
   stopped at ``t``; a stopped replica finishes the batch it is running.
 - A different configuration: its replicas are launched at ``t``; the old configuration's replicas
-  keep serving until the new ones are ready (make-before-break), then stop (and drain).
+  keep serving until the new ones are ready (make-before-break), then stop (and drain). Replicas
+  still starting for a configuration that is no longer wanted are cancelled; replicas of the
+  wanted configuration that are draining from an earlier switch are kept rather than relaunched.
 - With ``instant`` (the hindsight oracle), new replicas are ready at ``t`` and charged from ``t``,
   and the old ones stop at ``t``: reconfiguration is free, so the oracle's cost is the sum over
   intervals of its optimal plans' cost, a lower bound for any policy that meets the SLO with plans
@@ -99,9 +101,16 @@ class Deployment:
             index = self._config_index(stage, plan)
             config = self.configs[stage.stage][index]
             windows = self.windows.setdefault(stage.stage, [])
-            live = [w for w in windows if w.stop_ms == math.inf]
-            same = [w for w in live if w.config == index]
+            live = [w for w in windows if w.stop_ms > t_ms]
+            same = [w for w in live if w.config == index and w.stop_ms == math.inf]
+            draining = sorted((w for w in live if w.config == index and w.stop_ms < math.inf and w.ready_ms <= t_ms),
+                              key=lambda w: w.ready_ms)
             other = [w for w in live if w.config != index]
+            # Replicas of this configuration still draining from an earlier switch are kept instead.
+            while len(same) < stage.replicas and draining:
+                w = draining.pop(0)
+                w.stop_ms = math.inf
+                same.append(w)
             if initial or instant:
                 launch, ready = t_ms, t_ms
             else:
@@ -118,12 +127,16 @@ class Deployment:
                     w.stop_ms = max(t_ms, w.launch_ms)
                     stopped += 1
                 same = [w for w in same if w.stop_ms == math.inf]
-            if other:
+            if any(w.stop_ms == math.inf for w in other):
                 switched.append(stage.stage)
-                handover = max([t_ms] + [w.ready_ms for w in same])
-                for w in other:
-                    w.stop_ms = max(w.launch_ms, t_ms if w.ready_ms > t_ms else handover)
-                    stopped += 1
+            # Other configurations serve until this one is fully ready (make-before-break); the
+            # hand-over is re-set at every decision, so a second switch never leaves a gap.
+            handover = max([t_ms] + [w.ready_ms for w in same])
+            for w in other:
+                stop = t_ms if w.ready_ms > t_ms else handover
+                if stop != w.stop_ms:
+                    stopped += int(w.stop_ms == math.inf)
+                    w.stop_ms = max(w.launch_ms, stop)
         return Change(launched, stopped, tuple(switched))
 
     def schedule(self) -> Schedule:
