@@ -44,12 +44,17 @@ TRACES = [
 ]
 
 
-def request() -> PlanRequest:
+def request(startup_s: float | None = None) -> PlanRequest:
+    """configs/video.yaml on CPU hardware; ``startup_s`` overrides every machine's start-up time."""
     spec_path = REPO / "configs" / "video.yaml"
     spec = io.load_spec(spec_path)
-    profiles, catalog = io.resolve_inputs(spec_path, spec, None, None)
+    profiles, catalog_path = io.resolve_inputs(spec_path, spec, None, None)
     spec = spec.model_copy(update={"hardware": ("cpu-2", "cpu-8")})
-    return PlanRequest(spec=spec, catalog=io.load_catalog(catalog), profiles=io.load_profiles(profiles))
+    catalog = io.load_catalog(catalog_path)
+    if startup_s is not None:
+        catalog = catalog.model_copy(update={"hardware": tuple(h.model_copy(update={"startup_s": startup_s})
+                                                               for h in catalog.hardware)})
+    return PlanRequest(spec=spec, catalog=catalog, profiles=io.load_profiles(profiles))
 
 
 def load(data: Path, name: str, column: str | None, start_s: int, duration_s: int, scale: float, seed: int):
@@ -68,13 +73,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--interval-s", type=int, default=10)
     parser.add_argument("--only", default=None, help="run only traces whose label contains this")
+    parser.add_argument("--startup-s", type=float, default=None,
+                        help="override every machine's start-up time (default: the catalog's 60 s)")
+    parser.add_argument("--peak-window-s", type=int, default=5, help="window of the interval peak rate")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    req = request()
-    settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s), seed=args.seed)
+    req = request(args.startup_s)
+    settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s),
+                            seed=args.seed)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"Python {platform.python_version()}; spec video.yaml on cpu-2/cpu-8; interval {args.interval_s} s; "
-          f"seed {args.seed}\n")
+          f"Python {platform.python_version()}; spec video.yaml on cpu-2/cpu-8; start-up "
+          f"{'catalog (60 s)' if args.startup_s is None else f'{args.startup_s:g} s'}; interval {args.interval_s} s; "
+          f"peak window {args.peak_window_s} s; seed {args.seed}\n")
     print("| trace | mean / peak rps | policy | cost (USD) | x oracle | within SLO | accuracy | reconfig. | targets |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, name, column, start_s, duration_s, scale in TRACES:

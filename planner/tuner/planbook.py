@@ -80,6 +80,21 @@ class PlanBook:
         """The cheapest replica counts for the pinned configuration at ``rps`` (rounded up); None if none fits."""
         return self._solve(self.grid_index(rps), pin)
 
+    def pinned_capped(self, rps: float, pin: Pin) -> Plan | None:
+        """As :meth:`pinned`, but above the configuration's reach the largest pinned plan (None if none)."""
+        index = self.grid_index(rps)
+        found = self._solve(index, pin)
+        if found is not None or self._solve(0, pin) is None:
+            return found
+        lo, hi = 0, index
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._solve(mid, pin) is None:
+                hi = mid
+            else:
+                lo = mid
+        return self._solve(lo, pin)
+
     def plan(self, rps: float) -> Plan:
         """The optimal plan for ``rps`` rounded up to the grid.
 

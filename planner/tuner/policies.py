@@ -45,11 +45,31 @@ class PolicyKind(str, Enum):
 
 @dataclass(frozen=True)
 class Observation:
-    """What arrived in the interval ``[start_s, end_s)`` (arrival times in ms from the trace start)."""
+    """What arrived in the interval ``[start_s, end_s)`` (arrival times in ms from the trace start),
+    and the pipeline's serving capacity over it (mean of its start, middle and end; replicas still
+    starting do not count), from which a policy estimates the backlog it has to drain."""
 
     start_s: float
     end_s: float
     arrival_ms: np.ndarray
+    capacity_rps: float = math.inf
+
+
+class BacklogEstimate:
+    """Requests left waiting: grows by arrivals beyond the serving capacity, shrinks by spare capacity.
+
+    A plan sized for the arrival rate alone leaves a backlog built during a start-up delay in the
+    queues for minutes; sizing for ``rate + backlog / drain_s`` drains it.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0.0
+
+    def update(self, observation: Observation) -> float:
+        seconds = observation.end_s - observation.start_s
+        served = 0.9 * observation.capacity_rps * seconds  # capacity at full batches, less the utilisation cap
+        self.requests = max(0.0, self.requests + observation.arrival_ms.size - served)
+        return self.requests
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,7 @@ class ReactiveSettings:
     down_margin: float = 0.15  # plan this much above that rate when scaling down
     hysteresis: float = 0.20  # scale down only when the new rate is this much below the deployed one
     cooldown_s: float = 30.0  # no scale-down this soon after a scale-up
+    drain_s: float = 30.0  # plan to drain an estimated backlog within this time
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,7 @@ class PredictiveSettings:
     forecaster: PeakForecaster = field(default_factory=PeakForecaster)
     margin: float = 0.10  # plan this much above the forecast
     switch_saving: float = 0.10  # switch configuration only when it saves this share of the cost
+    drain_s: float = 30.0  # plan to drain an estimated backlog within this time
 
 
 @dataclass(frozen=True)
@@ -139,8 +161,10 @@ class ReactivePolicy:
         self.recent: list[np.ndarray] = []
         self.now_s = 0.0
         self.last_up_s = -math.inf
+        self.backlog = BacklogEstimate()
 
     def tell(self, observation: Observation) -> None:
+        self.backlog.update(observation)
         self.now_s = observation.end_s
         self.recent.append(np.asarray(observation.arrival_ms))
         keep_s = max(self.settings.reactive.history_s, self.settings.reactive.down_window_s)
@@ -148,10 +172,11 @@ class ReactivePolicy:
         self.recent = [a for a in self.recent if a.size and a[-1] >= cutoff_ms]
 
     def _plan_at(self, rps: float) -> Plan:
-        pinned = self.book.pinned(rps, self.pin)
+        # Replicas only: above the configuration's reach (max_replicas) it keeps its largest plan.
+        pinned = self.book.pinned_capped(rps, self.pin)
         if pinned is not None:
             return pinned
-        plan = self.book.plan(rps)  # the fixed configuration cannot carry this rate: re-plan
+        plan = self.book.plan(rps)  # the configuration carries no rate at all under this spec: re-plan
         self.pin = plan_pin(plan)
         return plan
 
@@ -162,6 +187,7 @@ class ReactivePolicy:
         arrivals = np.concatenate(self.recent)
         last = arrivals[arrivals >= 1000.0 * (self.now_s - self.settings.interval_s)]
         need = envelope_rate_rps(last, self.windows_s, float(self.settings.interval_s))
+        need += min(need, self.backlog.requests / r.drain_s)  # drain, at most doubling the rate
         deployed = self.plan.arrival_rps
         if need > deployed:
             self.plan = self._plan_at(need * (1.0 + r.up_margin))
@@ -189,8 +215,10 @@ class PredictivePolicy:
         self.book, self.settings = book, settings
         self.plan = initial
         self.peaks: list[float] = []
+        self.backlog = BacklogEstimate()
 
     def tell(self, observation: Observation) -> None:
+        self.backlog.update(observation)
         a = np.asarray(observation.arrival_ms)
         seconds = max(1, int(round(observation.end_s - observation.start_s)))
         counts = np.bincount(np.minimum(((a - 1000.0 * observation.start_s) // 1000.0).astype(np.int64), seconds - 1),
@@ -204,10 +232,12 @@ class PredictivePolicy:
         delay_s = max(s.startup_s + (s.load_time_s or 0.0) for s in self.plan.stages)
         horizon = (delay_s + self.settings.interval_s) / self.settings.interval_s
         rate = p.forecaster.forecast(np.asarray(self.peaks), horizon) * (1.0 + p.margin)
+        rate += min(rate, self.backlog.requests / p.drain_s)  # drain, at most doubling the rate
         best = self.book.plan(rate)
         keep = self.book.pinned(rate, plan_pin(self.plan))
-        if keep is not None and plan_pin(best) != plan_pin(self.plan) and \
-                best.cost_usd_per_hour > keep.cost_usd_per_hour * (1.0 - p.switch_saving):
+        # A switch serves nothing new until the new replicas load: never while a backlog drains.
+        if keep is not None and plan_pin(best) != plan_pin(self.plan) and (
+                self.backlog.requests > 0 or best.cost_usd_per_hour > keep.cost_usd_per_hour * (1.0 - p.switch_saving)):
             best = keep
         self.plan = best
         return best

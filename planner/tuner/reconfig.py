@@ -43,6 +43,7 @@ class DeployedConfig:
     usd_per_hour: float  # per replica
     accuracy: float
     delay_ms: float  # start-up plus load time of a new replica
+    capacity_rps: float  # pipeline requests/s one replica serves back to back at full batches
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ class Deployment:
                 return i
         model = stage_models(plan, self.sim_config)[stage.stage]
         per_replica = stage.usd_per_hour / stage.replicas
-        known.append(DeployedConfig(key, model, per_replica, stage.accuracy, _delay_ms(stage)))
+        capacity = stage.capacity_rps / stage.replicas / stage.fanout
+        known.append(DeployedConfig(key, model, per_replica, stage.accuracy, _delay_ms(stage), capacity))
         return len(known) - 1
 
     def apply(self, t_ms: float, plan: Plan, instant: bool = False, initial: bool = False) -> Change:
@@ -156,6 +158,11 @@ class Deployment:
             if overlap > 0:
                 total += overlap * self.configs[name][w.config].usd_per_hour / 3.6e6
         return total
+
+    def capacity_rps(self, t_ms: float) -> float:
+        """Pipeline requests/s the replicas able to serve at ``t_ms`` carry (the slowest stage's)."""
+        return min(sum(self.configs[name][w.config].capacity_rps for w in self.windows[name]
+                       if w.ready_ms <= t_ms < w.stop_ms) for name in self.order)
 
     def serving(self, name: str, t_ms: float) -> int:
         """Replicas of a stage able to start a batch at ``t_ms``."""

@@ -112,7 +112,8 @@ def tune(book: PlanBook, trace: Trace, kind: PolicyKind, settings: TuneSettings 
     for k in range(intervals):
         t_s = float(k * interval_s)
         if k > 0:
-            policy.tell(Observation(t_s - interval_s, t_s, trace.arrival_ms[bounds[k - 1]:bounds[k]]))
+            capacity = float(np.mean([deployment.capacity_rps(1000.0 * (t_s - f * interval_s)) for f in (1.0, 0.5, 1e-9)]))
+            policy.tell(Observation(t_s - interval_s, t_s, trace.arrival_ms[bounds[k - 1]:bounds[k]], capacity))
         plan = policy.ask()
         change = deployment.apply(1000.0 * t_s, plan, instant=policy.instant, initial=k == 0)
         plans.append(plan)
