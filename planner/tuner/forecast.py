@@ -14,7 +14,7 @@
   noise from triggering scale-ups (a plan at rate ``lam`` already absorbs Poisson bursts).
 - *Forecaster* (numpy only): the next-horizon peak rate is the larger of (a) a high quantile of
   the recent interval peaks and (b) their least-squares linear trend extrapolated to the end of the
-  horizon, over the last ``lookback`` intervals (IPA looks back 2 minutes).
+  horizon, over the last ``lookback`` intervals (default 6: one minute at 10 s; IPA uses 2 minutes).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def envelope_rate_rps(arrival_ms: np.ndarray, windows_s: tuple[float, ...], hori
 class PeakForecaster:
     """Forecast the peak rate over the next ``horizon`` intervals from recent interval peaks."""
 
-    lookback: int = 12  # intervals of history used (IPA: 2 minutes at 10 s)
+    lookback: int = 6  # intervals of history used (IPA looks back 2 minutes; 1 minute sheds a peak sooner)
     quantile: float = 0.9  # of the recent peaks: the level held against noise
     trend_weight: float = 1.0  # 0 disables the linear-trend term
 

@@ -234,11 +234,16 @@ class PredictivePolicy:
         rate = p.forecaster.forecast(np.asarray(self.peaks), horizon) * (1.0 + p.margin)
         rate += min(rate, self.backlog.requests / p.drain_s)  # drain, at most doubling the rate
         best = self.book.plan(rate)
-        keep = self.book.pinned(rate, plan_pin(self.plan))
-        # A switch serves nothing new until the new replicas load: never while a backlog drains.
-        if keep is not None and plan_pin(best) != plan_pin(self.plan) and (
-                self.backlog.requests > 0 or best.cost_usd_per_hour > keep.cost_usd_per_hour * (1.0 - p.switch_saving)):
-            best = keep
+        if plan_pin(best) != plan_pin(self.plan):
+            # A switch serves nothing new until the new replicas load: never while a backlog
+            # drains (then the configuration's largest plan is kept), and only for a real saving.
+            if self.backlog.requests > 0:
+                keep = self.book.pinned_capped(rate, plan_pin(self.plan))
+            else:
+                keep = self.book.pinned(rate, plan_pin(self.plan))
+            if keep is not None and (self.backlog.requests > 0 or
+                                     best.cost_usd_per_hour > keep.cost_usd_per_hour * (1.0 - p.switch_saving)):
+                best = keep
         self.plan = best
         return best
 
