@@ -17,8 +17,8 @@ Every interval the replay *tells* a policy what arrived in the interval that jus
   new ones load).
 - ``static-peak`` / ``static-mean``: one plan for the trace's peak interval rate / mean rate.
 - ``oracle``: with hindsight, each interval's optimal plan for the peak rate that actually arrives
-  in it, reconfigured for free at the interval's start (planner.tuner.reconfig): a lower bound on
-  the cost of meeting the SLO with this planner's plans.
+  in it, reconfigured for free at the interval's start (planner.tuner.reconfig): the cost floor of
+  any policy sized for each interval's actual peak.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ The rules (per stage, when a target plan is applied at time ``t``):
   wanted configuration that are draining from an earlier switch are kept rather than relaunched.
 - With ``instant`` (the hindsight oracle), new replicas are ready at ``t`` and charged from ``t``,
   and the old ones stop at ``t``: reconfiguration is free, so the oracle's cost is the sum over
-  intervals of its optimal plans' cost, a lower bound for any policy that meets the SLO with plans
-  from the same planner.
+  intervals of its optimal plans' cost (plus drains). It bounds from below any policy whose plans
+  are sized for at least each interval's peak; a policy sized lower can undercut it where the
+  trace is smoother than the planner's Poisson assumption (and then meets the SLO by luck).
 - At time 0 the initial plan is deployed warm (ready at 0), the same for every policy.
 
 Cost: every replica is charged its hardware's price from launch until it stops or finishes its
