@@ -196,3 +196,15 @@ def test_forecaster_and_envelope():
     assert windows[0] == 0.05 and windows[-1] <= 60.0
     estimate = envelope_rate_rps(trace.arrival_ms, windows, 10.0)
     assert 30.0 <= estimate <= 42.0
+
+
+def test_measured_burstiness_rounds_to_the_grid_and_costs_more_when_burstier():
+    from planner.tuner.forecast import gaps_cv
+
+    book = PlanBook(one_stage_request())
+    assert book.grid_cv(None) == one_stage_request().spec.arrival_cv
+    assert book.grid_cv(1.12) == 1.0 and book.grid_cv(1.13) == 1.25 and book.grid_cv(0.01) == 0.25
+    assert book.plan(40.0, 3.0).cost_usd_per_hour >= book.plan(40.0, 1.0).cost_usd_per_hour
+    assert gaps_cv(np.arange(100) * 10.0) == pytest.approx(0.0)
+    assert gaps_cv(np.arange(5.0)) is None
+    assert 0.8 <= gaps_cv(poisson(50.0, 20.0, np.random.default_rng(1)).arrival_ms) <= 1.2

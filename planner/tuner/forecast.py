@@ -42,6 +42,18 @@ def interval_peaks_rps(counts_per_s: np.ndarray, interval_s: int, window_s: int)
     return out
 
 
+def gaps_cv(arrival_ms: np.ndarray, min_gaps: int = 20) -> float | None:
+    """Coefficient of variation of inter-arrival gaps (None with fewer than ``min_gaps`` gaps).
+
+    Over one interval it measures burstiness beyond Poisson (1) at the rate of that interval: what
+    the planner's ``arrival_cv`` stands for.
+    """
+    gaps = np.diff(np.asarray(arrival_ms, dtype=np.float64))
+    if gaps.size < min_gaps or gaps.mean() <= 0:
+        return None
+    return float(gaps.std() / gaps.mean())
+
+
 def envelope_windows_s(service_s: float, longest_s: float = 60.0) -> tuple[float, ...]:
     """Window lengths from the pipeline's service time, doubling, up to ``longest_s``."""
     w = max(service_s, 1e-3)

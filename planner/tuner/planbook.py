@@ -4,6 +4,8 @@ Rates are quantised to a geometric grid ``base_rps * (1 + step) ** i`` (default 
 rate is served by the plan for the next grid point *up* (never under-provisioned by the rounding;
 at most ``step`` over-provisioned). A plan may also be *pinned*: every stage keeps its variant,
 hardware and batch size and only the replica counts are solved (what a replica-only tuner does).
+A plan may also be made for a measured burstiness: the coefficient of variation of inter-arrival
+times (the spec's ``arrival_cv``), rounded to the nearest ``cv_step`` (default 0.25).
 """
 
 from __future__ import annotations
@@ -39,14 +41,21 @@ def plan_pin(plan: Plan) -> Pin:
 class PlanBook:
     """Optimal plans per grid rate (and per pinned configuration), solved once and remembered."""
 
-    def __init__(self, request: PlanRequest, step: float = 0.05, base_rps: float = 0.1):
-        if not step > 0 or not base_rps > 0:
-            raise ValueError(f"PlanBook needs step > 0 and base_rps > 0, found {step} and {base_rps}")
+    def __init__(self, request: PlanRequest, step: float = 0.05, base_rps: float = 0.1, cv_step: float = 0.25):
+        if not step > 0 or not base_rps > 0 or not cv_step > 0:
+            raise ValueError(f"PlanBook needs step, base_rps and cv_step > 0, found {step}, {base_rps}, {cv_step}")
         self.request = request
         self.step = step
         self.base_rps = base_rps
-        self._plans: dict[tuple[int, Pin | None], Plan | None] = {}
+        self.cv_step = cv_step
+        self._plans: dict[tuple[int, Pin | None, float], Plan | None] = {}
         self.solves = 0
+
+    def grid_cv(self, cv: float | None) -> float:
+        """The burstiness a plan is made for: the spec's arrival_cv, or ``cv`` rounded to the grid."""
+        if cv is None or not math.isfinite(cv):
+            return self.request.spec.arrival_cv
+        return max(self.cv_step, round(cv / self.cv_step) * self.cv_step)
 
     def grid_index(self, rps: float) -> int:
         """Index of the smallest grid rate >= ``rps`` (rates below the base map to the base)."""
@@ -57,11 +66,12 @@ class PlanBook:
     def grid_rps(self, index: int) -> float:
         return self.base_rps * (1.0 + self.step) ** index
 
-    def _solve(self, index: int, pin: Pin | None) -> Plan | None:
-        key = (index, pin)
+    def _solve(self, index: int, pin: Pin | None, cv: float | None = None) -> Plan | None:
+        grid_cv = self.grid_cv(cv)
+        key = (index, pin, grid_cv)
         if key not in self._plans:
             spec = self.request.spec
-            update: dict = {"arrival_rps": self.grid_rps(index)}
+            update: dict = {"arrival_rps": self.grid_rps(index), "arrival_cv": grid_cv}
             if pin is not None:
                 keys = dict(pin)
                 update["stages"] = tuple(
@@ -76,26 +86,26 @@ class PlanBook:
                 self._plans[key] = None
         return self._plans[key]
 
-    def pinned(self, rps: float, pin: Pin) -> Plan | None:
+    def pinned(self, rps: float, pin: Pin, cv: float | None = None) -> Plan | None:
         """The cheapest replica counts for the pinned configuration at ``rps`` (rounded up); None if none fits."""
-        return self._solve(self.grid_index(rps), pin)
+        return self._solve(self.grid_index(rps), pin, cv)
 
-    def pinned_capped(self, rps: float, pin: Pin) -> Plan | None:
+    def pinned_capped(self, rps: float, pin: Pin, cv: float | None = None) -> Plan | None:
         """As :meth:`pinned`, but above the configuration's reach the largest pinned plan (None if none)."""
         index = self.grid_index(rps)
-        found = self._solve(index, pin)
-        if found is not None or self._solve(0, pin) is None:
+        found = self._solve(index, pin, cv)
+        if found is not None or self._solve(0, pin, cv) is None:
             return found
         lo, hi = 0, index
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if self._solve(mid, pin) is None:
+            if self._solve(mid, pin, cv) is None:
                 hi = mid
             else:
                 lo = mid
-        return self._solve(lo, pin)
+        return self._solve(lo, pin, cv)
 
-    def plan(self, rps: float) -> Plan:
+    def plan(self, rps: float, cv: float | None = None) -> Plan:
         """The optimal plan for ``rps`` rounded up to the grid.
 
         Above the highest feasible rate the plan for the highest feasible grid rate is returned (a
@@ -103,24 +113,24 @@ class PlanBook:
         when no rate down to the grid's base has a plan.
         """
         index = self.grid_index(rps)
-        found = self._solve(index, None)
+        found = self._solve(index, None, cv)
         if found is not None:
             return found
         lo, hi = -1, index  # hi infeasible; find the highest feasible below by bisection
-        if self._solve(0, None) is None:
+        if self._solve(0, None, cv) is None:
             # Let the planner's own diagnosis explain why nothing fits.
             make_plan(replace(self.request, spec=self.request.spec.model_copy(update={"arrival_rps": self.grid_rps(0)})))
             raise InfeasibleError(f"no plan exists even at {self.grid_rps(0):g} rps; check the spec.")
         lo = 0
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if self._solve(mid, None) is None:
+            if self._solve(mid, None, cv) is None:
                 hi = mid
             else:
                 lo = mid
         log.warning("no plan serves %.2f rps; using the plan for %.2f rps, the highest feasible grid rate",
                     rps, self.grid_rps(lo))
-        plan = self._solve(lo, None)
+        plan = self._solve(lo, None, cv)
         assert plan is not None
         return plan
 

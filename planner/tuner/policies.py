@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from planner.plan import Plan
-from planner.tuner.forecast import PeakForecaster, envelope_rate_rps, envelope_windows_s, interval_peaks_rps
+from planner.tuner.forecast import PeakForecaster, envelope_rate_rps, envelope_windows_s, gaps_cv, interval_peaks_rps
 from planner.tuner.planbook import PlanBook, plan_pin
 
 
@@ -95,6 +95,10 @@ class PredictiveSettings:
 class PolicySettings:
     interval_s: int = 10
     peak_window_s: int = 5  # the interval peak rate's window (planner.tuner.forecast)
+    # Plan for the measured burstiness (CV of gaps within an interval; the oracle's own interval,
+    # adaptive policies the largest of their last ``cv_intervals``) instead of the spec's arrival_cv.
+    measure_cv: bool = True
+    cv_intervals: int = 3
     reactive: ReactiveSettings = field(default_factory=ReactiveSettings)
     predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
 
@@ -108,6 +112,23 @@ class Policy(Protocol):
 
     def ask(self) -> Plan:
         """The plan to apply for the next interval."""
+
+
+class RecentCv:
+    """The largest inter-arrival CV of the last few intervals (None when not measured or not wanted)."""
+
+    def __init__(self, settings: PolicySettings):
+        self.settings = settings
+        self.values: list[float] = []
+
+    def update(self, observation: Observation) -> None:
+        cv = gaps_cv(observation.arrival_ms)
+        if cv is not None:
+            self.values = (self.values + [cv])[-self.settings.cv_intervals:]
+
+    @property
+    def value(self) -> float | None:
+        return max(self.values) if self.values and self.settings.measure_cv else None
 
 
 class StaticPolicy:
@@ -131,15 +152,16 @@ class OraclePolicy:
     kind = PolicyKind.ORACLE
     instant = True
 
-    def __init__(self, book: PlanBook, peaks_rps: np.ndarray):
-        self.book, self.peaks = book, np.asarray(peaks_rps)
+    def __init__(self, book: PlanBook, peaks_rps: np.ndarray, cvs: list[float | None]):
+        self.book, self.peaks, self.cvs = book, np.asarray(peaks_rps), cvs
         self.interval = 0
 
     def tell(self, observation: Observation) -> None:
         self.interval += 1
 
     def ask(self) -> Plan:
-        return self.book.plan(float(self.peaks[min(self.interval, self.peaks.size - 1)]))
+        k = min(self.interval, self.peaks.size - 1)
+        return self.book.plan(float(self.peaks[k]), self.cvs[k])
 
 
 def _pipeline_service_s(plan: Plan) -> float:
@@ -162,9 +184,11 @@ class ReactivePolicy:
         self.now_s = 0.0
         self.last_up_s = -math.inf
         self.backlog = BacklogEstimate()
+        self.cv = RecentCv(settings)
 
     def tell(self, observation: Observation) -> None:
         self.backlog.update(observation)
+        self.cv.update(observation)
         self.now_s = observation.end_s
         self.recent.append(np.asarray(observation.arrival_ms))
         keep_s = max(self.settings.reactive.history_s, self.settings.reactive.down_window_s)
@@ -173,10 +197,10 @@ class ReactivePolicy:
 
     def _plan_at(self, rps: float) -> Plan:
         # Replicas only: above the configuration's reach (max_replicas) it keeps its largest plan.
-        pinned = self.book.pinned_capped(rps, self.pin)
+        pinned = self.book.pinned_capped(rps, self.pin, self.cv.value)
         if pinned is not None:
             return pinned
-        plan = self.book.plan(rps)  # the configuration carries no rate at all under this spec: re-plan
+        plan = self.book.plan(rps, self.cv.value)  # the configuration carries no rate at all under this spec: re-plan
         self.pin = plan_pin(plan)
         return plan
 
@@ -216,9 +240,11 @@ class PredictivePolicy:
         self.plan = initial
         self.peaks: list[float] = []
         self.backlog = BacklogEstimate()
+        self.cv = RecentCv(settings)
 
     def tell(self, observation: Observation) -> None:
         self.backlog.update(observation)
+        self.cv.update(observation)
         a = np.asarray(observation.arrival_ms)
         seconds = max(1, int(round(observation.end_s - observation.start_s)))
         counts = np.bincount(np.minimum(((a - 1000.0 * observation.start_s) // 1000.0).astype(np.int64), seconds - 1),
@@ -233,14 +259,15 @@ class PredictivePolicy:
         horizon = (delay_s + self.settings.interval_s) / self.settings.interval_s
         rate = p.forecaster.forecast(np.asarray(self.peaks), horizon) * (1.0 + p.margin)
         rate += min(rate, self.backlog.requests / p.drain_s)  # drain, at most doubling the rate
-        best = self.book.plan(rate)
+        cv = self.cv.value
+        best = self.book.plan(rate, cv)
         if plan_pin(best) != plan_pin(self.plan):
             # A switch serves nothing new until the new replicas load: never while a backlog
             # drains (then the configuration's largest plan is kept), and only for a real saving.
             if self.backlog.requests > 0:
-                keep = self.book.pinned_capped(rate, plan_pin(self.plan))
+                keep = self.book.pinned_capped(rate, plan_pin(self.plan), cv)
             else:
-                keep = self.book.pinned(rate, plan_pin(self.plan))
+                keep = self.book.pinned(rate, plan_pin(self.plan), cv)
             if keep is not None and (self.backlog.requests > 0 or
                                      best.cost_usd_per_hour > keep.cost_usd_per_hour * (1.0 - p.switch_saving)):
                 best = keep
@@ -248,16 +275,19 @@ class PredictivePolicy:
         return best
 
 
-def make_policy(kind: PolicyKind, book: PlanBook, counts_per_s: np.ndarray, settings: PolicySettings) -> Policy:
-    """A policy for a trace given by its per-second counts (baselines and the oracle read it whole)."""
+def make_policy(kind: PolicyKind, book: PlanBook, counts_per_s: np.ndarray, settings: PolicySettings,
+                interval_cvs: list[float | None] | None = None) -> Policy:
+    """A policy for a trace given by its per-second counts and per-interval gap CVs (baselines and
+    the oracle read them whole)."""
     peaks = interval_peaks_rps(counts_per_s, settings.interval_s, settings.peak_window_s)
+    cvs = list(interval_cvs) if interval_cvs is not None and settings.measure_cv else [None] * peaks.size
     if kind is PolicyKind.STATIC_PEAK:
         return StaticPolicy(kind, book.plan(float(peaks.max())))
     if kind is PolicyKind.STATIC_MEAN:
         return StaticPolicy(kind, book.plan(float(np.mean(counts_per_s))))
     if kind is PolicyKind.ORACLE:
-        return OraclePolicy(book, peaks)
-    initial = book.plan(float(peaks[0]))  # every adaptive policy starts from the first interval's optimum
+        return OraclePolicy(book, peaks, cvs)
+    initial = book.plan(float(peaks[0]), cvs[0])  # every adaptive policy starts from the first interval's optimum
     if kind is PolicyKind.REACTIVE:
         return ReactivePolicy(book, initial, settings)
     return PredictivePolicy(book, initial, settings)

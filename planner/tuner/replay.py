@@ -21,6 +21,7 @@ from planner.sim.model import ServiceModel, SimConfig
 from planner.sim.result import quantile
 from planner.sim.schedule import simulate_schedule
 from planner.traces import Trace, counts_per_second
+from planner.tuner.forecast import gaps_cv
 from planner.tuner.planbook import PlanBook
 from planner.tuner.policies import Observation, PolicyKind, PolicySettings, make_policy
 from planner.tuner.reconfig import Deployment
@@ -103,12 +104,13 @@ def tune(book: PlanBook, trace: Trace, kind: PolicyKind, settings: TuneSettings 
         raise TraceError(f"interval_s must be a whole number of seconds >= 1, found {interval_s}.")
     counts = counts_per_second(trace)
     intervals = math.ceil(counts.size / interval_s)
-    policy = make_policy(kind, book, counts, settings.policy)
+    bounds = np.searchsorted(trace.arrival_ms, 1000.0 * interval_s * np.arange(intervals + 1), side="left")
+    cvs = [gaps_cv(trace.arrival_ms[bounds[k]:bounds[k + 1]]) for k in range(intervals)]
+    policy = make_policy(kind, book, counts, settings.policy, cvs)
     sim_config = SimConfig(seed=settings.seed, service=settings.service, slo_ms=book.request.spec.slo_ms)
     deployment = Deployment(sim_config)
     plans: list[Plan] = []
     launched = switches = reconfigurations = 0
-    bounds = np.searchsorted(trace.arrival_ms, 1000.0 * interval_s * np.arange(intervals + 1), side="left")
     for k in range(intervals):
         t_s = float(k * interval_s)
         if k > 0:
