@@ -15,6 +15,9 @@ Every interval the replay *tells* a policy what arrived in the interval that jus
   variants and batch sizes. A switch is taken only when it saves more than ``switch_saving`` of
   the cost of keeping the configuration (a switch runs old and new replicas side by side while the
   new ones load).
+- Both adaptive policies add ``backlog / drain_s`` to the rate they plan for (the backlog is
+  estimated from arrivals beyond the serving capacity, :class:`BacklogEstimate`; at most doubling
+  the rate), and plan for the largest inter-arrival CV of their last intervals (``measure_cv``).
 - ``static-peak`` / ``static-mean``: one plan for the trace's peak interval rate / mean rate.
 - ``oracle``: with hindsight, each interval's optimal plan for the peak rate that actually arrives
   in it, reconfigured for free at the interval's start (planner.tuner.reconfig): the cost floor of

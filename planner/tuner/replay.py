@@ -21,7 +21,7 @@ from planner.sim.model import ServiceModel, SimConfig
 from planner.sim.result import quantile
 from planner.sim.schedule import simulate_schedule
 from planner.traces import Trace, counts_per_second
-from planner.tuner.forecast import gaps_cv
+from planner.tuner.forecast import gaps_cv, interval_peaks_rps
 from planner.tuner.planbook import PlanBook
 from planner.tuner.policies import Observation, PolicyKind, PolicySettings, make_policy
 from planner.tuner.reconfig import Deployment
@@ -158,8 +158,6 @@ def tune(book: PlanBook, trace: Trace, kind: PolicyKind, settings: TuneSettings 
 
 
 def _peaks(counts: np.ndarray, settings: PolicySettings) -> np.ndarray:
-    from planner.tuner.forecast import interval_peaks_rps
-
     return interval_peaks_rps(counts, settings.interval_s, settings.peak_window_s)
 
 
