@@ -20,7 +20,6 @@ import logging
 import os
 import platform
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

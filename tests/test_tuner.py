@@ -14,6 +14,7 @@ from planner.planning import PlanRequest, make_plan
 from planner.traces import Trace, poisson, step
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, compare_rows, tune
 from planner.tuner.forecast import PeakForecaster, envelope_rate_rps, envelope_windows_s, interval_peaks_rps
+from planner.tuner.planbook import StageKey, plan_pin
 from tests.fixtures import CONFIGS, linear_profile, make_catalog, make_spec
 from profiler.schema import ProfileTable
 
@@ -163,10 +164,9 @@ def test_the_plan_book_rounds_up_caches_and_caps_at_the_highest_feasible_rate():
     assert book.plan(12.2) is plan and book.solves == solves  # same grid point: no new solve
     capped = book.plan(1e6)  # 64 replicas cannot carry this: the largest plan is used
     assert capped.stages[0].replicas <= 64 and capped.arrival_rps < 1e6
-    pinned = book.pinned(40.0, (("s", capped and book.plan(40.0).stages[0] and
-                                  __import__("planner.tuner.planbook", fromlist=["StageKey"]).StageKey(
-                                      plan.stages[0].variant, plan.stages[0].hardware, 1)),))
+    pinned = book.pinned(40.0, (("s", StageKey(plan.stages[0].variant, plan.stages[0].hardware, 1)),))
     assert pinned is not None and pinned.stages[0].batch_size == 1
+    assert 58 <= book.pinned_capped(1e6, plan_pin(pinned)).stages[0].replicas <= 64  # its largest (grid) plan
 
 
 def test_same_seed_same_result_and_compare_lists_every_policy():
