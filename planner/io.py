@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tempfile
+import typing
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -44,25 +45,30 @@ def _read_yaml(path: Path, what: str) -> Any:
     return data
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every pydantic model class inside an annotation (Optional, tuple, Union, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     """The pydantic model class that owns the field at ``loc`` (for listing allowed keys)."""
-    current: Any = model
+    candidates = [model]
     for part in loc[:-1]:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+        if isinstance(part, int):
             continue
-        field = current.model_fields.get(part)
-        if field is None:
+        # In a discriminated union pydantic's location names the tag: it picks the member.
+        tagged = [m for m in candidates if "kind" in m.model_fields
+                  and part in typing.get_args(m.model_fields["kind"].annotation)]
+        if tagged:
+            candidates = tagged
+            continue
+        candidates = [inner for m in candidates if part in m.model_fields
+                      for inner in _models_in(m.model_fields[part].annotation)]
+        if not candidates:
             return None
-        annotation = field.annotation
-        for candidate in getattr(annotation, "__args__", ()) + (annotation,):
-            inner = getattr(candidate, "__args__", (candidate,))[0] if hasattr(candidate, "__args__") else candidate
-            if isinstance(inner, type) and issubclass(inner, BaseModel):
-                current = inner
-                break
-        else:
-            if part == "objective":
-                return None
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def _describe_loc(loc: tuple, data: Any) -> str:
@@ -89,7 +95,7 @@ def format_validation_error(path: Path, exc: ValidationError, model: type[BaseMo
         where = _describe_loc(loc, data)
         found = err.get("input")
         if err["type"] == "extra_forbidden":
-            owner = _model_at(model, loc)
+            owner = _model_at(model, tuple(err["loc"]))
             allowed = sorted(owner.model_fields) if owner else None
             hint = f"allowed keys here: {allowed}" if allowed else "check the spelling against docs/formats.md"
             messages.append(f"field '{where}': unknown key; {hint}.")

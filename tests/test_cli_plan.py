@@ -193,3 +193,18 @@ def test_verify_replans_until_the_simulation_meets_the_slo(tmp_path: Path):
     verification = json.loads(out.read_text())["provenance"]["verification"]
     assert verification["verified"] is True
     assert verification["simulated_p99_ms"] <= json.loads(out.read_text())["slo_ms"]
+
+
+def test_unknown_key_in_a_budget_objective_lists_that_objectives_keys(workdir: Path):
+    spec = edit_spec(workdir, lambda s: s.update(objective={"kind": "max_accuracy", "budget": 2}))
+    result = run("plan", str(spec), "--out", str(workdir / "p.json"))
+    assert_clean_error(result, workdir / "p.json", "objective.budget", "unknown key", "budget_usd_per_hour")
+
+
+def test_unknown_key_in_the_catalog(workdir: Path):
+    catalog = workdir / "hardware.yaml"
+    data = yaml.safe_load(catalog.read_text())
+    data["hardware"][0]["price"] = 1
+    catalog.write_text(yaml.safe_dump(data))
+    result = run("plan", str(workdir / "spec.yaml"), "--out", str(workdir / "p.json"))
+    assert_clean_error(result, workdir / "p.json", "hardware.yaml", "hardware[0] ('cpu-2').price", "usd_per_hour")
