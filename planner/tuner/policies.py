@@ -78,7 +78,7 @@ class BacklogEstimate:
 @dataclass(frozen=True)
 class ReactiveSettings:
     history_s: float = 60.0  # longest envelope window and how far back scale-up looks
-    up_margin: float = 0.10  # plan this much above the envelope rate when scaling up
+    up_margin: float = 0.05  # plan this much above the envelope rate when scaling up
     down_window_s: float = 30.0  # InferLine: max 5 s rate over the last 30 s
     down_margin: float = 0.15  # plan this much above that rate when scaling down
     hysteresis: float = 0.20  # scale down only when the new rate is this much below the deployed one
@@ -89,7 +89,7 @@ class ReactiveSettings:
 @dataclass(frozen=True)
 class PredictiveSettings:
     forecaster: PeakForecaster = field(default_factory=PeakForecaster)
-    margin: float = 0.10  # plan this much above the forecast
+    margin: float = 0.05  # plan this much above the forecast
     switch_saving: float = 0.10  # switch configuration only when it saves this share of the cost
     drain_s: float = 30.0  # plan to drain an estimated backlog within this time
 
