@@ -84,3 +84,25 @@ def test_the_oracle_and_the_peak_plan_meet_the_slo_on_a_twitter_window():
     rows = {r.policy: r for r in compare_rows(results)}
     assert rows["oracle"].slo_attainment >= 0.99 and rows["static-peak"].slo_attainment >= 0.99
     assert rows["static-peak"].cost_vs_oracle >= 0.99  # the oracle may plan for a calmer-than-Poisson interval
+
+
+def test_a_failure_midway_keeps_the_policies_already_finished(tmp_path, monkeypatch):
+    from planner.errors import SolverError
+    from planner.tuner import replay
+
+    real = replay.tune
+
+    def failing(book, trace, kind, settings=replay.TuneSettings()):
+        if kind is PolicyKind.PREDICTIVE:
+            raise SolverError("solver crashed (test)")
+        return real(book, trace, kind, settings)
+
+    monkeypatch.setattr(replay, "tune", failing)
+    trace = _trace(tmp_path)
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["tune", str(CONFIGS / "video.yaml"), "--trace", str(trace), "--compare",
+                                 "--out", str(out)])
+    assert result.exit_code == 2 and "solver crashed" in result.output
+    for done in ("oracle", "reactive"):  # run before the failure, written as each finished
+        assert json.loads((out / done / "summary.json").read_text())["policy"] == done
+    assert not (out / "predictive").exists() and not (out / "compare.csv").exists()
