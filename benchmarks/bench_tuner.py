@@ -1,8 +1,8 @@
 """Tuner on real traces: every policy against the hindsight oracle (issue 5's targets).
 
 Runs ``compare`` (oracle, reactive, predictive, static-peak, static-mean) on IPA's four Twitter
-windows and on windows of the Azure LLM code and conversation traces, each rescaled so that the
-peak needs several replicas, for configs/video.yaml restricted to CPU hardware (cpu-2, cpu-8: 60 s
+windows, on windows of the Azure LLM code and conversation traces and on the NASA trace's first day
+played 72x faster, each rescaled so that the peak needs several replicas, for configs/video.yaml restricted to CPU hardware (cpu-2, cpu-8: 60 s
 start-up plus the variant's load time; the GPU entries' economies of scale would make one replica
 carry every load). Prints a markdown table: cost relative to the oracle, SLO attainment over all
 requests, accuracy, reconfigurations, and whether the targets (>= 99% within the SLO, <= 1.15x the
@@ -27,19 +27,22 @@ import numpy as np
 from planner import io
 from planner.planning import PlanRequest
 from planner.trace_io import read_trace
-from planner.traces import TraceFormat, describe, rescale, window
+from planner.traces import TraceFormat, compress_time, describe, rescale, window
 from planner.tuner import PlanBook, PolicyKind, PolicySettings, TuneSettings, compare, compare_rows
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "traces"
-# (label, file under the data folder, counts column or None, window start s, window length s, rate scale)
+# (label, file under the data folder, counts column ("" for a whole counts file, None for Azure CSV),
+#  window start s, window length s, rate scale, time compression)
 TRACES = [
-    ("twitter bursty x4", "twitter/ipa_segments_damped8.csv", "bursty", 0, 1200, 4.0),
-    ("twitter steady_low x4", "twitter/ipa_segments_damped8.csv", "steady_low", 0, 1200, 4.0),
-    ("twitter steady_high x4", "twitter/ipa_segments_damped8.csv", "steady_high", 0, 1200, 4.0),
-    ("twitter fluctuating x4", "twitter/ipa_segments_damped8.csv", "fluctuating", 0, 1200, 4.0),
-    ("azure code 0-1200 s x4", "azure_llm_2023/AzureLLMInferenceTrace_code.csv", None, 0, 1200, 4.0),
-    ("azure conv 0-1200 s x10", "azure_llm_2023/AzureLLMInferenceTrace_conv.csv", None, 0, 1200, 10.0),
+    ("twitter bursty x4", "twitter/ipa_segments_damped8.csv", "bursty", 0, 1200, 4.0, 1.0),
+    ("twitter steady_low x4", "twitter/ipa_segments_damped8.csv", "steady_low", 0, 1200, 4.0, 1.0),
+    ("twitter steady_high x4", "twitter/ipa_segments_damped8.csv", "steady_high", 0, 1200, 4.0, 1.0),
+    ("twitter fluctuating x4", "twitter/ipa_segments_damped8.csv", "fluctuating", 0, 1200, 4.0, 1.0),
+    ("azure code 0-1200 s x4", "azure_llm_2023/AzureLLMInferenceTrace_code.csv", None, 0, 1200, 4.0, 1.0),
+    ("azure conv 0-1200 s x10", "azure_llm_2023/AzureLLMInferenceTrace_conv.csv", None, 0, 1200, 10.0, 1.0),
+    # Jul 1 1995, the whole day played 72x faster (1,200 s; rate x72): the daily cycle in 20 minutes.
+    ("nasa day 1 in 1200 s", "nasa_http_1995/workload.tbz2", "", 0, 86400, 1.0, 72.0),
 ]
 
 
@@ -56,14 +59,16 @@ def request(startup_s: float | None = None) -> PlanRequest:
     return PlanRequest(spec=spec, catalog=catalog, profiles=io.load_profiles(profiles))
 
 
-def load(data: Path, name: str, column: str | None, start_s: int, duration_s: int, scale: float, seed: int):
+def load(data: Path, name: str, column: str | None, start_s: int, duration_s: int, scale: float, seed: int,
+         compress: float = 1.0):
     path = data / name
     rng = np.random.default_rng(seed)
-    if column:
-        return read_trace(path, TraceFormat.COUNTS, rng=rng, column=column, start_s=start_s, duration_s=duration_s,
-                          scale=scale)
-    trace = window(read_trace(path, TraceFormat.AZURE), start_s, duration_s)
-    return rescale(trace, scale, rng)
+    if column is not None:
+        trace = read_trace(path, TraceFormat.COUNTS, rng=rng, column=column or None, start_s=start_s,
+                           duration_s=duration_s, scale=scale)
+    else:
+        trace = rescale(window(read_trace(path, TraceFormat.AZURE), start_s, duration_s), scale, rng)
+    return compress_time(trace, compress) if compress != 1.0 else trace
 
 
 def main() -> None:
@@ -86,13 +91,13 @@ def main() -> None:
           f"peak window {args.peak_window_s} s; seed {args.seed}\n")
     print("| trace | mean / peak rps | policy | cost (USD) | x oracle | within SLO | accuracy | reconfig. | targets |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for label, name, column, start_s, duration_s, scale in TRACES:
+    for label, name, column, start_s, duration_s, scale, compress in TRACES:
         if args.only and args.only not in label:
             continue
         if not (args.data / name).exists():
             print(f"| {label} | skipped: {args.data / name} not found | | | | | | | |")
             continue
-        trace = load(args.data, name, column, start_s, duration_s, scale, args.seed)
+        trace = load(args.data, name, column, start_s, duration_s, scale, args.seed, compress)
         d = describe(trace)
         started = time.perf_counter()
         book = PlanBook(req)
