@@ -24,7 +24,7 @@ import numpy as np
 
 from profiler.accuracy import EvalContext, Evaluator, array_evaluator, load_npz
 from profiler.backends import LoadedModel
-from profiler.checkpoint import Checkpoint
+from profiler.checkpoint import Checkpoint, CheckpointState
 from profiler.errors import ManifestError, ProfilerError, VariantError
 from profiler.manifest import (
     DeviceKind,
@@ -204,7 +204,8 @@ class ProfilingSession:
         self._done += count
         self._on_progress(Progress(self._done, self._total, label))
 
-    def _profile_variant(self, model: ModelSpec, variant: VariantSpec, state, failures: list[Failure]) -> int:
+    def _profile_variant(self, model: ModelSpec, variant: VariantSpec, state: CheckpointState,
+                         failures: list[Failure]) -> int:
         batches = self.batch_sizes(model)
         todo = {h.name: [b for b in batches if (model.name, variant.name, h.name, b) not in state.rows]
                 for h in self.hardware}
@@ -231,8 +232,8 @@ class ProfilingSession:
                 measured += self._profile_on(model, variant, setting, todo[setting.name], accuracy, state, failures)
         return measured
 
-    def _profile_on(self, model, variant, setting: HardwareSetting, batches: list[int], accuracy: float,
-                    state, failures: list[Failure]) -> int:
+    def _profile_on(self, model: ModelSpec, variant: VariantSpec, setting: HardwareSetting, batches: list[int],
+                    accuracy: float, state: CheckpointState, failures: list[Failure]) -> int:
         label = f"{model.name}/{variant.name} on {setting.name}"
         input_spec = variant.input or model.input
         measured = 0
@@ -347,10 +348,7 @@ class ProfilingSession:
             return variant.accuracy
         artifact = self.artifact(model, variant)
         evaluate = self._evaluator(model)
-        setting = next((h for h in self.manifest.hardware if h.device is DeviceKind.CUDA), None) if artifact.half \
-            else max(self.manifest.hardware, key=lambda h: h.threads if h.device is DeviceKind.CPU else 0)
-        if setting is None:
-            raise VariantError(f"variant '{variant.name}' is fp16 and needs a cuda hardware setting to evaluate.")
+        setting = self._evaluation_setting(variant, artifact)
         loaded = self._load(model, variant, setting)
         try:
             value = evaluate(EvalContext(loaded, artifact.path, variant, variant.input or model.input,
@@ -361,6 +359,16 @@ class ProfilingSession:
             raise VariantError(f"variant '{variant.name}': measured accuracy {value} is not in (0, 1]; "
                                "the variant is broken or the evaluation set does not fit it.")
         return float(value)
+
+    def _evaluation_setting(self, variant: VariantSpec, artifact: Artifact) -> HardwareSetting:
+        """Where to evaluate: fp16 on a cuda setting; anything else on the CPU setting with most threads."""
+        if artifact.half:
+            cuda = [h for h in self.manifest.hardware if h.device is DeviceKind.CUDA]
+            if not cuda:
+                raise VariantError(f"variant '{variant.name}' is fp16 and needs a cuda hardware setting to evaluate.")
+            return cuda[0]
+        cpu = [h for h in self.manifest.hardware if h.device is DeviceKind.CPU]
+        return max(cpu, key=lambda h: h.threads) if cpu else self.manifest.hardware[0]
 
     def _eval_items(self, model: ModelSpec) -> int | None:
         evaluation = model.evaluation
