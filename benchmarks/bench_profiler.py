@@ -51,7 +51,7 @@ def bare_loop(model: OrtModel, batch: np.ndarray, seconds: float) -> tuple[float
 def overhead(cache: Path, rounds: int) -> None:
     cases = [("mlp16", 1), ("cnn32", 8), ("cnn64", 32)]
     setting = HardwareSetting(name="cpu-1", threads=1)
-    print(f"| model | batch | bare items/s | harness items/s | throughput overhead | bare p50 ms | harness p50 ms |")
+    print("| model | batch | bare items/s | harness items/s | throughput overhead | bare p50 ms | harness p50 ms |")
     print("|---|---|---|---|---|---|---|")
     for name, batch_size in cases:
         model = OrtModel(digits.build(name, cache), setting, "input")

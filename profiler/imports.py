@@ -41,6 +41,11 @@ def _number(source: str, row_no: int, column: str, value: str) -> float:
         raise ImportFormatError(f"{source}: row {row_no}, column '{column}': found {value!r}; expected a number.") from None
 
 
+def _optional(source: str, row_no: int, row: dict[str, str], column: str) -> float | None:
+    """The cell as a number, or None when the column is absent or empty."""
+    return _number(source, row_no, column, row[column]) if row.get(column) else None
+
+
 def _require(source: str, columns: list[str], needed: list[str], hint: str) -> None:
     missing = [c for c in needed if c not in columns]
     if missing:
@@ -140,15 +145,13 @@ def import_model_analyzer(
                                         "give one per variant or per model.")
         else:
             value = accuracy
-
-        def ms(column: str) -> float | None:
-            return _number(source, row_no, column, row[column]) if row.get(column) else None
-
         records.append({
             "model": model, "variant": variant, "hardware": hardware, "batch_size": batch,
-            "latency_p50_ms": ms(p50_column), "latency_p99_ms": ms(c["p99"]),
-            "throughput_rps": ms(c["throughput"]), "accuracy": value,
-            "latency_p95_ms": ms(c["p95"]), "latency_mean_ms": ms(c["mean"]),
+            "latency_p50_ms": _optional(source, row_no, row, p50_column),
+            "latency_p99_ms": _optional(source, row_no, row, c["p99"]),
+            "throughput_rps": _optional(source, row_no, row, c["throughput"]), "accuracy": value,
+            "latency_p95_ms": _optional(source, row_no, row, c["p95"]),
+            "latency_mean_ms": _optional(source, row_no, row, c["mean"]),
         })
     metadata = {"imported_from": f"Model Analyzer metrics-model-inference.csv {source}",
                 "imported_level": "lowest concurrency per point" if concurrency is None else f"concurrency {concurrency:g}"}

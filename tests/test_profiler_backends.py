@@ -53,3 +53,4 @@ def test_cuda_events_and_fp16_on_gpu(tmp_path):
     result = profile_manifest(manifest, tmp_path / "ck.jsonl", tmp_path / "cache")
     assert result.failures == ()
     assert {r.variant for r in result.table.rows} == {"torch", "half"}
+
