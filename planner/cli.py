@@ -461,6 +461,7 @@ def profile(
     checkpoint: Optional[Path] = typer.Option(None, help="Resume file; default: OUT with '.checkpoint.jsonl' appended."),
     cache_dir: Path = typer.Option(Path(".pipeplan-cache"), "--cache-dir", help="Where built and quantised variants are kept."),
     fresh: bool = typer.Option(False, "--fresh", help="Discard the checkpoint and measure everything again."),
+    early_stop: bool = typer.Option(False, "--early-stop", help="Stop a batch sweep when throughput gains < 5% over 4 steps."),
 ) -> None:
     """Measure every variant of MANIFEST per hardware setting and batch size; write the profile table.
 
@@ -485,7 +486,7 @@ def profile(
 
             result = profile_manifest(manifest, checkpoint, cache_dir, quick=quick,
                                       hardware=tuple(hardware) if hardware else None, fresh=fresh,
-                                      on_progress=on_progress)
+                                      on_progress=on_progress, early_stop=early_stop or None)
         if result.table is None:
             raise ProfilerError(f"{manifest}: no point could be measured; see the failures above "
                                 f"({len(result.failures)} failed).")

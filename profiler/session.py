@@ -149,12 +149,14 @@ class ProfilingSession:
         hardware: tuple[str, ...] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         seed: int = 0,
+        early_stop: bool | None = None,
     ) -> None:
         self.manifest = manifest
         self.manifest_dir = manifest_dir
         self.cache_dir = cache_dir
         self.settings = settings
         self.quick = quick
+        self.early_stop = manifest.method.early_stop if early_stop is None else early_stop
         self._on_progress = on_progress or (lambda p: None)
         self._rng = np.random.default_rng(seed)
         known = [h.name for h in manifest.hardware]
@@ -248,7 +250,7 @@ class ProfilingSession:
             done_tp = [state.rows[(model.name, variant.name, setting.name, b)].throughput_rps
                        for b in self.batch_sizes(model) if (model.name, variant.name, setting.name, b) in state.rows]
             for position, batch_size in enumerate(batches):
-                if self.manifest.method.early_stop and sweep_should_stop(done_tp):
+                if self.early_stop and sweep_should_stop(done_tp):
                     log.info("%s: throughput stopped improving; batch sizes %s not measured", label, batches[position:])
                     self._tick(f"{label} early stop", len(batches) - position)
                     break
@@ -419,6 +421,7 @@ def profile_manifest(
     hardware: tuple[str, ...] | None = None,
     fresh: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    early_stop: bool | None = None,
 ) -> ProfileResult:
     """Load a manifest and profile it (the one call behind ``pipeplan profile``)."""
     from profiler.manifest import load_manifest
@@ -428,5 +431,5 @@ def profile_manifest(
     if fresh and checkpoint_path.exists():
         checkpoint_path.unlink()
     session = ProfilingSession(manifest, manifest_path.parent, checkpoint_path, cache_dir, settings, quick,
-                               hardware, on_progress)
+                               hardware, on_progress, early_stop=early_stop)
     return session.run()

@@ -145,3 +145,15 @@ def test_hardware_filter_and_early_stop(tmp_path):
     result = session_for(manifest, tmp_path / "ck.jsonl", hardware=("cpu-2",)).run()
     assert {r.hardware for r in result.table.rows} == {"cpu-2"}
     assert len(result.table.rows) >= 4  # the stop rule needs 4 steps before it can fire
+
+
+def test_early_stop_skips_flat_batch_sizes(tmp_path, monkeypatch):
+    import profiler.session as session_module
+
+    tiny_setup(tmp_path)
+    manifest = write_manifest(tmp_path, [{"name": "a", "source": ONNX}], batch_sizes=(1, 2, 4, 8, 16, 32))
+    monkeypatch.setattr(session_module, "sweep_should_stop", lambda throughputs: len(throughputs) >= 4)
+    result = session_for(manifest, tmp_path / "ck.jsonl", early_stop=True).run()
+    assert sorted(r.batch_size for r in result.table.rows) == [1, 2, 4, 8]
+    unchanged = session_for(manifest, tmp_path / "ck2.jsonl").run()
+    assert len(unchanged.table.rows) == 6  # not asked for: the whole sweep
