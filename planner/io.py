@@ -6,8 +6,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any, Iterable
@@ -19,7 +17,7 @@ from planner.errors import InputFileError, ProfileError, SpecError
 from planner.plan import PLAN_SCHEMA_VERSION, Plan, plan_from_dict, plan_to_json
 from planner.spec import HardwareCatalog, PipelineSpec
 from profiler.schema import ProfileSchemaError, ProfileTable
-from profiler.table_io import read_profile_table
+from profiler.table_io import atomic_target, read_profile_table
 
 
 def sha256_file(path: Path) -> str:
@@ -158,17 +156,9 @@ def provenance(spec_path: Path, profiles_path: Path, catalog_path: Path, table: 
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
 
 
 def write_plan(plan: Plan, path: str | Path) -> None:

@@ -5,11 +5,12 @@ Writes are atomic: a temporary file in the same folder, then a rename.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import pandas as pd
 
@@ -86,15 +87,35 @@ def profile_frame(table: ProfileTable) -> pd.DataFrame:
     return frame[keep]
 
 
+@contextlib.contextmanager
+def atomic_target(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path``, renamed onto it when the block succeeds and deleted if not.
+
+    Readers never see a half-written file, and an interrupted write leaves the old file in place.
+    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def write_profile_table(table: ProfileTable, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
     """Write atomically as CSV or Parquet (by suffix), with schema_version in the metadata."""
     path = Path(path)
     meta = {**table.metadata, **(metadata or {}), "schema_version": str(PROFILE_SCHEMA_VERSION)}
     frame = profile_frame(table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         if path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -109,8 +130,3 @@ def write_profile_table(table: ProfileTable, path: str | Path, metadata: Mapping
             with open(tmp, "w", encoding="utf-8", newline="") as handle:
                 handle.write(header)
                 frame.to_csv(handle, index=False, float_format="%.6g", lineterminator="\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

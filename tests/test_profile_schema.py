@@ -71,3 +71,15 @@ def test_duplicate_point_is_rejected():
 def test_unsupported_schema_version():
     with pytest.raises(ProfileSchemaError, match="schema_version"):
         validate_records([record()], COLUMNS, "p.csv", {"schema_version": "7"})
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path: Path):
+    import os
+    import stat
+
+    table = ProfileTable(tuple(linear_profile("m", "v", "cpu", [1], 1.0, 2.0, 0.9)))
+    write_profile_table(table, tmp_path / "p.csv")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "p.csv").stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["p.csv"]  # no temporary file left behind

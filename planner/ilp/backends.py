@@ -66,7 +66,11 @@ def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | No
             # pulp 3.x deprecates the bundled CBC in favour of a separately installed one (pulp 4);
             # the bundled binary is what makes a plain `pip install` work offline, so keep it.
             warnings.simplefilter("ignore", DeprecationWarning)
-            backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1)
+            # No `threads` option: with `-threads 1` the bundled CBC 2.10 starts a worker thread that
+            # now and then waits 10 s to start (measured: 1 solve in 4 on a 2-core machine took
+            # 10.0 s, "Thread 0 ... waiting to start 10.000117" in CBC's log); without it CBC runs
+            # single-threaded with no pool at all.
+            backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s)
     else:
         backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1)
     start = time.perf_counter()

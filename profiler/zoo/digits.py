@@ -20,6 +20,7 @@ import numpy as np
 
 from profiler.accuracy import ArrayDataset, Evaluator, array_evaluator
 from profiler.errors import ManifestError, VariantError
+from profiler.table_io import atomic_target
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +134,11 @@ def build(name: str, cache_dir: Path) -> Path:
         module = train(MEMBERS[name])
     finally:
         torch.set_num_threads(threads)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
     example = torch.zeros((2,) + INPUT_SHAPE)
-    # The TorchScript exporter (dynamo=False) keeps weights inside the file and needs no onnxscript.
-    torch.onnx.export(module, (example,), str(tmp), dynamo=False, input_names=["input"],
-                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                      opset_version=17)
-    os.replace(tmp, out)
+    with atomic_target(out) as tmp:
+        # The TorchScript exporter (dynamo=False) keeps weights inside the file and needs no onnxscript.
+        torch.onnx.export(module, (example,), str(tmp), dynamo=False, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=17)
     log.info("trained and exported digits/%s to %s", name, out)
     return out
