@@ -72,7 +72,8 @@ def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | No
             # single-threaded with no pool at all.
             backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s)
     else:
-        backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1)
+        # HiGHS stops at a 1e-4 relative gap by default; a plan called optimal must be optimal.
+        backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1, gapRel=0.0)
     start = time.perf_counter()
     try:
         with _quiet_stdout() if solver is SolverName.HIGHS else contextlib.nullcontext():
