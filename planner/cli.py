@@ -28,6 +28,17 @@ def _fail(exc: PipeplanError) -> None:
     raise typer.Exit(code=2)
 
 
+def _ms(value: float) -> str:
+    """Milliseconds with about three significant digits, never in scientific notation."""
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
 def plan_table(plan: Plan) -> Table:
     table = Table(title=f"Plan for '{plan.pipeline}'", title_justify="left")
     for header in ("stage", "variant", "hardware", "batch", "timeout (ms)", "replicas", "util",
@@ -36,9 +47,9 @@ def plan_table(plan: Plan) -> Table:
                          no_wrap=True)
     for s in plan.stages:
         table.add_row(
-            s.stage, s.variant, s.hardware, str(s.batch_size), f"{s.batch_timeout_ms:.1f}",
-            str(s.replicas), f"{s.utilization:.2f}", f"{s.predicted_latency_ms:.1f}",
-            f"{s.latency_fill_ms:.1f} + {s.latency_wait_ms:.1f} + {s.latency_service_ms:.1f}",
+            s.stage, s.variant, s.hardware, str(s.batch_size), _ms(s.batch_timeout_ms),
+            str(s.replicas), f"{s.utilization:.2f}", _ms(s.predicted_latency_ms),
+            f"{_ms(s.latency_fill_ms)} + {_ms(s.latency_wait_ms)} + {_ms(s.latency_service_ms)}",
             f"{s.accuracy:.4f}", f"{s.usd_per_hour:.3f}",
         )
     return table
@@ -79,7 +90,7 @@ def frontier_table(points: list[Plan]) -> Table:
     for header in ("point", "accuracy", "USD/h", "predicted p99 (ms)", "configuration"):
         table.add_column(header, justify="left" if header == "configuration" else "right")
     for i, p in enumerate(points):
-        table.add_row(str(i), f"{p.accuracy:.4f}", f"{p.cost_usd_per_hour:.3f}", f"{p.predicted_p99_ms:.1f}",
+        table.add_row(str(i), f"{p.accuracy:.4f}", f"{p.cost_usd_per_hour:.3f}", _ms(p.predicted_p99_ms),
                       ", ".join(f"{s.stage}={s.variant}@{s.hardware} b{s.batch_size} x{s.replicas}" for s in p.stages))
     return table
 
