@@ -31,6 +31,16 @@ def _kind(service: ServiceModel) -> int:
     return {ServiceModel.LOGNORMAL: _LOG, ServiceModel.EXPONENTIAL: _EXP}.get(service, _DET)
 
 
+def service_ms(kind: int, base: tuple[float, ...], sigma: tuple[float, ...], draws: list[float], m: int,
+               p: int) -> float:
+    """Service time of an m-item batch whose random draw is ``draws[p]`` (the jit kernel mirrors this)."""
+    if kind == _LOG:
+        return base[m] * math.exp(sigma[m] * draws[p])
+    if kind == _EXP:
+        return base[m] * draws[p]
+    return base[m]
+
+
 def fifo_batches(arr: list[float], draws: list[float], draw_pos: list[int] | None, stage: StageModel,
                  servers: int, kind: int) -> tuple[list[int], list[float], list[float]]:
     """Batches of a FIFO queue with ``servers`` replicas and no drops: (items per batch, starts, ends).
@@ -42,7 +52,6 @@ def fifo_batches(arr: list[float], draws: list[float], draw_pos: list[int] | Non
     n = len(arr)
     b, timeout = stage.batch_size, stage.batch_timeout_ms
     base, sigma = stage.base_ms, stage.sigma
-    exp = math.exp
     free = [0.0] * servers  # a heap of the times replicas become free
     takes: list[int] = []
     starts: list[float] = []
@@ -63,13 +72,7 @@ def fifo_batches(arr: list[float], draws: list[float], draw_pos: list[int] | Non
             e = bisect_right(arr, t, s, j + 1 if j < n else n)
         m = e - s
         p = s if draw_pos is None else draw_pos[s]
-        if kind == _LOG:
-            service = base[m] * exp(sigma[m] * draws[p])
-        elif kind == _EXP:
-            service = base[m] * draws[p]
-        else:
-            service = base[m]
-        end = t + service
+        end = t + service_ms(kind, base, sigma, draws, m, p)
         if servers == 1:
             free[0] = end
         else:
@@ -92,7 +95,6 @@ def fifo_batches_deadlines(arr: list[float], deadline: list[float], draws: list[
     n = len(arr)
     b, timeout = stage.batch_size, stage.batch_timeout_ms
     base, sigma = stage.base_ms, stage.sigma
-    exp = math.exp
     free = [0.0] * servers
     takes: list[int] = []
     starts: list[float] = []
@@ -123,13 +125,7 @@ def fifo_batches_deadlines(arr: list[float], deadline: list[float], draws: list[
         if m == 0:
             continue  # everything dequeued had expired; the replica stays free
         p = first if draw_pos is None else draw_pos[first]
-        if kind == _LOG:
-            service = base[m] * exp(sigma[m] * draws[p])
-        elif kind == _EXP:
-            service = base[m] * draws[p]
-        else:
-            service = base[m]
-        end = t + service
+        end = t + service_ms(kind, base, sigma, draws, m, p)
         if servers == 1:
             free[0] = end
         else:
@@ -184,6 +180,32 @@ def _serve(prep: Prepared, stage_index: int, ready: np.ndarray, deadline: np.nda
     return item_batch, np.concatenate(takes_all), np.concatenate(starts_all), np.concatenate(ends_all)
 
 
+def stage_items(prep: Prepared, j: int, arrival: np.ndarray, completion: list[np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stage ``j``'s input: (ready time of each request, requests that reach it, their item counts,
+    request of each item, ready time of each item), items in queue order.
+
+    A request is ready at a stage when its latest parent completes (NaN, dropped upstream,
+    propagates and the request sends no items); it brings ``items_per_request`` items.
+    """
+    stage = prep.stages[j]
+    if stage.parents:
+        ready_req = completion[stage.parents[0]]
+        for p in stage.parents[1:]:
+            ready_req = np.maximum(ready_req, completion[p])
+    else:
+        ready_req = arrival
+    reqs = np.flatnonzero(~np.isnan(ready_req))
+    counts = prep.items_per_request[j][reqs]
+    item_req = np.repeat(reqs, counts)
+    item_ready = ready_req[item_req]
+    # Items are laid out by (request, item); a stable sort by ready time keeps that order for ties.
+    if item_ready.size > 1 and np.any(item_ready[1:] < item_ready[:-1]):
+        order = np.argsort(item_ready, kind="stable")
+        item_req, item_ready = item_req[order], item_ready[order]
+    return ready_req, reqs, counts, item_req, item_ready
+
+
 def run_fast(prep: Prepared, use_jit: bool | None = None) -> RawRun:
     """Simulate every stage in topological order; returns what each stage did.
 
@@ -198,20 +220,7 @@ def run_fast(prep: Prepared, use_jit: bool | None = None) -> RawRun:
     completion: list[np.ndarray] = []
     runs: list[StageRun] = []
     for j, stage in enumerate(prep.stages):
-        if stage.parents:
-            ready_req = completion[stage.parents[0]]
-            for p in stage.parents[1:]:
-                ready_req = np.maximum(ready_req, completion[p])  # NaN (dropped upstream) propagates
-        else:
-            ready_req = arrival
-        reqs = np.flatnonzero(~np.isnan(ready_req))
-        counts = prep.items_per_request[j][reqs]
-        item_req = np.repeat(reqs, counts)
-        item_ready = ready_req[item_req]
-        # Items are laid out by (request, item); a stable sort by ready time keeps that order for ties.
-        if item_ready.size > 1 and np.any(item_ready[1:] < item_ready[:-1]):
-            order = np.argsort(item_ready, kind="stable")
-            item_req, item_ready = item_req[order], item_ready[order]
+        ready_req, reqs, counts, item_req, item_ready = stage_items(prep, j, arrival, completion)
         deadline = None
         if prep.request_timeout_ms is not None:
             deadline = arrival[item_req] + prep.request_timeout_ms

@@ -29,11 +29,11 @@ import numpy as np
 
 from planner.errors import SpecError
 from planner.plan import Plan
-from planner.sim.model import Prepared, QueueMode, RawRun, ServiceModel, SimConfig, StageModel, StageRun, prepare
+from planner.sim.fast import _DET, _kind, service_ms, stage_items
+from planner.sim.model import Prepared, QueueMode, RawRun, SimConfig, StageModel, StageRun, prepare
 from planner.sim.result import SimResult, summarise
 from planner.traces import Trace
 
-_LOG, _EXP, _DET = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,6 @@ def constant_schedule(plan: Plan, config: SimConfig = SimConfig()) -> Schedule:
         for s in plan.stages))
 
 
-def _kind(service: ServiceModel) -> int:
-    return {ServiceModel.LOGNORMAL: _LOG, ServiceModel.EXPONENTIAL: _EXP}.get(service, _DET)
-
-
 def schedule_batches(arr: list[float], draws: list[float], kind: int, configs: tuple[StageModel, ...],
                      windows: tuple[ReplicaWindow, ...], stage: str = "") -> tuple[list[int], list[float], list[float],
                                                                                  list[int], list[float]]:
@@ -102,7 +98,6 @@ def schedule_batches(arr: list[float], draws: list[float], kind: int, configs: t
     order = sorted(range(len(windows)), key=lambda w: (windows[w].ready_ms, w))
     free = {w: windows[w].ready_ms for w in order}
     last_end = [-math.inf] * len(windows)
-    exp = math.exp
     takes: list[int] = []
     starts: list[float] = []
     ends: list[float] = []
@@ -147,13 +142,7 @@ def schedule_batches(arr: list[float], draws: list[float], kind: int, configs: t
         else:
             e = bisect_right(arr, best_t, s, j + 1 if j < n else n)
         m = e - s
-        if kind == _LOG:
-            service = cfg.base_ms[m] * exp(cfg.sigma[m] * draws[s])
-        elif kind == _EXP:
-            service = cfg.base_ms[m] * draws[s]
-        else:
-            service = cfg.base_ms[m]
-        end = best_t + service
+        end = best_t + service_ms(kind, cfg.base_ms, cfg.sigma, draws, m, s)
         free[best_w] = end
         last_end[best_w] = end
         takes.append(m)
@@ -180,19 +169,7 @@ def run_schedule(prep: Prepared, schedule: Schedule) -> ScheduleRun:
         plan_stage = schedule.stage(stage.name)
         if not plan_stage.replicas:
             raise SpecError(f"schedule of stage '{stage.name}' has no replica windows; give it at least one.")
-        if stage.parents:
-            ready_req = completion[stage.parents[0]]
-            for p in stage.parents[1:]:
-                ready_req = np.maximum(ready_req, completion[p])
-        else:
-            ready_req = arrival
-        reqs = np.flatnonzero(~np.isnan(ready_req))
-        counts = prep.items_per_request[j][reqs]
-        item_req = np.repeat(reqs, counts)
-        item_ready = ready_req[item_req]
-        if item_ready.size > 1 and np.any(item_ready[1:] < item_ready[:-1]):
-            order = np.argsort(item_ready, kind="stable")
-            item_req, item_ready = item_req[order], item_ready[order]
+        ready_req, reqs, counts, item_req, item_ready = stage_items(prep, j, arrival, completion)
         draws = prep.service_draws[j].tolist() if kind != _DET else []
         takes, b_start, b_end, owner, last_end = schedule_batches(
             item_ready.tolist(), draws, kind, plan_stage.configs, plan_stage.replicas, stage.name)
