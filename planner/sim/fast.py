@@ -31,6 +31,23 @@ def _kind(service: ServiceModel) -> int:
     return {ServiceModel.LOGNORMAL: _LOG, ServiceModel.EXPONENTIAL: _EXP}.get(service, _DET)
 
 
+def batch_due_ms(arr: list[float], s: int, n: int, b: int, timeout_ms: float) -> float:
+    """When the batch headed by item ``s`` is due: its b-th item arrives or the head has waited the timeout."""
+    due = arr[s] + timeout_ms
+    j = s + b - 1
+    if j < n and arr[j] < due:
+        due = arr[j]
+    return due
+
+
+def batch_stop(arr: list[float], s: int, n: int, b: int, t: float) -> int:
+    """One past the last item of a batch dispatched at ``t``: the items arrived by then, at most ``b``."""
+    j = s + b - 1
+    if j < n and arr[j] <= t:
+        return j + 1
+    return bisect_right(arr, t, s, j + 1 if j < n else n)
+
+
 def service_ms(kind: int, base: tuple[float, ...], sigma: tuple[float, ...], draws: list[float], m: int,
                p: int) -> float:
     """Service time of an m-item batch whose random draw is ``draws[p]`` (the jit kernel mirrors this)."""
@@ -58,18 +75,8 @@ def fifo_batches(arr: list[float], draws: list[float], draw_pos: list[int] | Non
     ends: list[float] = []
     s = 0
     while s < n:
-        a_s = arr[s]
-        j = s + b - 1
-        trigger = a_s + timeout
-        if j < n and arr[j] < trigger:
-            trigger = arr[j]
-        t = free[0]
-        if trigger > t:
-            t = trigger
-        if j < n and arr[j] <= t:
-            e = j + 1
-        else:
-            e = bisect_right(arr, t, s, j + 1 if j < n else n)
+        t = max(free[0], batch_due_ms(arr, s, n, b, timeout))
+        e = batch_stop(arr, s, n, b, t)
         m = e - s
         p = s if draw_pos is None else draw_pos[s]
         end = t + service_ms(kind, base, sigma, draws, m, p)
@@ -102,14 +109,7 @@ def fifo_batches_deadlines(arr: list[float], deadline: list[float], draws: list[
     item_batch = [-1] * n
     s = 0
     while s < n:
-        a_s = arr[s]
-        j = s + b - 1
-        trigger = a_s + timeout
-        if j < n and arr[j] < trigger:
-            trigger = arr[j]
-        t = free[0]
-        if trigger > t:
-            t = trigger
+        t = max(free[0], batch_due_ms(arr, s, n, b, timeout))
         batch = len(takes)
         first = -1
         m = 0

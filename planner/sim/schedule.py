@@ -22,14 +22,13 @@ results reuse planner.sim.result.summarise. Central queues only, no request time
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
 
 from planner.errors import SpecError
 from planner.plan import Plan
-from planner.sim.fast import _DET, _kind, service_ms, stage_items
+from planner.sim.fast import _DET, _kind, batch_due_ms, batch_stop, service_ms, stage_items
 from planner.sim.model import Prepared, QueueMode, RawRun, SimConfig, StageModel, StageRun, prepare
 from planner.sim.result import SimResult, summarise
 from planner.traces import Trace
@@ -115,10 +114,7 @@ def schedule_batches(arr: list[float], draws: list[float], kind: int, configs: t
                 w = active[pos]
                 pos += 1
                 cfg = configs[windows[w].config]
-                j = s + cfg.batch_size - 1
-                trigger = a_s + cfg.batch_timeout_ms
-                if j < n and arr[j] < trigger:
-                    trigger = arr[j]
+                trigger = batch_due_ms(arr, s, n, cfg.batch_size, cfg.batch_timeout_ms)
                 f = free[w]
                 t = f if f > trigger else trigger
                 if t >= windows[w].stop_ms:
@@ -135,12 +131,7 @@ def schedule_batches(arr: list[float], draws: list[float], kind: int, configs: t
             raise SpecError(f"schedule of stage '{stage}': no replica can serve items waiting from {a_s:.1f} ms "
                             "(every window has stopped); keep at least one replica without a stop time.")
         cfg = configs[windows[best_w].config]
-        b = cfg.batch_size
-        j = s + b - 1
-        if j < n and arr[j] <= best_t:
-            e = j + 1
-        else:
-            e = bisect_right(arr, best_t, s, j + 1 if j < n else n)
+        e = batch_stop(arr, s, n, cfg.batch_size, best_t)
         m = e - s
         end = best_t + service_ms(kind, cfg.base_ms, cfg.sigma, draws, m, s)
         free[best_w] = end
