@@ -96,14 +96,18 @@ class PlanBook:
         found = self._solve(index, pin, cv)
         if found is not None or self._solve(0, pin, cv) is None:
             return found
-        lo, hi = 0, index
+        return self._solve(self._highest_feasible(index, pin, cv), pin, cv)
+
+    def _highest_feasible(self, infeasible: int, pin: Pin | None, cv: float | None) -> int:
+        """The highest grid index below ``infeasible`` with a plan, by bisection (index 0 has one)."""
+        lo, hi = 0, infeasible
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if self._solve(mid, pin, cv) is None:
                 hi = mid
             else:
                 lo = mid
-        return self._solve(lo, pin, cv)
+        return lo
 
     def plan(self, rps: float, cv: float | None = None) -> Plan:
         """The optimal plan for ``rps`` rounded up to the grid.
@@ -116,18 +120,11 @@ class PlanBook:
         found = self._solve(index, None, cv)
         if found is not None:
             return found
-        lo, hi = -1, index  # hi infeasible; find the highest feasible below by bisection
         if self._solve(0, None, cv) is None:
             # Let the planner's own diagnosis explain why nothing fits.
             make_plan(replace(self.request, spec=self.request.spec.model_copy(update={"arrival_rps": self.grid_rps(0)})))
             raise InfeasibleError(f"no plan exists even at {self.grid_rps(0):g} rps; check the spec.")
-        lo = 0
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self._solve(mid, None, cv) is None:
-                hi = mid
-            else:
-                lo = mid
+        lo = self._highest_feasible(index, None, cv)
         log.warning("no plan serves %.2f rps; using the plan for %.2f rps, the highest feasible grid rate",
                     rps, self.grid_rps(lo))
         plan = self._solve(lo, None, cv)
