@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple
 
 from planner import latency as lat
@@ -132,18 +131,12 @@ def stage_rows(
     return grouped
 
 
-@lru_cache(maxsize=65536)
-def _timeout_and_mean_batch(batch_size: int, rate_per_ms: float, quantile: float) -> tuple[float, float]:
-    timeout_ms = lat.fill_time_ms(batch_size, rate_per_ms, quantile)
-    return timeout_ms, lat.expected_batch(batch_size, rate_per_ms, timeout_ms)
-
-
 def timeouts_for(batch_size: int, load_rps: float, quantiles: tuple[float, ...]) -> tuple[float, ...]:
     """Candidate batch timeouts (ms) at this load: quantiles of the batch fill time, rounded to 1 us."""
     if batch_size <= 1:
         return (0.0,)
     return tuple(
-        sorted({round(_timeout_and_mean_batch(batch_size, load_rps / 1000.0, q)[0], 3) for q in quantiles})
+        sorted({round(lat.fill_time_ms(batch_size, load_rps / 1000.0, q), 3) for q in quantiles})
     )
 
 

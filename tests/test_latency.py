@@ -94,3 +94,16 @@ def test_item_arrival_variability():
     assert lat.item_arrival_scv(0.5, 1.0, source=False) == pytest.approx(1.0)  # departures: at least Poisson
     assert lat.item_arrival_scv(1.0, 3.0, source=True) == pytest.approx(3.0)  # bulks of 3
     assert lat.item_arrival_scv(0.5, 0.5, source=True) == pytest.approx(0.5 * 0.25 + 0.5)  # thinning
+
+
+@pytest.mark.parametrize("scv", [0.25, 1.0, 4.0])
+def test_replica_scan_agrees_with_the_closed_form_wait(scv):
+    """The candidate generation's incremental scan and wait_quantile_ms are the same formula."""
+    point = lat.ServicePoint(1, 10.0, 14.0, 100.0)
+    cv = scv**0.5
+    queue = lat.StageQueue(point, load_rps=250.0, batch_timeout_ms=0.0, arrival_cv=cv, fanout=1.0)
+    scv_service = lat.service_scv(10.0, 14.0)
+    for replicas, terms, rho in queue.scan(3, 9):
+        assert rho == pytest.approx(250.0 / (replicas * 100.0))
+        expected = lat.wait_quantile_ms(replicas, rho, 10.0, scv, scv_service, 0.99)
+        assert terms.wait_ms == pytest.approx(expected, rel=1e-9, abs=1e-12)
