@@ -152,6 +152,18 @@ def plan(
         console.print(f"frontier of {len(points)} optimal points written to {pareto}", highlight=False)
 
 
+def _is_pipeline_spec(path: Path) -> bool:
+    """A YAML mapping with stages (catalogs and model manifests sit in configs/ too); unparseable files
+    count, so that loading them reports the error."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return True
+    return isinstance(data, dict) and "stages" in data
+
+
 @app.command()
 def demo(
     configs: Path = typer.Option(Path("configs"), help="Folder with the bundled example specs."),
@@ -162,7 +174,7 @@ def demo(
     from planner.planning import frontier, make_plan
 
     specs = sorted(configs.glob("*.yaml"))
-    specs = [p for p in specs if "stages:" in p.read_text(encoding="utf-8")]
+    specs = [p for p in specs if _is_pipeline_spec(p)]
     if not specs:
         _fail(PipeplanError(f"{configs}: no pipeline specs found; run from the repository root or pass --configs."))
     for spec_path in specs:
