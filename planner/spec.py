@@ -11,8 +11,6 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SPEC_SCHEMA_VERSION = 1
-CATALOG_SCHEMA_VERSION = 1
 
 
 class _Frozen(BaseModel):
@@ -58,12 +56,6 @@ class HardwareCatalog(_Frozen):
 
     def by_name(self) -> dict[str, Hardware]:
         return {h.name: h for h in self.hardware}
-
-
-class ObjectiveKind(str, Enum):
-    MIN_COST = "min_cost"
-    MAX_ACCURACY = "max_accuracy"
-    WEIGHTED = "weighted"
 
 
 class MinCost(_Frozen):

@@ -34,6 +34,9 @@ def required_samples(percentile: float = 0.99, confidence: float = 0.99) -> int:
     return math.ceil(math.log(1.0 - confidence) / math.log(percentile))
 
 
+P99_SAMPLES = required_samples(0.99, 0.99)  # 459
+
+
 @dataclass(frozen=True)
 class MethodSettings:
     """How one point is measured. Times in milliseconds or seconds as named."""
@@ -41,10 +44,10 @@ class MethodSettings:
     warmup_runs: int = 10
     warmup_ms: float = 200.0
     window_ms: float = 500.0
-    min_window_requests: int = 153  # 3 merged windows reach the 459 samples a p99 needs
+    min_window_requests: int = math.ceil(P99_SAMPLES / 3)  # 3 merged windows reach a p99's samples
     max_windows: int = 10
     tolerance: float = 0.10
-    min_samples: int = 459
+    min_samples: int = P99_SAMPLES
     max_point_s: float = 20.0
 
     def __post_init__(self) -> None:

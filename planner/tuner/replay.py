@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -201,7 +201,3 @@ def compare(book: PlanBook, trace: Trace, kinds: tuple[PolicyKind, ...] = tuple(
             on_result(result)
         results.append(result)
     return results
-
-
-def summary_dict(result: TuneResult) -> dict:
-    return {"schema_version": TUNE_SCHEMA_VERSION, **asdict(result.summary)}

@@ -24,5 +24,3 @@ class LoadedModel(Protocol):
         """Release the session / module."""
 
 
-def numpy_dtype(name: str) -> np.dtype:
-    return np.dtype(name)

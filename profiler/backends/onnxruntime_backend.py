@@ -12,12 +12,6 @@ from profiler.errors import VariantError
 from profiler.manifest import DeviceKind, HardwareSetting
 
 
-def runtime_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
-
-
 class OrtModel:
     """An onnxruntime InferenceSession pinned to one hardware setting."""
 
