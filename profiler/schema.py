@@ -27,11 +27,12 @@ OPTIONAL_COLUMNS = (
     "load_time_s",
     "samples",
     "stable",
+    "latency_p50_spread_frac",
 )
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 _POSITIVE = ("latency_p50_ms", "latency_p99_ms", "throughput_rps", "latency_p95_ms", "latency_mean_ms")
-_NON_NEGATIVE = ("memory_mb", "load_time_s", "samples")
+_NON_NEGATIVE = ("memory_mb", "load_time_s", "samples", "latency_p50_spread_frac")
 
 
 class ProfileSchemaError(ValueError):
@@ -56,6 +57,9 @@ class ProfileRow:
     load_time_s: float | None = None
     samples: int | None = None
     stable: bool | None = None
+    # (max - min) / median of the p50s of the point's measurement rounds (fresh sessions spread
+    # over the run): the run-to-run error bar of latency_p50_ms.
+    latency_p50_spread_frac: float | None = None
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -171,7 +175,8 @@ def _validate_row(
         raise _fail(source, row_no, "batch_size", batch, "expected a whole number >= 1.")
     values["batch_size"] = int(batch_f)
     for name in ("latency_p50_ms", "latency_p99_ms", "throughput_rps", "accuracy",
-                 "latency_p95_ms", "latency_mean_ms", "memory_mb", "load_time_s", "samples"):
+                 "latency_p95_ms", "latency_mean_ms", "memory_mb", "load_time_s", "samples",
+                 "latency_p50_spread_frac"):
         value = _cell(raw.get(name))
         if value is None:
             if name in REQUIRED_COLUMNS:
