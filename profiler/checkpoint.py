@@ -1,12 +1,13 @@
 """The resume file: one JSON record per line, each appended and fsynced as soon as it is finished.
 
 A crash or Ctrl-C can at worst leave a torn last line, which is ignored on reading; every earlier
-line is a finished measurement. The first line names the manifest and method (a fingerprint) so a
+line is a finished measurement (one round of one point, or one variant's accuracy). The first line names the manifest and method (a fingerprint) so a
 checkpoint is never resumed under a different method.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -14,16 +15,32 @@ from pathlib import Path
 from typing import Any
 
 from profiler.errors import CheckpointError
-from profiler.schema import ProfileRow
+from profiler.measure import PointResult
+
+PointKey = tuple[str, str, str, int]  # (model, variant, hardware, batch_size)
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One finished round of one point, with what the session measured around it."""
+
+    result: PointResult
+    load_time_s: float
+    memory_mb: float | None
 
 
 @dataclass
 class CheckpointState:
-    """What a checkpoint holds: finished rows by key, evaluated accuracies by (model, variant)."""
+    """What a checkpoint holds: finished rounds by point and round number, accuracies by (model, variant)."""
 
-    rows: dict[tuple[str, str, str, int], ProfileRow] = field(default_factory=dict)
+    rounds: dict[PointKey, dict[int, RoundRecord]] = field(default_factory=dict)
     accuracy: dict[tuple[str, str], float] = field(default_factory=dict)
-    unstable_reasons: dict[tuple[str, str, str, int], str] = field(default_factory=dict)
+
+    def add(self, key: PointKey, round_no: int, record: RoundRecord) -> None:
+        self.rounds.setdefault(key, {})[round_no] = record
+
+    def has(self, key: PointKey, round_no: int) -> bool:
+        return round_no in self.rounds.get(key, {})
 
 
 class Checkpoint:
@@ -65,17 +82,19 @@ class Checkpoint:
                 "pass --fresh to start over or use another --checkpoint path.")
         for record in records[1:]:
             kind = record.get("type")
-            if kind == "row":
-                row = ProfileRow(**record["row"])
-                state.rows[row.key] = row
-                if record.get("reason"):
-                    state.unstable_reasons[row.key] = record["reason"]
+            if kind == "round":
+                result = record["result"]
+                point = PointResult(**{**result, "tail_ms": tuple(result["tail_ms"])})
+                state.add(tuple(record["key"]), int(record["round"]),
+                          RoundRecord(point, float(record["load_time_s"]), record["memory_mb"]))
             elif kind == "accuracy":
                 state.accuracy[(record["model"], record["variant"])] = float(record["accuracy"])
         return state
 
-    def add_row(self, row: ProfileRow, reason: str = "") -> None:
-        self._append({"type": "row", "row": row.__dict__, "reason": reason})
+    def add_round(self, key: PointKey, round_no: int, record: RoundRecord) -> None:
+        self._append({"type": "round", "key": list(key), "round": round_no,
+                      "result": dataclasses.asdict(record.result), "load_time_s": record.load_time_s,
+                      "memory_mb": record.memory_mb})
 
     def add_accuracy(self, model: str, variant: str, accuracy: float) -> None:
         self._append({"type": "accuracy", "model": model, "variant": variant, "accuracy": accuracy})

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from profiler.errors import ManifestError
 from profiler.measure import FULL_METHOD, QUICK_METHOD, MethodSettings
+from profiler.validation_errors import format_validation_error
 
 MANIFEST_SCHEMA_VERSION = 1
 
@@ -165,7 +166,8 @@ class MethodSpec(_Frozen):
     min_window_requests: int | None = Field(default=None, ge=1)
     max_windows: int | None = Field(default=None, ge=3)
     tolerance: float | None = Field(default=None, gt=0)
-    max_point_s: float | None = Field(default=None, gt=0)
+    max_point_s: float | None = Field(default=None, gt=0, description="Time budget of one round of one point.")
+    rounds: int | None = Field(default=None, ge=1, description="Rounds per point, each with a fresh session.")
     early_stop: bool = Field(default=False, description="Stop a batch sweep when throughput gains < 5% over 4 steps.")
 
     def settings(self, quick: bool) -> MethodSettings:
@@ -229,15 +231,4 @@ def parse_manifest(data: Any, source: str = "the manifest") -> Manifest:
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"] if p not in ("onnx", "torch", "zoo", "quantized", "fp16"))
-            if err["type"] == "extra_forbidden":
-                parts.append(f"field '{where}': unknown key; check the spelling against docs/formats.md.")
-            elif err["type"] == "missing":
-                parts.append(f"field '{where}': required but missing.")
-            else:
-                found = err.get("input")
-                shown = repr(found) if not isinstance(found, (dict, list)) else type(found).__name__
-                parts.append(f"field '{where}': found {shown}; {err['msg'].rstrip('.')}.")
-        raise ManifestError(f"{source}: " + " ".join(parts)) from None
+        raise ManifestError(format_validation_error(source, exc, Manifest, data)) from None

@@ -7,6 +7,14 @@ reported as unstable rather than with a number that looks exact. The reported fi
 last 3 windows. A p99 is only claimed (``stable``) with at least :func:`required_samples` calls
 (MLPerf LoadGen's binomial rule: 459 at 99% confidence).
 
+Rounds: the variation that matters on a shared machine is between runs (a new runtime session, a
+neighbour busy for minutes), not within a point, so the per-point rule cannot see it. A point is
+therefore measured in ``rounds`` rounds spread over the run, each with a fresh session, each with
+its own warm-up and stability rule and a share of the samples. :func:`combine_rounds` reports the
+median round's p50 and throughput (one disturbed round does not move them), the pooled p95/p99
+(the rounds' empirical distributions mixed by sample count, from tail quantiles each round keeps,
+so the p99 rests on all rounds' samples), and the spread of the rounds' p50s as the error bar.
+
 Pure functions plus one loop; the loop takes the call to time and a clock, so tests drive it with
 fakes.
 """
@@ -47,17 +55,33 @@ class MethodSettings:
     min_window_requests: int = math.ceil(P99_SAMPLES / 3)  # 3 merged windows reach a p99's samples
     max_windows: int = 10
     tolerance: float = 0.10
-    min_samples: int = P99_SAMPLES
-    max_point_s: float = 20.0
+    min_samples: int = P99_SAMPLES  # over all rounds of a point
+    max_point_s: float = 20.0  # per round
+    rounds: int = 1
 
     def __post_init__(self) -> None:
         if self.max_windows < STABLE_WINDOWS:
             raise ValueError(f"max_windows must be >= {STABLE_WINDOWS}; got {self.max_windows}")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1; got {self.rounds}")
+
+    @property
+    def round_samples(self) -> int:
+        """Samples one round needs so that the rounds together reach ``min_samples``."""
+        return math.ceil(self.min_samples / self.rounds)
 
 
-FULL_METHOD = MethodSettings()
+FULL_METHOD = MethodSettings(warmup_ms=100.0, window_ms=200.0,
+                             min_window_requests=math.ceil(P99_SAMPLES / (3 * STABLE_WINDOWS)),
+                             max_point_s=10.0, rounds=3)
 QUICK_METHOD = MethodSettings(warmup_runs=3, warmup_ms=30.0, window_ms=100.0,
                               max_windows=5, max_point_s=1.5)
+
+# Quantile levels each round keeps of its merged samples, so rounds can be pooled later (dense in
+# the tail, where the pooled p95/p99 are read; 0.95 and 0.99 are levels, so one round reproduces
+# its own percentiles exactly).
+TAIL_LEVELS: tuple[float, ...] = tuple(float(v) for v in np.round(np.concatenate(
+    [np.arange(0.50, 0.90, 0.05), np.arange(0.90, 0.99, 0.005), np.arange(0.99, 1.0, 0.001), [1.0]]), 4))
 
 
 @dataclass(frozen=True)
@@ -92,6 +116,9 @@ class PointResult:
     windows: int
     stable: bool
     reason: str  # why unstable, "" when stable
+    tail_ms: tuple[float, ...] = ()  # latency at each of TAIL_LEVELS
+    rounds: int = 1
+    p50_spread_frac: float = 0.0  # (max - min) / median of the rounds' p50s
 
 
 def within(values: Sequence[float], tolerance: float) -> bool:
@@ -118,8 +145,8 @@ def summarise(windows: Sequence[Window], settings: MethodSettings, reason: str =
     if not reason:
         if not windows_agree(windows, settings.tolerance):
             reason = f"windows did not agree within {settings.tolerance:.0%} in {len(windows)} windows"
-        elif latencies.size < settings.min_samples:
-            reason = f"{latencies.size} samples < {settings.min_samples} needed for a p99"
+        elif latencies.size < settings.round_samples:
+            reason = _short_of_samples(latencies.size, settings.round_samples, float(latencies.mean()), settings)
     return PointResult(
         batch_size=batch,
         latency_p50_ms=p50,
@@ -131,6 +158,83 @@ def summarise(windows: Sequence[Window], settings: MethodSettings, reason: str =
         windows=len(windows),
         stable=not reason,
         reason=reason,
+        tail_ms=tuple(float(v) for v in np.quantile(latencies, TAIL_LEVELS)),
+    )
+
+
+def _short_of_samples(samples: int, needed: int, mean_ms: float, settings: MethodSettings) -> str:
+    """Why a round has too few samples, and the budget that would back its share of the p99."""
+    text = f"{samples} samples < {needed} needed for a p99"
+    if settings.rounds > 1:
+        text += f" ({settings.min_samples} over {settings.rounds} rounds)"
+    needed_s = needed * mean_ms / 1000.0
+    if needed_s > settings.max_point_s:
+        text += (f"; a call takes {mean_ms:.3g} ms, so backing it needs method.max_point_s >= "
+                 f"{math.ceil(needed_s * 1.1)} s per round")
+    return text
+
+
+def rounds_agree(p50s_ms: Sequence[float], tolerance: float) -> bool:
+    """A majority of rounds (the median one included) agree within ``tolerance`` on p50."""
+    ordered = sorted(p50s_ms)
+    median = ordered[(len(ordered) - 1) // 2]
+    close = sum(1 for v in ordered if abs(v / median - 1.0) <= tolerance)
+    return close >= len(ordered) // 2 + 1
+
+
+def pooled_quantile(results: Sequence[PointResult], level: float) -> float:
+    """The ``level`` quantile of all rounds' samples, from the quantiles each round kept.
+
+    Each round's CDF is interpolated between its TAIL_LEVELS; the pooled CDF is their mixture
+    weighted by sample count; the answer is the smallest of the rounds' kept quantiles at which
+    that mixture reaches ``level``.
+    """
+    levels = np.asarray(TAIL_LEVELS)
+    weights = np.asarray([r.samples for r in results], dtype=float)
+    weights /= weights.sum()
+    xs = np.unique(np.concatenate([np.asarray(r.tail_ms) for r in results]))
+    cdf = sum(w * np.interp(xs, np.asarray(r.tail_ms), levels, left=0.0, right=1.0)
+              for w, r in zip(weights, results))
+    cdf = np.maximum.accumulate(cdf)
+    # The smallest knot where the mixture reaches the level (never below it: rounding up keeps a
+    # slow round's point mass in the tail instead of interpolating it away).
+    position = min(int(np.searchsorted(cdf, level - 1e-12, side="left")), xs.size - 1)
+    return float(xs[position])
+
+
+def combine_rounds(results: Sequence[PointResult], settings: MethodSettings) -> PointResult:
+    """One point's figures from its rounds (see the module docstring for what is taken from where)."""
+    if not results:
+        raise ValueError("combine_rounds needs at least one round")
+    if len(results) == 1 and settings.rounds == 1:
+        return results[0]
+    p50s = [r.latency_p50_ms for r in results]
+    p50 = float(np.median(p50s))
+    samples = sum(r.samples for r in results)
+    reasons = [f"round {i + 1}: {r.reason}" for i, r in enumerate(results) if not r.stable]
+    if len(results) < settings.rounds:
+        reasons.append(f"only {len(results)} of {settings.rounds} rounds measured")
+    if not rounds_agree(p50s, settings.tolerance):
+        reasons.append(f"rounds disagree on p50 ({', '.join(f'{v:.3g}' for v in p50s)} ms) "
+                       f"by more than {settings.tolerance:.0%}")
+    if not reasons and samples < settings.min_samples:
+        reasons.append(f"{samples} samples < {settings.min_samples} needed for a p99")
+    p95 = max(pooled_quantile(results, 0.95), p50)
+    p99 = max(pooled_quantile(results, 0.99), p95)
+    return PointResult(
+        batch_size=results[0].batch_size,
+        latency_p50_ms=p50,
+        latency_p95_ms=p95,
+        latency_p99_ms=p99,
+        latency_mean_ms=sum(r.latency_mean_ms * r.samples for r in results) / samples,
+        throughput_rps=float(np.median([r.throughput_rps for r in results])),
+        samples=samples,
+        windows=sum(r.windows for r in results),
+        stable=not reasons,
+        reason="; ".join(reasons),
+        tail_ms=(),
+        rounds=len(results),
+        p50_spread_frac=(max(p50s) - min(p50s)) / p50,
     )
 
 
@@ -140,9 +244,10 @@ def measure_point(
     settings: MethodSettings,
     clock: Callable[[], float] = time.perf_counter,
 ) -> PointResult:
-    """Warm up, then time ``run_once`` (returns its own latency in ms) in windows until stable.
+    """One round of a point: warm up, then time ``run_once`` (returns its own latency in ms) in
+    windows until stable.
 
-    ``clock`` returns seconds. Stops early when the point's time budget ``max_point_s`` runs out
+    ``clock`` returns seconds. Stops early when the round's time budget ``max_point_s`` runs out
     (then unstable, with the reason).
     """
     start = clock()
@@ -166,10 +271,10 @@ def measure_point(
                 break
         windows.append(Window(tuple(latencies), max(elapsed_ms, 1e-9), batch_size))
         if clock() - start > settings.max_point_s:
-            if not windows_agree(windows, settings.tolerance) or _merged(windows) < settings.min_samples:
-                reason = f"time budget of {settings.max_point_s:g} s per point ran out after {len(windows)} window(s)"
+            if not windows_agree(windows, settings.tolerance):
+                reason = f"time budget of {settings.max_point_s:g} s per round ran out after {len(windows)} window(s)"
             break
-        if windows_agree(windows, settings.tolerance) and _merged(windows) >= settings.min_samples:
+        if windows_agree(windows, settings.tolerance) and _merged(windows) >= settings.round_samples:
             break
     return summarise(windows, settings, reason)
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from profiler.accuracy import EvalContext, Evaluator, array_evaluator, load_npz
 from profiler.backends import LoadedModel
-from profiler.checkpoint import Checkpoint, CheckpointState
+from profiler.checkpoint import Checkpoint, CheckpointState, RoundRecord
 from profiler.errors import ManifestError, ProfilerError, VariantError
 from profiler.manifest import (
     DeviceKind,
@@ -39,7 +39,7 @@ from profiler.manifest import (
     VariantSpec,
     ZooSource,
 )
-from profiler.measure import MethodSettings, PointResult, measure_point, sweep_should_stop
+from profiler.measure import MethodSettings, combine_rounds, measure_point, sweep_should_stop
 from profiler.schema import ProfileRow, ProfileTable
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,8 @@ class Progress:
 class ProfileResult:
     table: ProfileTable | None  # None when nothing at all could be measured
     failures: tuple[Failure, ...]
-    measured_points: int
-    resumed_points: int
+    measured_rounds: int  # (point, round) measurements made by this run
+    resumed_rounds: int  # ... and taken from the checkpoint
     unstable_points: int
 
 
@@ -182,39 +182,50 @@ class ProfilingSession:
     # ---- running ----------------------------------------------------------------------------
 
     def run(self) -> ProfileResult:
-        """Measure every point not already in the checkpoint; return the full table."""
+        """Measure every (point, round) not already in the checkpoint; return the full table.
+
+        Round r of every point is measured before round r + 1 of any, so a point's rounds are
+        spread over the whole run, each with a freshly loaded model.
+        """
         state = self.checkpoint.load()
-        total = len(self.points())
+        points = self.points()
         self._done = 0
-        self._total = total
-        resumed = sum(1 for key in self.points() if key in state.rows)
+        self._total = len(points) * self.settings.rounds
+        resumed = sum(len(state.rounds.get(key, {})) for key in points)
         load_start = _load_average()
         started = dt.datetime.now(dt.timezone.utc)
         failures: list[Failure] = []
         measured = 0
-        for model in self.manifest.models:
-            for variant in model.variants:
-                measured += self._profile_variant(model, variant, state, failures)
-        wanted = set(self.points())
-        rows = tuple(row for key, row in state.rows.items() if key in wanted)
+        for round_no in range(self.settings.rounds):
+            for model in self.manifest.models:
+                for variant in model.variants:
+                    measured += self._profile_variant(model, variant, round_no, state, failures)
+        rows = tuple(self._combined_row(key, state) for key in points if state.rounds.get(key))
         unstable = sum(1 for r in rows if r.stable is False)
         metadata = self._metadata(started, load_start, failures, unstable, len(rows))
         table = ProfileTable(rows=rows, metadata=metadata) if rows else None
         return ProfileResult(table, tuple(failures), measured, resumed, unstable)
 
     def _tick(self, label: str, count: int = 1) -> None:
-        self._done += count
-        self._on_progress(Progress(self._done, self._total, label))
+        if count:
+            self._done += count
+            self._on_progress(Progress(self._done, self._total, label))
 
-    def _profile_variant(self, model: ModelSpec, variant: VariantSpec, state: CheckpointState,
+    def _profile_variant(self, model: ModelSpec, variant: VariantSpec, round_no: int, state: CheckpointState,
                          failures: list[Failure]) -> int:
+        label = f"{model.name}/{variant.name}"
         batches = self.batch_sizes(model)
-        todo = {h.name: [b for b in batches if (model.name, variant.name, h.name, b) not in state.rows]
-                for h in self.hardware}
-        self._tick(f"{model.name}/{variant.name} (resumed)", sum(len(batches) - len(t) for t in todo.values()))
+        failed_here = {f.hardware for f in failures if (f.model, f.variant) == (model.name, variant.name)}
+        todo: dict[str, list[int]] = {}
+        for setting in self.hardware:
+            keys = [(model.name, variant.name, setting.name, b) for b in batches]
+            wanted = [k for k in keys if round_no == 0 or state.has(k, 0)]  # round 0 decided the sweep
+            if failed_here & {"*", setting.name}:
+                wanted = []
+            todo[setting.name] = [k[3] for k in wanted if not state.has(k, round_no)]
+            self._tick(f"{label} (resumed or skipped)", len(keys) - len(todo[setting.name]))
         if not any(todo.values()):
             return 0
-        label = f"{model.name}/{variant.name}"
         try:
             accuracy = state.accuracy.get((model.name, variant.name))
             if accuracy is None:
@@ -222,21 +233,19 @@ class ProfilingSession:
                 self.checkpoint.add_accuracy(model.name, variant.name, accuracy)
                 state.accuracy[(model.name, variant.name)] = accuracy
         except Exception as exc:  # noqa: BLE001 - whatever breaks one variant must not stop the others
-            reason = _reason(exc)
-            log.warning("%s failed: %s", label, reason)
-            failures.append(Failure(model.name, variant.name, "*", reason))
-            self.checkpoint.add_failure(model.name, variant.name, "*", reason)
-            self._tick(f"{label} FAILED", sum(len(t) for t in todo.values()))
+            self._fail(failures, model, variant, "*", exc, sum(len(t) for t in todo.values()))
             return 0
         measured = 0
         for setting in self.hardware:
             if todo[setting.name]:
-                measured += self._profile_on(model, variant, setting, todo[setting.name], accuracy, state, failures)
+                measured += self._profile_on(model, variant, setting, todo[setting.name], round_no, state, failures)
         return measured
 
     def _profile_on(self, model: ModelSpec, variant: VariantSpec, setting: HardwareSetting, batches: list[int],
-                    accuracy: float, state: CheckpointState, failures: list[Failure]) -> int:
+                    round_no: int, state: CheckpointState, failures: list[Failure]) -> int:
         label = f"{model.name}/{variant.name} on {setting.name}"
+        if self.settings.rounds > 1:
+            label += f", round {round_no + 1}/{self.settings.rounds}"
         input_spec = variant.input or model.input
         measured = 0
         loaded: LoadedModel | None = None
@@ -247,33 +256,57 @@ class ProfilingSession:
             loaded = self._load(model, variant, setting)
             loaded.run(example_batch(input_spec, 1, self._rng))
             load_time_s = time.perf_counter() - begin
-            done_tp = [state.rows[(model.name, variant.name, setting.name, b)].throughput_rps
-                       for b in self.batch_sizes(model) if (model.name, variant.name, setting.name, b) in state.rows]
+            keys = [(model.name, variant.name, setting.name, b) for b in self.batch_sizes(model)]
+            done_tp = [state.rounds[k][0].result.throughput_rps for k in keys if state.has(k, 0)]
             for position, batch_size in enumerate(batches):
-                if self.early_stop and sweep_should_stop(done_tp):
+                if round_no == 0 and self.early_stop and sweep_should_stop(done_tp):
                     log.info("%s: throughput stopped improving; batch sizes %s not measured", label, batches[position:])
                     self._tick(f"{label} early stop", len(batches) - position)
                     break
                 batch = example_batch(input_spec, batch_size, self._rng)
                 result = measure_point(lambda: loaded.timed_run(batch), batch_size, self.settings)
                 rss_after = _rss_mb()
-                memory = None if rss_before is None or rss_after is None else max(0.0, rss_after - rss_before)
-                row = _row(model.name, variant.name, setting.name, result, accuracy, memory, load_time_s)
-                self.checkpoint.add_row(row, result.reason)
-                state.rows[row.key] = row
-                done_tp.append(row.throughput_rps)
+                memory = None if rss_before is None or rss_after is None else round(max(0.0, rss_after - rss_before), 1)
+                record = RoundRecord(result, round(load_time_s, 4), memory)
+                key = (model.name, variant.name, setting.name, batch_size)
+                self.checkpoint.add_round(key, round_no, record)
+                state.add(key, round_no, record)
+                done_tp.append(result.throughput_rps)
                 measured += 1
                 self._tick(f"{label} b{batch_size}" + ("" if result.stable else " (unstable)"))
         except Exception as exc:  # noqa: BLE001 - onnxruntime/torch raise untyped errors
-            reason = _reason(exc)
-            log.warning("%s failed: %s", label, reason)
-            failures.append(Failure(model.name, variant.name, setting.name, reason))
-            self.checkpoint.add_failure(model.name, variant.name, setting.name, reason)
-            self._tick(f"{label} FAILED", len(batches) - measured)
+            self._fail(failures, model, variant, setting.name, exc, len(batches) - measured)
         finally:
             if loaded is not None:
                 loaded.close()
         return measured
+
+    def _fail(self, failures: list[Failure], model: ModelSpec, variant: VariantSpec, hardware: str,
+              exc: BaseException, skipped: int) -> None:
+        """Record a variant that could not be built, evaluated, loaded or run; the others go on."""
+        reason = _reason(exc)
+        label = f"{model.name}/{variant.name}" + ("" if hardware == "*" else f" on {hardware}")
+        log.warning("%s failed: %s", label, reason)
+        failures.append(Failure(model.name, variant.name, hardware, reason))
+        self.checkpoint.add_failure(model.name, variant.name, hardware, reason)
+        self._tick(f"{label} FAILED", skipped)
+
+    def _combined_row(self, key: tuple[str, str, str, int], state: CheckpointState) -> ProfileRow:
+        """A point's row from its rounds: figures per combine_rounds, median load time, largest memory growth."""
+        records = [state.rounds[key][r] for r in sorted(state.rounds[key])]
+        result = combine_rounds([r.result for r in records], self.settings)
+        memories = [r.memory_mb for r in records if r.memory_mb is not None]
+        model, variant, hardware, _ = key
+        return ProfileRow(
+            model=model, variant=variant, hardware=hardware, batch_size=result.batch_size,
+            latency_p50_ms=result.latency_p50_ms, latency_p99_ms=result.latency_p99_ms,
+            throughput_rps=result.throughput_rps, accuracy=state.accuracy[(model, variant)],
+            latency_p95_ms=result.latency_p95_ms, latency_mean_ms=result.latency_mean_ms,
+            memory_mb=max(memories) if memories else None,
+            load_time_s=float(np.median([r.load_time_s for r in records])), samples=result.samples,
+            stable=result.stable,
+            latency_p50_spread_frac=round(result.p50_spread_frac, 4) if result.rounds > 1 else None,
+        )
 
     # ---- variants ---------------------------------------------------------------------------
 
@@ -399,18 +432,6 @@ def _variant(model: ModelSpec, name: str) -> VariantSpec:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return text if isinstance(exc, ProfilerError) else f"{type(exc).__name__}: {text}"
-
-
-def _row(model: str, variant: str, hardware: str, result: PointResult, accuracy: float,
-         memory_mb: float | None, load_time_s: float) -> ProfileRow:
-    return ProfileRow(
-        model=model, variant=variant, hardware=hardware, batch_size=result.batch_size,
-        latency_p50_ms=result.latency_p50_ms, latency_p99_ms=result.latency_p99_ms,
-        throughput_rps=result.throughput_rps, accuracy=accuracy,
-        latency_p95_ms=result.latency_p95_ms, latency_mean_ms=result.latency_mean_ms,
-        memory_mb=None if memory_mb is None else round(memory_mb, 1),
-        load_time_s=round(load_time_s, 4), samples=result.samples, stable=result.stable,
-    )
 
 
 def profile_manifest(

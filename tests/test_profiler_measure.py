@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from profiler.measure import (
     MethodSettings,
+    PointResult,
     Window,
+    combine_rounds,
     measure_point,
+    pooled_quantile,
     required_samples,
+    rounds_agree,
     summarise,
     sweep_should_stop,
     windows_agree,
@@ -119,3 +125,69 @@ def test_sweep_stop_after_four_flat_steps():
     assert not sweep_should_stop([100, 200, 400, 800])
     assert sweep_should_stop([100, 200, 400, 410, 412, 415])
     assert sweep_should_stop([400, 404, 390, 410])
+
+
+def _round(latencies, batch_size=1, stable=True) -> PointResult:
+    """One round's result from its samples, as measure_point would report it."""
+    windows = [Window(tuple(float(v) for v in chunk), float(sum(chunk)), batch_size)
+               for chunk in np.array_split(np.asarray(latencies, dtype=float), 3)]
+    result = summarise(windows, MethodSettings(min_samples=len(latencies)))
+    return result if stable else dataclasses.replace(result, stable=False, reason="windows did not agree")
+
+
+def test_pooled_quantile_of_one_round_is_that_rounds_percentile():
+    samples = np.random.default_rng(1).gamma(2.0, 3.0, size=900)
+    one = _round(samples)
+    for level in (0.5, 0.95, 0.99):
+        assert pooled_quantile([one], level) == pytest.approx(float(np.quantile(samples, level)), rel=1e-9)
+
+
+def test_pooled_quantile_matches_the_quantile_of_all_samples():
+    rng = np.random.default_rng(2)
+    parts = [rng.gamma(2.0, 3.0, size=600), rng.gamma(2.0, 3.6, size=400), rng.normal(8.0, 1.0, size=500).clip(1)]
+    pooled = np.concatenate(parts)
+    for level in (0.95, 0.99):
+        estimate = pooled_quantile([_round(p) for p in parts], level)
+        assert estimate == pytest.approx(float(np.quantile(pooled, level)), rel=0.03)
+
+
+def test_rounds_agree_needs_a_majority_around_the_median():
+    assert rounds_agree([1.0], 0.1)
+    assert rounds_agree([1.0, 1.05, 2.0], 0.1)  # one disturbed round of three is outvoted
+    assert not rounds_agree([1.0, 1.5, 2.0], 0.1)
+    assert not rounds_agree([1.0, 1.2], 0.1)  # two rounds must both agree
+
+
+def test_combine_rounds_reports_the_median_round_and_the_spread():
+    settings = MethodSettings(rounds=3, min_samples=459)
+    calm = [_round(np.full(153, 2.0)), _round(np.full(153, 2.1))]
+    disturbed = _round(np.full(153, 5.0))  # a neighbour held the core during this round
+    result = combine_rounds(calm + [disturbed], settings)
+    assert result.latency_p50_ms == pytest.approx(2.1)  # the median round, not dragged to 3
+    assert result.throughput_rps == pytest.approx(1000 / 2.1)
+    assert result.samples == 459 and result.rounds == 3
+    assert result.p50_spread_frac == pytest.approx((5.0 - 2.0) / 2.1)
+    assert result.stable  # two of three rounds agree within 10%
+    assert result.latency_p99_ms == pytest.approx(5.0)  # the pooled tail keeps the slow round's samples
+    assert result.latency_mean_ms == pytest.approx((2.0 + 2.1 + 5.0) / 3)
+
+
+def test_combine_rounds_flags_disagreement_missing_rounds_and_unstable_rounds():
+    settings = MethodSettings(rounds=3, min_samples=459)
+    spread = combine_rounds([_round(np.full(153, v)) for v in (1.0, 1.5, 2.0)], settings)
+    assert not spread.stable and "rounds disagree" in spread.reason
+    partial = combine_rounds([_round(np.full(153, 1.0))], settings)
+    assert not partial.stable and "only 1 of 3 rounds" in partial.reason
+    shaky = combine_rounds([_round(np.full(153, 1.0)), _round(np.full(153, 1.0), stable=False),
+                            _round(np.full(153, 1.0))], settings)
+    assert not shaky.stable and "round 2: windows did not agree" in shaky.reason
+
+
+def test_rounds_share_the_sample_rule_and_a_short_round_says_what_budget_would_back_it():
+    settings = MethodSettings(rounds=3, window_ms=100, min_window_requests=5, max_point_s=2.0)
+    assert settings.round_samples == 153
+    clock = FakeClock()
+    result = measure_point(fake_call(clock, [50.0] * 1000), 1, settings, clock)
+    assert not result.stable
+    assert "< 153 needed for a p99 (459 over 3 rounds)" in result.reason
+    assert "max_point_s >= 9 s per round" in result.reason  # 153 calls x 50 ms, with 10% to spare

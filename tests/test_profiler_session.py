@@ -9,10 +9,10 @@ import pytest
 pytest.importorskip("onnxruntime", reason="the onnxruntime backend needs onnxruntime (the 'profile' extra)")
 pytest.importorskip("onnx", reason="building test models needs onnx (the 'profile' extra)")
 
-from profiler.checkpoint import Checkpoint  # noqa: E402
+from profiler.checkpoint import Checkpoint, RoundRecord  # noqa: E402
 from profiler.errors import CheckpointError  # noqa: E402
 from profiler.manifest import load_manifest  # noqa: E402
-from profiler.schema import ProfileRow  # noqa: E402
+from profiler.measure import PointResult  # noqa: E402
 from profiler.session import ProfilingSession, profile_manifest  # noqa: E402
 from tests.test_profiler_fixtures import tiny_setup, write_manifest  # noqa: E402
 
@@ -81,17 +81,18 @@ def test_interrupted_run_resumes_without_losing_finished_points(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         session_for(manifest, checkpoint, on_progress=stop_after_four).run()
-    finished = [json.loads(line) for line in checkpoint.read_text().splitlines() if '"row"' in line]
-    assert len(finished) == 4
+    finished = [json.loads(line) for line in checkpoint.read_text().splitlines() if '"round"' in line]
+    assert len(finished) == 4  # (point, round) measurements, each saved as it finished
     # A crash mid-write leaves a torn last line; it is dropped and that point is measured again.
     with open(checkpoint, "a", encoding="utf-8") as handle:
-        handle.write('{"type": "row", "row": {"model": "ti')
+        handle.write('{"type": "round", "key": ["ti')
     result = session_for(manifest, checkpoint).run()
-    assert result.resumed_points == 4
-    assert result.measured_points == 2
+    assert result.resumed_rounds == 4
+    assert result.measured_rounds == 6 * 3 - 4  # 2 variants x 3 batch sizes x 3 rounds in all
     assert len(result.table.rows) == 6
     again = session_for(manifest, checkpoint).run()  # nothing left to do
-    assert again.measured_points == 0 and again.resumed_points == 6
+    assert again.measured_rounds == 0 and again.resumed_rounds == 18
+    assert again.table.rows == result.table.rows
 
 
 def test_checkpoint_of_another_method_is_refused(tmp_path):
@@ -109,12 +110,13 @@ def test_checkpoint_of_another_method_is_refused(tmp_path):
 
 def test_checkpoint_round_trip(tmp_path):
     checkpoint = Checkpoint(tmp_path / "c.jsonl", "abc")
-    assert checkpoint.load().rows == {}
-    row = ProfileRow("m", "v", "cpu-1", 2, 1.0, 2.0, 100.0, 0.9, samples=500, stable=True)
-    checkpoint.add_row(row, "")
+    assert checkpoint.load().rounds == {}
+    result = PointResult(2, 1.0, 1.5, 2.0, 1.1, 100.0, 500, 3, True, "", tail_ms=(1.0, 2.0))
+    record = RoundRecord(result, 0.25, None)
+    checkpoint.add_round(("m", "v", "cpu-1", 2), 1, record)
     checkpoint.add_accuracy("m", "v", 0.9)
     state = Checkpoint(tmp_path / "c.jsonl", "abc").load()
-    assert state.rows[row.key] == row and state.accuracy[("m", "v")] == 0.9
+    assert state.rounds[("m", "v", "cpu-1", 2)] == {1: record} and state.accuracy[("m", "v")] == 0.9
 
 
 def test_quantised_variants_are_generated_evaluated_and_timed(tmp_path):
