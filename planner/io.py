@@ -6,7 +6,6 @@ import csv
 import hashlib
 import io
 import json
-import typing
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -18,6 +17,7 @@ from planner.plan import PLAN_SCHEMA_VERSION, Plan, plan_from_dict, plan_to_json
 from planner.spec import HardwareCatalog, PipelineSpec
 from profiler.schema import ProfileSchemaError, ProfileTable
 from profiler.table_io import atomic_target, read_profile_table
+from profiler.validation_errors import format_validation_error
 
 
 def sha256_file(path: Path) -> str:
@@ -41,72 +41,6 @@ def _read_yaml(path: Path, what: str) -> Any:
         raise SpecError(f"{path}: expected a YAML mapping at the top level, found {type(data).__name__}; "
                         "see docs/formats.md for the layout.")
     return data
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """Every pydantic model class inside an annotation (Optional, tuple, Union, Annotated)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
-
-
-def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model class that owns the field at ``loc`` (for listing allowed keys)."""
-    candidates = [model]
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        # In a discriminated union pydantic's location names the tag: it picks the member.
-        tagged = [m for m in candidates if "kind" in m.model_fields
-                  and part in typing.get_args(m.model_fields["kind"].annotation)]
-        if tagged:
-            candidates = tagged
-            continue
-        candidates = [inner for m in candidates if part in m.model_fields
-                      for inner in _models_in(m.model_fields[part].annotation)]
-        if not candidates:
-            return None
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _describe_loc(loc: tuple, data: Any) -> str:
-    parts: list[str] = []
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            name = node[part].get("name") if isinstance(node, list) and part < len(node) and isinstance(node[part], dict) else None
-            parts[-1] = f"{parts[-1]}[{part}]" + (f" ('{name}')" if name else "")
-        else:
-            parts.append(str(part))
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            node = None
-    return ".".join(parts) if parts else "(top level)"
-
-
-def format_validation_error(path: Path, exc: ValidationError, model: type[BaseModel], data: Any) -> str:
-    """One paragraph: file, field, what was found, how to fix it."""
-    messages = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("min_cost", "max_accuracy", "weighted")))
-        where = _describe_loc(loc, data)
-        found = err.get("input")
-        if err["type"] == "extra_forbidden":
-            owner = _model_at(model, tuple(err["loc"]))
-            allowed = sorted(owner.model_fields) if owner else None
-            hint = f"allowed keys here: {allowed}" if allowed else "check the spelling against docs/formats.md"
-            messages.append(f"field '{where}': unknown key; {hint}.")
-        elif err["type"] == "missing":
-            messages.append(f"field '{where}': required but missing; add it (see docs/formats.md).")
-        else:
-            text = err["msg"].removeprefix("Value error, ").rstrip(".")
-            if isinstance(found, (dict, list)):
-                prefix = "" if where == "(top level)" else f"field '{where}': "
-                messages.append(f"{prefix}{text}.")
-            else:
-                messages.append(f"field '{where}': found {found!r}; {text}.")
-    return f"{path}: " + " ".join(messages)
 
 
 def _validate(path: Path, data: Any, model: type[BaseModel], error: type[Exception]):

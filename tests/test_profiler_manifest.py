@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,23 @@ def test_minimal_manifest_defaults():
     assert manifest.models[0].input.dtype.value == "float32"
 
 
-def test_unknown_key_names_the_field():
+def test_unknown_key_names_the_file_the_field_and_the_allowed_keys():
     data = minimal()
     data["models"][0]["variants"][0]["sorce"] = {}
-    with pytest.raises(ManifestError, match=r"models\.0\.variants\.0\.sorce"):
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(data, "m.yaml")
+    message = str(caught.value)
+    assert message.startswith("m.yaml: ")
+    assert "field 'models[0] ('tiny').variants[0] ('a').sorce': unknown key" in message
+    assert "allowed keys here: ['accuracy', 'input', 'name', 'options', 'source']" in message
+
+
+def test_unknown_key_inside_a_source_lists_that_source_kinds_keys():
+    data = minimal()
+    data["models"][0]["variants"][0]["source"] = {"kind": "zoo", "zoo": "digits", "model": "cnn16", "pth": "x"}
+    with pytest.raises(ManifestError, match=re.escape(
+            "field 'models[0] ('tiny').variants[0] ('a').source.pth': unknown key; "
+            "allowed keys here: ['kind', 'model', 'zoo']")):
         parse_manifest(data, "m.yaml")
 
 
