@@ -96,10 +96,16 @@ class QuantizedSource(_Frozen):
 
 
 class Fp16Source(_Frozen):
-    """Half precision of another variant; runs on CUDA only (CPU fp16 is emulated and slow)."""
+    """Half precision of another variant of the same model, torch or ONNX.
+
+    A torch base runs as ``module.half()`` on CUDA only. An ONNX base is converted to float16 by
+    onnxruntime's converter (inputs and outputs stay float32) and runs on CUDA or CPU; onnxruntime's
+    CPU provider has no fp16 Conv/Gemm/MatMul kernels on x86 and casts back to float32 around them,
+    so on CPU it is no faster than float32 and its accuracy mostly reflects the rounded weights.
+    """
 
     kind: Literal["fp16"]
-    base: str
+    base: str = Field(description="Name of the torch or ONNX variant to convert.")
 
 
 Source = Annotated[Union[OnnxSource, TorchSource, ZooSource, QuantizedSource, Fp16Source],

@@ -1,8 +1,9 @@
-"""Generated variants: onnxruntime int8 quantisation (dynamic, and static QDQ with a calibration set).
+"""Generated variants: onnxruntime int8 quantisation (dynamic, and static QDQ with a calibration set)
+and float16 conversion of ONNX models.
 
 Results are cached by content: the same base file, mode and calibration give the same file, so a
-resumed run does not quantise again. Quantisation can lose accuracy and can be slower; the profile
-shows both because a generated variant is evaluated and timed like any other.
+resumed run does not quantise or convert again. Quantisation and fp16 can lose accuracy and can be
+slower; the profile shows both because a generated variant is evaluated and timed like any other.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import numpy as np
 
 from profiler.errors import VariantError
 from profiler.manifest import QuantMode
+from profiler.table_io import atomic_target
 
 log = logging.getLogger(__name__)
 
 # Part of the cache key: bump when the quantisation recipe changes, so old files are not reused.
 RECIPE_VERSION = 2
+# Part of the fp16 cache key: bump when the float16 conversion recipe changes.
+FP16_RECIPE_VERSION = 1
 
 
 def _digest(path: Path, *extra: str) -> str:
@@ -78,6 +82,47 @@ def quantize(base: Path, mode: QuantMode, cache_dir: Path, calibration: np.ndarr
         _copy_metadata(base, result)
         shutil.move(str(result), out)  # same folder, so the finished file appears at once
     return out
+
+
+def to_fp16(base_path: Path, out_dir: Path, keep_io_types: bool = True) -> Path:
+    """Write (or reuse) the float16 version of the ONNX model ``base_path`` in ``out_dir``; returns its path.
+
+    Uses onnxruntime's bundled converter: weights and activations become float16, ops on its block
+    list stay float32 behind Cast nodes. With ``keep_io_types`` the graph's inputs and outputs stay
+    float32 (a Cast at each end), so the profiler's float32 batches still fit. The file name carries
+    the base file's content hash, so a rerun reuses it. onnxruntime's CPU provider runs the result,
+    but on x86 it casts back to float32 around Conv/Gemm/MatMul (no fp16 kernels), so fp16 pays off
+    on CUDA only.
+    """
+    base_path, out_dir = base_path.resolve(), out_dir.resolve()
+    if not base_path.is_file():
+        raise VariantError(f"{base_path}: no such ONNX file; fp16 conversion needs an existing base model.")
+    io_key = "float32-io" if keep_io_types else "float16-io"
+    out = out_dir / f"{base_path.stem}.fp16.{_digest(base_path, 'fp16', io_key, str(FP16_RECIPE_VERSION))}.onnx"
+    if out.exists():
+        return out
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    try:
+        model = onnx.load(str(base_path))
+    except Exception as exc:  # protobuf raises DecodeError and friends for files that are not ONNX
+        raise VariantError(f"{base_path}: cannot read it as an ONNX model ({_first_line(exc)}); "
+                           "fp16 conversion needs an ONNX base variant.") from None
+    try:
+        half = convert_float_to_float16(model, keep_io_types=keep_io_types)
+        with atomic_target(out) as tmp:
+            onnx.save(half, str(tmp))
+    except Exception as exc:  # the converter raises AssertionError/ValueError/KeyError on graphs it cannot handle
+        raise VariantError(f"{base_path}: float16 conversion failed ({_first_line(exc)}); "
+                           "profile the float32 variant instead or report the model.") from None
+    log.info("wrote the fp16 version of %s to %s", base_path, out)
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _lift_constants(base: Path, out: Path) -> None:
