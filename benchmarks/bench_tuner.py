@@ -2,7 +2,8 @@
 
 Runs ``compare`` (oracle, reactive, predictive, static-peak, static-mean) on IPA's four Twitter
 windows, on windows of the Azure LLM code and conversation traces and on the NASA trace's first day
-played 72x faster, each rescaled so that the peak needs several replicas, for configs/video.yaml restricted to CPU hardware (cpu-2, cpu-8: 60 s
+played 72x faster, each rescaled so that the peak needs several replicas, for
+configs/synthetic/video.yaml (synthetic profiles) restricted to CPU hardware (cpu-2, cpu-8: 60 s
 start-up plus the variant's load time; the GPU entries' economies of scale would make one replica
 carry every load). Prints a markdown table: cost relative to the oracle, SLO attainment over all
 requests, accuracy, reconfigurations, and whether the targets (>= 99% within the SLO, <= 1.15x the
@@ -47,8 +48,8 @@ TRACES = [
 
 
 def request(startup_s: float | None = None) -> PlanRequest:
-    """configs/video.yaml on CPU hardware; ``startup_s`` overrides every machine's start-up time."""
-    spec_path = REPO / "configs" / "video.yaml"
+    """configs/synthetic/video.yaml on CPU hardware; ``startup_s`` overrides every machine's start-up time."""
+    spec_path = REPO / "configs" / "synthetic" / "video.yaml"
     spec = io.load_spec(spec_path)
     profiles, catalog_path = io.resolve_inputs(spec_path, spec, None, None)
     spec = spec.model_copy(update={"hardware": ("cpu-2", "cpu-8")})
@@ -86,7 +87,7 @@ def main() -> None:
     settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s),
                             seed=args.seed)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"Python {platform.python_version()}; spec video.yaml on cpu-2/cpu-8; start-up "
+          f"Python {platform.python_version()}; spec synthetic/video.yaml on cpu-2/cpu-8; start-up "
           f"{'catalog (60 s)' if args.startup_s is None else f'{args.startup_s:g} s'}; interval {args.interval_s} s; "
           f"peak window {args.peak_window_s} s; seed {args.seed}\n")
     print("| trace | mean / peak rps | policy | cost (USD) | x oracle | within SLO | accuracy | reconfig. | targets |")

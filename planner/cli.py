@@ -164,32 +164,54 @@ def _is_pipeline_spec(path: Path) -> bool:
     return isinstance(data, dict) and "stages" in data
 
 
+def _example_specs(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.glob("*.yaml")) if _is_pipeline_spec(p)]
+
+
+def _profiles_label(request) -> str:
+    """Says whether a plan rests on measured or synthetic profiles (the table's own 'synthetic' header)."""
+    if request.profiles.metadata.get("synthetic", "").lower() == "true":
+        return f"[bold yellow]SYNTHETIC profiles, not measured[/] ({request.sources.profiles})"
+    return f"measured profiles ({request.sources.profiles})"
+
+
 @app.command()
 def demo(
-    configs: Path = typer.Option(Path("configs"), help="Folder with the bundled example specs."),
-    out: Path = typer.Option(Path("reports/demo"), help="Where to write plans and frontiers."),
+    configs: Path = typer.Option(Path("configs"), help="Folder with the example specs (the repository's configs/); "
+                                 "specs in its synthetic/ sub-folder are planned after them."),
+    out: Path = typer.Option(Path("reports/demo"), help="Where to write plans and frontiers (synthetic ones "
+                             "under synthetic/)."),
 ) -> None:
-    """Plan every example spec in CONFIGS and write plan + Pareto CSV for each."""
+    """Plan the measured examples in CONFIGS, then the synthetic ones in CONFIGS/synthetic; write plan + Pareto
+    CSV for each."""
     from planner import io
     from planner.planning import frontier, make_plan
 
-    specs = sorted(configs.glob("*.yaml"))
-    specs = [p for p in specs if _is_pipeline_spec(p)]
-    if not specs:
-        _fail(PipeplanError(f"{configs}: no pipeline specs found; run from the repository root or pass --configs."))
-    for spec_path in specs:
-        try:
-            request = _load_request(spec_path, None, None, SolverName.CBC, None, False)
-            result = make_plan(request)
-            points = frontier(request)
-            io.write_plan(result, out / f"{spec_path.stem}.plan.json")
-            io.write_csv_atomic(out / f"{spec_path.stem}.pareto.csv", PARETO_HEADER, pareto_rows(points))
-        except PipeplanError as exc:
-            _fail(exc)
-        print_plan(result, None)
-        console.print(frontier_table(points))
-        console.print(f"-> {out / (spec_path.stem + '.plan.json')} and {out / (spec_path.stem + '.pareto.csv')}\n",
-                      highlight=False)
+    synthetic = configs / "synthetic"
+    groups = [(configs, out, None),
+              (synthetic, out / "synthetic",
+               f"SYNTHETIC examples: profiles generated from a stated model, not measured (see {synthetic / 'README.md'})")]
+    groups = [(target, heading, _example_specs(folder)) for folder, target, heading in groups]
+    if not any(specs for *_, specs in groups):
+        _fail(PipeplanError(f"{configs}: no pipeline specs found; the examples ship with the repository, not the "
+                            "installed package: run from the repository root or pass --configs."))
+    for target, heading, specs in groups:
+        if specs and heading:
+            console.rule(f"[bold yellow]{heading}[/]")
+        for spec_path in specs:
+            try:
+                request = _load_request(spec_path, None, None, SolverName.CBC, None, False)
+                result = make_plan(request)
+                points = frontier(request)
+                io.write_plan(result, target / f"{spec_path.stem}.plan.json")
+                io.write_csv_atomic(target / f"{spec_path.stem}.pareto.csv", PARETO_HEADER, pareto_rows(points))
+            except PipeplanError as exc:
+                _fail(exc)
+            console.print(f"[bold]{spec_path}[/]: {_profiles_label(request)}", highlight=False)
+            print_plan(result, None)
+            console.print(frontier_table(points))
+            console.print(f"-> {target / (spec_path.stem + '.plan.json')} and "
+                          f"{target / (spec_path.stem + '.pareto.csv')}\n", highlight=False)
 
 
 # --- simulate / trace commands (issue 4) ---

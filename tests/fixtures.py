@@ -16,6 +16,7 @@ from profiler.schema import ProfileRow, ProfileTable
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
+SYNTHETIC = CONFIGS / "synthetic"  # synthetic-profile examples: fixed inputs of golden plans and tuner tests
 
 
 def make_catalog(entries: list[dict]) -> HardwareCatalog:

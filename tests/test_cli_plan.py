@@ -12,16 +12,16 @@ import yaml
 from typer.testing import CliRunner
 
 from planner.cli import app
-from tests.fixtures import CONFIGS
+from tests.fixtures import CONFIGS, SYNTHETIC
 
 runner = CliRunner()
 
 
 @pytest.fixture()
 def workdir(tmp_path: Path) -> Path:
-    shutil.copy(CONFIGS / "hardware.yaml", tmp_path / "hardware.yaml")
-    shutil.copy(CONFIGS / "profiles" / "synthetic.csv", tmp_path / "profiles.csv")
-    spec = yaml.safe_load((CONFIGS / "video.yaml").read_text())
+    shutil.copy(SYNTHETIC / "hardware.yaml", tmp_path / "hardware.yaml")
+    shutil.copy(SYNTHETIC / "profiles.csv", tmp_path / "profiles.csv")
+    spec = yaml.safe_load((SYNTHETIC / "video.yaml").read_text())
     spec["profiles"], spec["hardware_catalog"] = "profiles.csv", "hardware.yaml"
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     return tmp_path
@@ -49,10 +49,11 @@ def assert_clean_error(result, out: Path, *needles: str) -> None:
         assert needle in text, f"{needle!r} not in: {text}"
 
 
-@pytest.mark.parametrize("name", ["video", "ocr"])
-def test_bundled_examples_plan_and_write_a_frontier(tmp_path: Path, name: str):
+@pytest.mark.parametrize("spec", [CONFIGS / "digits.yaml", CONFIGS / "ocr.yaml", SYNTHETIC / "video.yaml",
+                                  SYNTHETIC / "ocr.yaml"], ids=["digits", "ocr", "synthetic-video", "synthetic-ocr"])
+def test_bundled_examples_plan_and_write_a_frontier(tmp_path: Path, spec: Path):
     out, pareto = tmp_path / "plan.json", tmp_path / "pareto.csv"
-    result = run("plan", str(CONFIGS / f"{name}.yaml"), "--out", str(out), "--pareto", str(pareto))
+    result = run("plan", str(spec), "--out", str(out), "--pareto", str(pareto))
     assert result.exit_code == 0, result.output
     assert "proven optimal" in result.output
     plan = json.loads(out.read_text())
@@ -69,10 +70,27 @@ def test_bundled_examples_plan_and_write_a_frontier(tmp_path: Path, name: str):
     assert len(set(costs)) == len(costs), "a frontier point is dominated"
 
 
+def test_demo_plans_measured_examples_then_labelled_synthetic_ones(tmp_path: Path):
+    result = run("demo", "--configs", str(CONFIGS), "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert {p.name for p in tmp_path.glob("*.plan.json")} == {"digits.plan.json", "ocr.plan.json"}
+    assert {p.name for p in (tmp_path / "synthetic").glob("*.plan.json")} == {"ocr.plan.json", "video.plan.json"}
+    assert text.index("digits.yaml: measured profiles") < text.index("SYNTHETIC examples")
+    assert text.count("SYNTHETIC profiles, not measured") == 2
+    assert "ocr.yaml: measured profiles" in text
+
+
+def test_demo_without_examples_says_where_they_are(tmp_path: Path):
+    result = run("demo", "--configs", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "run from the repository root" in " ".join(result.output.split())
+
+
 def test_same_inputs_give_byte_identical_plans(tmp_path: Path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    assert run("plan", str(CONFIGS / "ocr.yaml"), "--out", str(a)).exit_code == 0
-    assert run("plan", str(CONFIGS / "ocr.yaml"), "--out", str(b)).exit_code == 0
+    assert run("plan", str(SYNTHETIC / "ocr.yaml"), "--out", str(a)).exit_code == 0
+    assert run("plan", str(SYNTHETIC / "ocr.yaml"), "--out", str(b)).exit_code == 0
     assert a.read_bytes() == b.read_bytes()
 
 
@@ -187,7 +205,7 @@ def test_verify_replans_until_the_simulation_meets_the_slo(tmp_path: Path):
     made = run("trace", "generate", "--kind", "mmpp", "--rate-rps", "30", "--rate-high-rps", "80",
                "--duration-s", "300", "--seed", "3", "--out", str(trace))
     assert made.exit_code == 0, made.output
-    result = run("plan", str(CONFIGS / "video.yaml"), "--verify", str(trace), "--out", str(out))
+    result = run("plan", str(SYNTHETIC / "video.yaml"), "--verify", str(trace), "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "verified: simulated p99" in " ".join(result.output.split())
     verification = json.loads(out.read_text())["provenance"]["verification"]

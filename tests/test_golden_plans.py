@@ -1,4 +1,4 @@
-"""Golden plan files for the bundled examples: any change to a plan shows up as a reviewed diff.
+"""Golden plan files for the synthetic examples (configs/synthetic/, fixed inputs): any change to a plan shows up as a reviewed diff.
 
 Regenerate after an intended change with:  PIPEPLAN_UPDATE_GOLDEN=1 python -m pytest tests/test_golden_plans.py
 """
@@ -15,13 +15,13 @@ from planner.candidates import Sources
 from planner.ilp.backends import SolverName
 from planner.plan import plan_from_dict, plan_to_dict, plan_to_json
 from planner.planning import PlanRequest, make_plan
-from tests.fixtures import CONFIGS
+from tests.fixtures import SYNTHETIC
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
 def plan_for(name: str, solver: SolverName = SolverName.CBC):
-    spec_path = CONFIGS / f"{name}.yaml"
+    spec_path = SYNTHETIC / f"{name}.yaml"
     spec = io.load_spec(spec_path)
     profiles_path, catalog_path = io.resolve_inputs(spec_path, spec, None, None)
     table = io.load_profiles(profiles_path)

@@ -15,7 +15,7 @@ from planner.traces import Trace, poisson, step
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, compare_rows, tune
 from planner.tuner.forecast import PeakForecaster, envelope_rate_rps, envelope_windows_s, interval_peaks_rps
 from planner.tuner.planbook import StageKey, plan_pin
-from tests.fixtures import CONFIGS, linear_profile, make_catalog, make_spec
+from tests.fixtures import SYNTHETIC, linear_profile, make_catalog, make_spec
 from profiler.schema import ProfileTable
 
 
@@ -31,7 +31,7 @@ def one_stage_request() -> PlanRequest:
 
 @lru_cache(maxsize=None)
 def video_request() -> PlanRequest:
-    spec_path = CONFIGS / "video.yaml"
+    spec_path = SYNTHETIC / "video.yaml"
     spec = io.load_spec(spec_path)
     profiles, catalog = io.resolve_inputs(spec_path, spec, None, None)
     return PlanRequest(spec=spec, catalog=io.load_catalog(catalog), profiles=io.load_profiles(profiles))

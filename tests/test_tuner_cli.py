@@ -14,7 +14,7 @@ from planner.cli import app
 from planner.trace_io import read_trace
 from planner.traces import TraceFormat
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, compare_rows
-from tests.fixtures import CONFIGS
+from tests.fixtures import SYNTHETIC
 from tests.test_tuner import video_request
 
 runner = CliRunner()
@@ -35,7 +35,7 @@ def _trace(tmp_path: Path) -> Path:
 def test_tune_writes_a_timeline_row_per_interval_and_a_summary(tmp_path):
     trace = _trace(tmp_path)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["tune", str(CONFIGS / "video.yaml"), "--trace", str(trace), "--policy", "reactive",
+    result = runner.invoke(app, ["tune", str(SYNTHETIC / "video.yaml"), "--trace", str(trace), "--policy", "reactive",
                                  "--out", str(out), "--seed", "4"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((out / "timeline.csv").open()))
@@ -48,7 +48,7 @@ def test_tune_writes_a_timeline_row_per_interval_and_a_summary(tmp_path):
     assert set(summary) == SUMMARY_KEYS and summary["policy"] == "reactive"
     assert abs(summary["total_cost_usd"] - sum(float(r["cost_usd"]) for r in rows)) < 1e-6
     first = (out / "summary.json").read_bytes(), (out / "timeline.csv").read_bytes()
-    again = runner.invoke(app, ["tune", str(CONFIGS / "video.yaml"), "--trace", str(trace), "--policy", "reactive",
+    again = runner.invoke(app, ["tune", str(SYNTHETIC / "video.yaml"), "--trace", str(trace), "--policy", "reactive",
                                 "--out", str(out), "--seed", "4"])
     assert again.exit_code == 0
     assert ((out / "summary.json").read_bytes(), (out / "timeline.csv").read_bytes()) == first  # deterministic
@@ -57,7 +57,7 @@ def test_tune_writes_a_timeline_row_per_interval_and_a_summary(tmp_path):
 def test_tune_compare_writes_every_policy_and_prints_the_table(tmp_path):
     trace = _trace(tmp_path)
     out = tmp_path / "cmp"
-    result = runner.invoke(app, ["tune", str(CONFIGS / "video.yaml"), "--trace", str(trace), "--compare",
+    result = runner.invoke(app, ["tune", str(SYNTHETIC / "video.yaml"), "--trace", str(trace), "--compare",
                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
     for kind in PolicyKind:
@@ -70,7 +70,7 @@ def test_tune_compare_writes_every_policy_and_prints_the_table(tmp_path):
 
 
 def test_tune_reports_a_missing_trace_and_exits_2(tmp_path):
-    result = runner.invoke(app, ["tune", str(CONFIGS / "video.yaml"), "--trace", str(tmp_path / "none.csv"),
+    result = runner.invoke(app, ["tune", str(SYNTHETIC / "video.yaml"), "--trace", str(tmp_path / "none.csv"),
                                  "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "none.csv" in result.output and not (tmp_path / "o").exists()
@@ -100,7 +100,7 @@ def test_a_failure_midway_keeps_the_policies_already_finished(tmp_path, monkeypa
     monkeypatch.setattr(replay, "tune", failing)
     trace = _trace(tmp_path)
     out = tmp_path / "cmp"
-    result = runner.invoke(app, ["tune", str(CONFIGS / "video.yaml"), "--trace", str(trace), "--compare",
+    result = runner.invoke(app, ["tune", str(SYNTHETIC / "video.yaml"), "--trace", str(trace), "--compare",
                                  "--out", str(out)])
     assert result.exit_code == 2 and "solver crashed" in result.output
     for done in ("oracle", "reactive"):  # run before the failure, written as each finished

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,12 +12,11 @@ from planner.planning import PlanRequest, make_plan
 from planner.sim import SimConfig, simulate
 from planner.traces import gamma, poisson
 from planner.verify import Knob, verify_plan
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+from tests.fixtures import SYNTHETIC
 
 
 def _request(name: str) -> PlanRequest:
-    spec_path = CONFIGS / f"{name}.yaml"
+    spec_path = SYNTHETIC / f"{name}.yaml"
     spec = io.load_spec(spec_path)
     profiles, catalog = io.resolve_inputs(spec_path, spec, None, None)
     return PlanRequest(spec=spec, catalog=io.load_catalog(catalog), profiles=io.load_profiles(profiles),
