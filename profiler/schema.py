@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 PROFILE_SCHEMA_VERSION = 1
@@ -76,8 +78,15 @@ class ProfileTable:
     def models(self) -> set[str]:
         return {r.model for r in self.rows}
 
-    def index(self) -> dict[tuple[str, str, str, int], ProfileRow]:
-        """Rows keyed by (model, variant, hardware, batch_size)."""
+    def index(self) -> Mapping[tuple[str, str, str, int], ProfileRow]:
+        """Rows keyed by (model, variant, hardware, batch_size); read-only, built once per table."""
+        return MappingProxyType(self._index)
+
+    @cached_property
+    def _index(self) -> dict[tuple[str, str, str, int], ProfileRow]:
+        # Every plan and every re-check looks rows up; a tuner makes hundreds of plans from one table.
+        # (cached_property writes the instance __dict__ directly, so it works on a frozen dataclass;
+        # it is not a field, so equality, repr and dataclasses.replace ignore it.)
         return {r.key: r for r in self.rows}
 
 
