@@ -75,7 +75,7 @@ FULL_METHOD = MethodSettings(warmup_ms=100.0, window_ms=200.0,
                              min_window_requests=math.ceil(P99_SAMPLES / (3 * STABLE_WINDOWS)),
                              max_point_s=10.0, rounds=3)
 QUICK_METHOD = MethodSettings(warmup_runs=3, warmup_ms=30.0, window_ms=100.0,
-                              max_windows=5, max_point_s=1.5)
+                              max_windows=5, max_point_s=1.0)
 
 # Quantile levels each round keeps of its merged samples, so rounds can be pooled later (dense in
 # the tail, where the pooled p95/p99 are read; 0.95 and 0.99 are levels, so one round reproduces

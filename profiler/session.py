@@ -334,9 +334,10 @@ class ProfilingSession:
             return Artifact(factory=lambda: build_module(source.factory, source.kwargs))
         base = self.artifact(model, _variant(model, source.base))
         if isinstance(source, Fp16Source):
-            if base.factory is None:
-                raise VariantError(f"variant '{variant.name}': fp16 is generated from torch variants only; "
-                                   f"base '{source.base}' is an ONNX file.")
+            if base.path is not None:
+                from profiler.variants import to_fp16
+
+                return Artifact(path=to_fp16(base.path, self.cache_dir / "fp16"))
             return Artifact(factory=base.factory, half=True)
         assert isinstance(source, QuantizedSource)
         if base.path is None:
@@ -396,12 +397,14 @@ class ProfilingSession:
         return float(value)
 
     def _evaluation_setting(self, variant: VariantSpec, artifact: Artifact) -> HardwareSetting:
-        """Where to evaluate: fp16 on a cuda setting; anything else on the CPU setting with most threads."""
-        if artifact.half:
-            cuda = [h for h in self.manifest.hardware if h.device is DeviceKind.CUDA]
-            if not cuda:
-                raise VariantError(f"variant '{variant.name}' is fp16 and needs a cuda hardware setting to evaluate.")
+        """Where to evaluate: fp16 on a cuda setting when there is one (torch fp16 needs it; ONNX fp16
+        also runs on the CPU, as float32 arithmetic on fp16-rounded weights, which may flatter it);
+        anything else on the CPU setting with most threads."""
+        cuda = [h for h in self.manifest.hardware if h.device is DeviceKind.CUDA]
+        if isinstance(variant.source, Fp16Source) and cuda:
             return cuda[0]
+        if artifact.half:
+            raise VariantError(f"variant '{variant.name}' is fp16 and needs a cuda hardware setting to evaluate.")
         cpu = [h for h in self.manifest.hardware if h.device is DeviceKind.CPU]
         return max(cpu, key=lambda h: h.threads) if cpu else self.manifest.hardware[0]
 

@@ -159,3 +159,18 @@ def test_early_stop_skips_flat_batch_sizes(tmp_path, monkeypatch):
     assert sorted(r.batch_size for r in result.table.rows) == [1, 2, 4, 8]
     unchanged = session_for(manifest, tmp_path / "ck2.jsonl").run()
     assert len(unchanged.table.rows) == 6  # not asked for: the whole sweep
+
+
+def test_fp16_variant_of_an_onnx_base_is_generated_evaluated_and_timed(tmp_path):
+    tiny_setup(tmp_path)
+    manifest = write_manifest(tmp_path, [
+        {"name": "fp32", "source": ONNX},
+        {"name": "fp16", "source": {"kind": "fp16", "base": "fp32"}},
+    ], batch_sizes=(1,))
+    result = profile_manifest(manifest, tmp_path / "ck.jsonl", tmp_path / "cache")
+    assert result.failures == ()
+    rows = {r.variant: r for r in result.table.rows}
+    assert set(rows) == {"fp32", "fp16"}
+    # Evaluated on the CPU (no cuda setting): fp16-rounded weights may flip a borderline item or two.
+    assert abs(rows["fp16"].accuracy - rows["fp32"].accuracy) <= 0.05
+    assert len(list((tmp_path / "cache" / "fp16").glob("*.onnx"))) == 1
