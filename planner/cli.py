@@ -541,8 +541,8 @@ def profile(
     for f in result.failures:
         err_console.print(f"[yellow]failed:[/] {f.model}/{f.variant} on {f.hardware}: {f.reason}", highlight=False)
     console.print(
-        f"{len(result.table.rows)} rows written to {out} ({result.measured_points} measured now, "
-        f"{result.resumed_points} resumed, {result.unstable_points} unstable, {len(result.failures)} failed)",
+        f"{len(result.table.rows)} rows written to {out} ({result.measured_rounds} point-rounds measured now, "
+        f"{result.resumed_rounds} resumed, {result.unstable_points} unstable, {len(result.failures)} failed)",
         highlight=False,
     )
 
