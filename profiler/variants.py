@@ -65,6 +65,8 @@ def quantize(base: Path, mode: QuantMode, cache_dir: Path, calibration: np.ndarr
             log.info("quant_pre_process failed for %s (%s); quantising the model as is", base, exc)
             shutil.copyfile(lifted, prepared)
         result = Path(tmp) / "quantized.onnx"
+        root = logging.getLogger()
+        root.addFilter(_drop_preprocessing_advice)
         try:
             if mode is QuantMode.DYNAMIC:
                 quantize_dynamic(str(prepared), str(result), weight_type=QuantType.QUInt8)
@@ -79,9 +81,17 @@ def quantize(base: Path, mode: QuantMode, cache_dir: Path, calibration: np.ndarr
         except Exception as exc:
             raise VariantError(f"{base}: {mode.value} int8 quantisation failed ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''}).") from None
+        finally:
+            root.removeFilter(_drop_preprocessing_advice)
         _copy_metadata(base, result)
         shutil.move(str(result), out)  # same folder, so the finished file appears at once
     return out
+
+
+def _drop_preprocessing_advice(record: logging.LogRecord) -> bool:
+    """onnxruntime's quantiser advises pre-processing on the root logger (we have just done it, or it
+    failed and was logged); keep that advice out of the user's progress output."""
+    return not record.getMessage().startswith("Please consider")
 
 
 def to_fp16(base_path: Path, out_dir: Path, keep_io_types: bool = True) -> Path:

@@ -91,3 +91,22 @@ def tiny_torch_module(hidden: int = 8):
 
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(4, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 3))
+
+
+def misbehaving_torch_module(how: str):
+    """A torch factory whose forward pass crashes the process ('segfault') or never returns ('hang'),
+    as a broken runtime or custom op would: 'tests.test_profiler_fixtures:misbehaving_torch_module'."""
+    import os
+    import signal
+    import time
+
+    import torch
+
+    class Misbehaving(torch.nn.Module):
+        def forward(self, x):
+            if how == "segfault":
+                os.kill(os.getpid(), signal.SIGSEGV)
+            time.sleep(3600)
+            return x
+
+    return Misbehaving()

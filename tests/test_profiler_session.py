@@ -150,11 +150,11 @@ def test_hardware_filter_and_early_stop(tmp_path):
 
 
 def test_early_stop_skips_flat_batch_sizes(tmp_path, monkeypatch):
-    import profiler.session as session_module
+    import profiler.runner as runner_module
 
     tiny_setup(tmp_path)
     manifest = write_manifest(tmp_path, [{"name": "a", "source": ONNX}], batch_sizes=(1, 2, 4, 8, 16, 32))
-    monkeypatch.setattr(session_module, "sweep_should_stop", lambda throughputs: len(throughputs) >= 4)
+    monkeypatch.setattr(runner_module, "sweep_should_stop", lambda throughputs: len(throughputs) >= 4)
     result = session_for(manifest, tmp_path / "ck.jsonl", early_stop=True).run()
     assert sorted(r.batch_size for r in result.table.rows) == [1, 2, 4, 8]
     unchanged = session_for(manifest, tmp_path / "ck2.jsonl").run()
@@ -174,3 +174,29 @@ def test_fp16_variant_of_an_onnx_base_is_generated_evaluated_and_timed(tmp_path)
     # Evaluated on the CPU (no cuda setting): fp16-rounded weights may flip a borderline item or two.
     assert abs(rows["fp16"].accuracy - rows["fp32"].accuracy) <= 0.05
     assert len(list((tmp_path / "cache" / "fp16").glob("*.onnx"))) == 1
+
+
+def test_isolated_run_measures_the_same_points_in_a_worker_process(tmp_path):
+    tiny_setup(tmp_path)
+    manifest = write_manifest(tmp_path, [{"name": "a", "source": ONNX}], batch_sizes=(1, 2))
+    inside = profile_manifest(manifest, tmp_path / "in.jsonl", tmp_path / "cache")
+    isolated = profile_manifest(manifest, tmp_path / "iso.jsonl", tmp_path / "cache", isolate=True)
+    assert isolated.failures == ()
+    assert [(r.key, r.accuracy) for r in isolated.table.rows] == [(r.key, r.accuracy) for r in inside.table.rows]
+
+
+@pytest.mark.parametrize("how, says", [("segfault", "died while measuring tiny/bad on cpu-1 (killed by SIGSEGV)"),
+                                       ("hang", "no answer within 3 s while measuring tiny/bad on cpu-1")])
+def test_a_variant_that_crashes_or_hangs_its_runtime_fails_alone_in_isolation(tmp_path, monkeypatch, how, says):
+    pytest.importorskip("torch", reason="the misbehaving variant is a torch module")
+    import profiler.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "ANSWER_TIMEOUT_S", 3.0)
+    tiny_setup(tmp_path)
+    bad = {"kind": "torch", "factory": "tests.test_profiler_fixtures:misbehaving_torch_module", "kwargs": {"how": how}}
+    manifest = write_manifest(tmp_path, [{"name": "bad", "source": bad, "accuracy": 0.5},  # published: not evaluated
+                                         {"name": "good", "source": ONNX}], batch_sizes=(1,))
+    result = profile_manifest(manifest, tmp_path / "ck.jsonl", tmp_path / "cache", isolate=True)
+    assert {r.variant for r in result.table.rows} == {"good"}  # a new worker carried on
+    assert [(f.variant, f.hardware) for f in result.failures] == [("bad", "cpu-1")]
+    assert says in result.failures[0].reason
