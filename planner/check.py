@@ -33,6 +33,21 @@ def longest_path_ms(spec: PipelineSpec, stage_latency_ms: dict[str, float]) -> f
     return max(finish[s] for s in spec.sinks())
 
 
+def unstable_choices(plan: Plan, profiles: ProfileTable) -> list[str]:
+    """The plan's stages whose chosen profile row is flagged ``stable = false``: their figures did not
+    pass the profiler's stability or sample-count rule, so the predicted p99 rests on a shaky number."""
+    rows = profiles.index()
+    notes = []
+    for s in plan.stages:
+        row = rows.get((s.model, s.variant, s.hardware, s.batch_size))
+        if row is not None and row.stable is False:
+            samples = "" if row.samples is None else f", {row.samples} samples"
+            notes.append(f"stage '{s.stage}': the profile row {s.variant} on {s.hardware} at batch {s.batch_size} "
+                         f"is flagged unstable{samples}; re-profile it with a larger method.max_point_s (or "
+                         "verify the plan with --verify) before trusting its p99")
+    return notes
+
+
 def recheck(plan: Plan, spec: PipelineSpec, catalog: HardwareCatalog, profiles: ProfileTable) -> list[str]:
     """Every way ``plan`` disagrees with the model or breaks a constraint; empty when it is sound."""
     problems: list[str] = []

@@ -15,6 +15,7 @@ from planner.candidates import Sources
 from planner.errors import PipeplanError
 from planner.ilp.backends import SolverName
 from planner.plan import Plan
+from profiler.schema import ProfileTable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan ML inference pipelines: the cheapest configuration that meets a p99 latency SLO.")
@@ -55,7 +56,7 @@ def plan_table(plan: Plan) -> Table:
     return table
 
 
-def print_plan(plan: Plan, solve_time_ms: float | None) -> None:
+def print_plan(plan: Plan, solve_time_ms: float | None, profiles: ProfileTable | None = None) -> None:
     console.print(plan_table(plan))
     status = plan.solver.status
     proven = "proven optimal" if status == "optimal" else f"[bold yellow]NOT proven optimal[/] (time limit, gap {plan.solver.gap})"
@@ -66,6 +67,11 @@ def print_plan(plan: Plan, solve_time_ms: float | None) -> None:
         f"{plan.solver.name}: {proven}{timing}",
         highlight=False,
     )
+    if profiles is not None:
+        from planner.check import unstable_choices
+
+        for note in unstable_choices(plan, profiles):
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def _load_request(spec_path: Path, profiles: Optional[Path], hardware: Optional[Path], solver: SolverName,
@@ -142,7 +148,7 @@ def plan(
             io.write_csv_atomic(pareto, PARETO_HEADER, pareto_rows(points))
     except PipeplanError as exc:
         _fail(exc)
-    print_plan(result, result.solver.solve_time_ms)
+    print_plan(result, result.solver.solve_time_ms, request.profiles)
     if report is not None:
         print_verification(report)
     if out:
@@ -208,7 +214,7 @@ def demo(
             except PipeplanError as exc:
                 _fail(exc)
             console.print(f"[bold]{spec_path}[/]: {_profiles_label(request)}", highlight=False)
-            print_plan(result, None)
+            print_plan(result, None, request.profiles)
             console.print(frontier_table(points))
             console.print(f"-> {target / (spec_path.stem + '.plan.json')} and "
                           f"{target / (spec_path.stem + '.pareto.csv')}\n", highlight=False)
@@ -507,6 +513,8 @@ def profile(
     cache_dir: Path = typer.Option(Path(".pipeplan-cache"), "--cache-dir", help="Where built and quantised variants are kept."),
     fresh: bool = typer.Option(False, "--fresh", help="Discard the checkpoint and measure everything again."),
     early_stop: bool = typer.Option(False, "--early-stop", help="Stop a batch sweep when throughput gains < 5% over 4 steps."),
+    isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run the models in a worker process, so a "
+                                 "runtime crash or hang fails one variant, not the run (default), or in this process."),
 ) -> None:
     """Measure every variant of MANIFEST per hardware setting and batch size; write the profile table.
 
@@ -531,7 +539,7 @@ def profile(
 
             result = profile_manifest(manifest, checkpoint, cache_dir, quick=quick,
                                       hardware=tuple(hardware) if hardware else None, fresh=fresh,
-                                      on_progress=on_progress, early_stop=early_stop or None)
+                                      on_progress=on_progress, early_stop=early_stop or None, isolate=isolate)
         if result.table is None:
             raise ProfilerError(f"{manifest}: no point could be measured; see the failures above "
                                 f"({len(result.failures)} failed).")

@@ -20,15 +20,18 @@ from tests.fixtures import SYNTHETIC
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def plan_for(name: str, solver: SolverName = SolverName.CBC):
+def request_for(name: str, solver: SolverName = SolverName.CBC) -> PlanRequest:
     spec_path = SYNTHETIC / f"{name}.yaml"
     spec = io.load_spec(spec_path)
     profiles_path, catalog_path = io.resolve_inputs(spec_path, spec, None, None)
     table = io.load_profiles(profiles_path)
-    request = PlanRequest(spec=spec, catalog=io.load_catalog(catalog_path), profiles=table, solver=solver,
-                          sources=Sources(str(spec_path), str(profiles_path), str(catalog_path)),
-                          provenance=io.provenance(spec_path, profiles_path, catalog_path, table))
-    return make_plan(request)
+    return PlanRequest(spec=spec, catalog=io.load_catalog(catalog_path), profiles=table, solver=solver,
+                       sources=Sources(str(spec_path), str(profiles_path), str(catalog_path)),
+                       provenance=io.provenance(spec_path, profiles_path, catalog_path, table))
+
+
+def plan_for(name: str, solver: SolverName = SolverName.CBC):
+    return make_plan(request_for(name, solver))
 
 
 @pytest.mark.parametrize("name", ["video", "ocr"])
@@ -52,3 +55,21 @@ def test_all_solvers_choose_the_golden_configuration(solver: SolverName):
 def test_plan_json_round_trips():
     plan = plan_for("ocr")
     assert plan_to_json(plan_from_dict(plan_to_dict(plan))) == plan_to_json(plan)
+
+
+def test_plans_on_unstable_profile_rows_are_pointed_out():
+    import dataclasses
+
+    from planner.check import unstable_choices
+    from profiler.schema import ProfileTable
+
+    request = request_for("video")
+    result = make_plan(request)
+    assert unstable_choices(result, request.profiles) == []  # synthetic rows carry no stable flag
+    chosen = result.stages[0]
+    key = (chosen.model, chosen.variant, chosen.hardware, chosen.batch_size)
+    shaky = ProfileTable(rows=tuple(dataclasses.replace(r, stable=False, samples=40) if r.key == key else r
+                                    for r in request.profiles.rows), metadata=request.profiles.metadata)
+    notes = unstable_choices(result, shaky)
+    assert len(notes) == 1
+    assert f"stage '{chosen.stage}'" in notes[0] and "40 samples" in notes[0] and "max_point_s" in notes[0]
