@@ -8,8 +8,14 @@
    rows above 0.1 ms, and how often the rows' own error bar (latency_p50_spread_frac, the spread of
    a point's rounds) covers the change between the runs.
 
+3. Drift: is the variation between runs the machine's or the sessions'? One onnxruntime session
+   timed in 1 s windows, interleaved with fresh sessions timed the same way, so both see the same
+   moments. If the kept session swings as much as the fresh ones, the machine itself changes speed
+   and no method can make two runs agree more closely than that.
+
     python benchmarks/bench_profiler.py overhead
     python benchmarks/bench_profiler.py repeat [--tables A.csv B.csv | --out-dir DIR] [--hardware cpu-1]
+    python benchmarks/bench_profiler.py drift [--rounds 12]
 """
 
 from __future__ import annotations
@@ -72,6 +78,34 @@ def overhead(cache: Path, rounds: int) -> None:
               f"{statistics.median(bare_p50):.4f} | {statistics.median(harness_p50):.4f} |")
 
 
+def drift(cache: Path, rounds: int) -> None:
+    setting = HardwareSetting(name="cpu-1", threads=1)
+    path = digits.build("cnn64", cache)
+    batch = np.random.default_rng(0).random((16, 1, 8, 8), dtype=np.float32)
+
+    def window_p50_ms(model: OrtModel, seconds: float = 1.0) -> float:
+        latencies, start = [], time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            latencies.append(model.timed_run(batch))
+        return float(np.median(latencies))
+
+    kept = OrtModel(path, setting, "input")
+    for _ in range(20):
+        kept.run(batch)
+    same, fresh = [], []
+    for _ in range(rounds):
+        same.append(window_p50_ms(kept))
+        model = OrtModel(path, setting, "input")
+        for _ in range(20):
+            model.run(batch)
+        fresh.append(window_p50_ms(model))
+        model.close()
+    kept.close()
+    print("digits cnn64, batch 16, 1 thread; p50 of each 1 s window, in time order (ms):")
+    for name, values in (("one kept session", same), ("a fresh session each", fresh)):
+        print(f"  {name}: {' '.join(f'{v:.3f}' for v in values)}  (max/min {max(values) / min(values):.2f})")
+
+
 def run_digits(out: Path, cache: Path, hardware: list[str]) -> float:
     args = [sys.executable, "-m", "planner.cli", "profile", str(ROOT / "configs/digits.manifest.yaml"),
             "--out", str(out), "--cache-dir", str(cache), "--fresh"]
@@ -120,7 +154,7 @@ def repeat(tables: list[Path] | None, cache: Path, hardware: list[str], out_dir:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["overhead", "repeat"])
+    parser.add_argument("what", choices=["overhead", "repeat", "drift"])
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".pipeplan-cache")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tables", type=Path, nargs=2)
@@ -130,6 +164,8 @@ def main() -> None:
     print(f"# {os.uname().machine}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.2f} at start")
     if args.what == "overhead":
         overhead(args.cache_dir, args.rounds)
+    elif args.what == "drift":
+        drift(args.cache_dir, max(args.rounds, 3))
     else:
         repeat(args.tables, args.cache_dir, args.hardware, args.out_dir)
     print(f"# load average {os.getloadavg()[0]:.2f} at end")
