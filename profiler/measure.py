@@ -167,11 +167,22 @@ def _short_of_samples(samples: int, needed: int, mean_ms: float, settings: Metho
     text = f"{samples} samples < {needed} needed for a p99"
     if settings.rounds > 1:
         text += f" ({settings.min_samples} over {settings.rounds} rounds)"
-    needed_s = needed * mean_ms / 1000.0
-    if needed_s > settings.max_point_s:
-        text += (f"; a call takes {mean_ms:.3g} ms, so backing it needs method.max_point_s >= "
-                 f"{math.ceil(needed_s * 1.1)} s per round")
-    return text
+    return text + _needed_budget(mean_ms, settings)
+
+
+def _needed_budget(mean_ms: float, settings: MethodSettings) -> str:
+    """'; a call takes X ms, so ... needs max_point_s >= Y' when the round's budget is too small."""
+    calls = max(settings.round_samples, STABLE_WINDOWS * settings.min_window_requests)
+    needed_s = calls * mean_ms / 1000.0
+    if needed_s <= settings.max_point_s:
+        return ""
+    return (f"; a call takes {mean_ms:.3g} ms, so {calls} calls need method.max_point_s >= "
+            f"{math.ceil(needed_s * 1.1)} s per round")
+
+
+def _budget_hint(windows: Sequence[Window], settings: MethodSettings) -> str:
+    latencies = [v for w in windows for v in w.latencies_ms]
+    return _needed_budget(sum(latencies) / len(latencies), settings) if latencies else ""
 
 
 def rounds_agree(p50s_ms: Sequence[float], tolerance: float) -> bool:
@@ -272,7 +283,8 @@ def measure_point(
         windows.append(Window(tuple(latencies), max(elapsed_ms, 1e-9), batch_size))
         if clock() - start > settings.max_point_s:
             if not windows_agree(windows, settings.tolerance):
-                reason = f"time budget of {settings.max_point_s:g} s per round ran out after {len(windows)} window(s)"
+                reason = (f"time budget of {settings.max_point_s:g} s per round ran out after {len(windows)} "
+                          f"window(s){_budget_hint(windows, settings)}")
             break
         if windows_agree(windows, settings.tolerance) and _merged(windows) >= settings.round_samples:
             break

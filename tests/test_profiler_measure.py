@@ -107,6 +107,7 @@ def test_time_budget_stops_a_slow_point_and_says_so():
     result = measure_point(fake_call(clock, [300.0] * 100), 1, settings, clock)
     assert not result.stable
     assert "time budget" in result.reason
+    assert "459 calls need method.max_point_s >= 152 s per round" in result.reason  # 459 x 300 ms + 10%
     assert clock.now < 2.0
 
 
@@ -190,4 +191,4 @@ def test_rounds_share_the_sample_rule_and_a_short_round_says_what_budget_would_b
     result = measure_point(fake_call(clock, [50.0] * 1000), 1, settings, clock)
     assert not result.stable
     assert "< 153 needed for a p99 (459 over 3 rounds)" in result.reason
-    assert "max_point_s >= 9 s per round" in result.reason  # 153 calls x 50 ms, with 10% to spare
+    assert "153 calls need method.max_point_s >= 9 s per round" in result.reason  # 153 x 50 ms, 10% to spare
