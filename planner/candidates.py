@@ -164,8 +164,10 @@ def _validated_rows(
             f"hardware {list(allowed_hw)}; profile it there or allow the hardware it was profiled on."
         )
     for (variant, hardware), by_batch in sorted(grouped.items()):
+        # A sweep that stopped early (--early-stop, --quick) lacks only sizes above its largest: those
+        # are simply not options. A gap below it, or no allowed size at all, is a mistake.
         missing = [b for b in batches if b not in by_batch]
-        if missing:
+        if [b for b in missing if b < max(by_batch)] or len(missing) == len(batches):
             raise ProfileError(
                 f"{sources.profiles}: model '{stage.model}' variant '{variant}' on '{hardware}' has no row for "
                 f"batch_size {missing} (stage '{stage.name}' allows batch sizes {list(batches)}); profile those "
@@ -291,7 +293,9 @@ def build_candidates(
         for (variant, hw_name), by_batch in sorted(grouped.items()):
             hw = hardware[hw_name]
             for batch in batches:
-                row = by_batch[batch]
+                row = by_batch.get(batch)
+                if row is None:  # above where this variant's sweep stopped
+                    continue
                 for timeout_ms in timeouts_for(batch, load_rps, spec.batch_timeout_quantiles):
                     mean_batch = lat.expected_batch(batch, load_rps / 1000.0, timeout_ms)
                     units = min(max_replicas, hw.max_units or max_replicas)

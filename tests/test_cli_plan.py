@@ -158,6 +158,18 @@ def test_missing_profile_row_for_an_allowed_batch_size(workdir: Path):
                        workdir / "p.json", "profiles.csv", "resnet152", "gpu-t4", "batch_size [4]")
 
 
+def test_a_sweep_that_stopped_early_is_planned_with_the_batch_sizes_it_has(workdir: Path):
+    # --early-stop or --quick leave out the largest batch sizes; those are not options, the rest plan.
+    _edit_profiles(workdir, lambda ls: [l for l in ls if not (l.startswith("resnet,resnet152,gpu-t4,")
+                                                              and l.split(",")[3] in ("8", "16", "32"))])
+    out = workdir / "p.json"
+    result = run("plan", str(workdir / "spec.yaml"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    for stage in json.loads(out.read_text())["stages"]:
+        if (stage["variant"], stage["hardware"]) == ("resnet152", "gpu-t4"):
+            assert stage["batch_size"] <= 4
+
+
 @pytest.mark.parametrize("bad,needle", [("nan", "latency_p50_ms"), ("-3", "latency_p50_ms"), ("0", "latency_p50_ms")])
 def test_bad_numbers_in_profiles(workdir: Path, bad: str, needle: str):
     def corrupt(lines):
