@@ -121,7 +121,7 @@ class VariantRunner:
         """Nothing to release in-process (a worker-backed runner stops its process here)."""
 
     def _names(self, model_name: str, variant_name: str) -> tuple[ModelSpec, VariantSpec]:
-        model = next(m for m in self.manifest.models if m.name == model_name)
+        model = self.manifest.model(model_name)
         return model, _variant(model, variant_name)
 
     def accuracy(self, model_name: str, variant_name: str) -> float:

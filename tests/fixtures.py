@@ -12,7 +12,7 @@ from planner.candidates import timeouts_for
 from planner.check import aggregate_accuracy, longest_path_ms
 from planner.planning import PlanRequest
 from planner.spec import HardwareCatalog, MaxAccuracy, MinCost, PipelineSpec, Weighted
-from profiler.schema import ProfileRow, ProfileTable
+from profiler.schema import ProfileRow
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
