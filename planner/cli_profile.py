@@ -58,6 +58,10 @@ def profile(
         write_profile_table(result.table, out)
     except (PipeplanError, ProfilerError, ProfileSchemaError) as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: every finished measurement is in {checkpoint}; run the same command "
+                          f"again to continue ({out} was not written).", highlight=False)
+        raise typer.Exit(130) from None
     for f in result.failures:
         err_console.print(f"[yellow]failed:[/] {f.model}/{f.variant} on {f.hardware}: {f.reason}", highlight=False)
     console.print(

@@ -48,3 +48,30 @@ def test_nothing_measurable_exits_2(tmp_path):
                                  "--cache-dir", str(tmp_path / "cache")])
     assert result.exit_code == 2
     assert "no point could be measured" in result.output
+
+
+def test_ctrl_c_keeps_finished_points_and_says_how_to_continue(tmp_path, monkeypatch):
+    import profiler.runner as runner_module
+
+    tiny_setup(tmp_path)
+    manifest = write_manifest(tmp_path, [{"name": "a", "source": {"kind": "onnx", "path": "tiny.onnx"}}],
+                              batch_sizes=(1, 2, 4))
+    out = tmp_path / "profiles.csv"
+    args = ["profile", str(manifest), "--out", str(out), "--quick", "--in-process", "--cache-dir", str(tmp_path / "c")]
+    real = runner_module.measure_point
+    calls = []
+
+    def interrupted_on_the_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner_module, "measure_point", interrupted_on_the_third)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130
+    assert "interrupted" in result.output and "run the same command again" in result.output
+    assert not out.exists()
+    monkeypatch.setattr(runner_module, "measure_point", real)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "2 resumed" in again.output and "1 point-rounds measured now" in again.output
