@@ -55,6 +55,18 @@ def _serve(conn: Connection, config: RunnerConfig) -> None:
             conn.send(("error", failure_reason(exc)))
 
 
+def _ignore_sigint():
+    try:
+        return signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to change
+        return None
+
+
+def _restore_sigint(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _exit_text(code: int | None) -> str:
     if code is None:
         return "still running"
@@ -74,26 +86,36 @@ class IsolatedRunner:
         self.answer_timeout_s = ANSWER_TIMEOUT_S if answer_timeout_s is None else answer_timeout_s
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._busy = False  # a request is out and its reply not fully read
 
     def accuracy(self, model_name: str, variant_name: str) -> float:
         self._send(("accuracy", model_name, variant_name))
         reply = self._receive(f"evaluating {model_name}/{variant_name}")
+        self._busy = False
         return float(reply[1])
 
     def profile_unit(self, job: UnitJob) -> Iterator[UnitEvent]:
         self._send(("unit", job))
-        while True:
-            reply = self._receive(f"measuring {job.model}/{job.variant} on {job.hardware}")
-            if reply[0] == "done":
-                return
-            yield reply[1]
+        try:
+            while True:
+                reply = self._receive(f"measuring {job.model}/{job.variant} on {job.hardware}")
+                if reply[0] == "done":
+                    self._busy = False
+                    return
+                yield reply[1]
+        finally:
+            if self._busy:  # the caller stopped reading mid-unit: the rest of the reply would be stale
+                self._kill()
 
     def close(self) -> None:
-        """Ask the worker to stop; kill it if it does not within a few seconds."""
+        """Ask an idle worker to stop (kill it if it does not within a few seconds); kill a busy one."""
         process, conn = self._process, self._conn
-        self._process = self._conn = None
         if process is None:
             return
+        if self._busy:
+            self._kill()
+            return
+        self._process = self._conn = None
         try:
             conn.send(("stop",))
         except (OSError, ValueError):
@@ -111,14 +133,28 @@ class IsolatedRunner:
         parent, child = context.Pipe()
         process = context.Process(target=_serve, args=(child, self.config), name="pipeplan-profile-worker",
                                   daemon=True)
-        process.start()
+        # The child inherits an ignored SIGINT, so a Ctrl-C while it starts up is the session's alone.
+        previous = _ignore_sigint()
+        try:
+            process.start()
+        finally:
+            _restore_sigint(previous)
         child.close()
         self._process, self._conn = process, parent
 
     def _send(self, message: tuple[Any, ...]) -> None:
+        """Send a request, starting a worker first if there is none or the last one died while idle."""
+        if self._process is not None and not self._process.is_alive():
+            self._kill()
         if self._process is None:
             self._start()
-        self._conn.send(message)
+        try:
+            self._conn.send(message)
+        except OSError:  # it died between the check and the send: one fresh worker, once
+            self._kill()
+            self._start()
+            self._conn.send(message)
+        self._busy = True
 
     def _receive(self, doing: str) -> tuple[Any, ...]:
         """The worker's next message; a crash or silence stops the worker and fails this variant."""
@@ -138,12 +174,14 @@ class IsolatedRunner:
             self._kill()
             raise VariantError(why)
         if reply[0] == "error":
+            self._busy = False  # the worker reported and is waiting for the next request
             raise VariantError(reply[1])
         return reply
 
     def _kill(self) -> None:
         process, conn = self._process, self._conn
         self._process = self._conn = None
+        self._busy = False
         if process is not None:
             if process.is_alive():
                 process.kill()
