@@ -24,3 +24,9 @@ class CheckpointError(ProfilerError):
 
 class ImportFormatError(ProfilerError):
     """A perf_analyzer or Model Analyzer CSV could not be read into a profile table."""
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (or just ``Type``): one line for a failure record."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

@@ -19,7 +19,7 @@ import numpy as np
 from profiler.accuracy import EvalContext, Evaluator, array_evaluator, load_npz
 from profiler.backends import LoadedModel
 from profiler.checkpoint import RoundRecord
-from profiler.errors import ProfilerError, VariantError
+from profiler.errors import ProfilerError, VariantError, first_line
 from profiler.manifest import (
     DeviceKind,
     Fp16Source,
@@ -50,8 +50,9 @@ class RunnerConfig:
 
 @dataclass(frozen=True)
 class UnitJob:
-    """One variant on one hardware setting in one round: the batch sizes still to measure, and for
-    round 1 of an early-stopping sweep the throughputs already measured at smaller batch sizes."""
+    """One variant on one hardware setting in one round (``round_no`` counts from 0): the batch
+    sizes still to measure and, for the first round of an early-stopping sweep, the throughputs
+    already measured at smaller batch sizes."""
 
     model: str
     variant: str
@@ -64,6 +65,8 @@ class UnitJob:
 
 @dataclass(frozen=True)
 class PointDone:
+    """One batch size of a unit measured."""
+
     batch_size: int
     record: RoundRecord
 
@@ -103,12 +106,18 @@ def _rss_mb() -> float | None:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def _import_runtime(artifact: Artifact) -> None:
+    """Import the artifact's runtime now (its first import costs seconds and hundreds of MB)."""
+    if artifact.path is not None:
+        import onnxruntime  # noqa: F401
+    else:
+        import torch  # noqa: F401
+
 
 class VariantRunner:
     """Builds, evaluates and measures the variants of one manifest, in the current process."""
 
     def __init__(self, config: RunnerConfig) -> None:
-        self.config = config
         self.manifest = config.manifest
         self.manifest_dir = config.manifest_dir
         self.cache_dir = config.cache_dir
@@ -125,14 +134,22 @@ class VariantRunner:
         return model, _variant(model, variant_name)
 
     def accuracy(self, model_name: str, variant_name: str) -> float:
-        """The manifest's published accuracy, else the metric measured on the evaluation set."""
+        """The variant's accuracy (see :meth:`_accuracy`)."""
         return self._accuracy(*self._names(model_name, variant_name))
 
     def profile_unit(self, job: UnitJob) -> Iterator[UnitEvent]:
-        """Load the variant fresh, then measure each batch size of the job; one event per point."""
+        """Load the variant fresh, then measure each batch size of the job; one event per point.
+
+        The variant is built and its runtime imported before the clock and the memory reading
+        start, so ``load_time_s`` and ``memory_mb`` are a replica's load, not one-off set-up.
+        """
+        if job.early_stop and job.batch_sizes and sweep_should_stop(list(job.done_throughputs_rps)):
+            yield SweepStopped(job.batch_sizes)  # decided by earlier rounds' numbers: no load needed
+            return
         model, variant = self._names(job.model, job.variant)
         setting = next(h for h in self.manifest.hardware if h.name == job.hardware)
         input_spec = variant.input or model.input
+        _import_runtime(self.artifact(model, variant))
         loaded: LoadedModel | None = None
         try:
             gc.collect()
@@ -263,10 +280,10 @@ def _variant(model: ModelSpec, name: str) -> VariantSpec:
     return next(v for v in model.variants if v.name == name)
 
 
-
 def failure_reason(exc: BaseException) -> str:
     """One line for the failure record: our own errors as they are, others with their type."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text if isinstance(exc, ProfilerError) else f"{type(exc).__name__}: {text}"
+    if isinstance(exc, ProfilerError) and str(exc).strip():
+        return str(exc).strip().splitlines()[0]
+    return first_line(exc)
 
 

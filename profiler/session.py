@@ -1,9 +1,11 @@
 """A profiling session: every (model, variant, hardware, batch size) point of a manifest, measured
-once, checkpointed as it finishes, with failing variants recorded and the others going on.
+in rounds, each (point, round) checkpointed as it finishes, with failing variants recorded and the
+others going on.
 
-The session holds state over time (the checkpoint, built variants), so it is a class; measurement
-itself is the pure loop in :mod:`profiler.measure`. It does no printing: progress goes to a
-callback, the finished table is returned for the caller to write.
+The session decides what to measure and keeps the record (the checkpoint, the failures); a runner
+(:mod:`profiler.runner`, in this process or a worker process) builds, evaluates and times the
+models; the numbers come from the pure functions of :mod:`profiler.measure`. It does no printing:
+progress goes to a callback, the finished table is returned for the caller to write.
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ class Failure:
     variant: str
     hardware: str
     reason: str
+    round_no: int = 0  # the round it failed in, counted from 0
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Reported after every point (measured, resumed, skipped or failed)."""
+    """Reported after every (point, round): measured, resumed, skipped or failed."""
 
     done: int
     total: int
@@ -52,6 +55,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class ProfileResult:
+    """What a run produced: the table of every point with at least one round, and what failed."""
+
     table: ProfileTable | None  # None when nothing at all could be measured
     failures: tuple[Failure, ...]
     measured_rounds: int  # (point, round) measurements made by this run
@@ -59,10 +64,10 @@ class ProfileResult:
     unstable_points: int
 
 
-def fingerprint(manifest: Manifest, settings: MethodSettings, quick: bool) -> str:
-    """A short hash of what determines the numbers: the manifest and the method."""
+def fingerprint(manifest: Manifest, settings: MethodSettings, quick: bool, early_stop: bool = False) -> str:
+    """A short hash of what determines the numbers: the manifest, the method, and whether sweeps stop early."""
     payload = json.dumps({"manifest": manifest.model_dump(mode="json"), "method": settings.__dict__,
-                          "quick": quick}, sort_keys=True)
+                          "quick": quick, "early_stop": early_stop}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -120,7 +125,10 @@ class ProfilingSession:
             if name not in known:
                 raise ManifestError(f"--hardware {name}: not a hardware setting of the manifest (it has {known}).")
         self.hardware = tuple(h for h in manifest.hardware if hardware is None or h.name in hardware)
-        self.checkpoint = Checkpoint(checkpoint_path, fingerprint(manifest, settings, quick))
+        self.checkpoint = Checkpoint(checkpoint_path, fingerprint(manifest, settings, quick, self.early_stop))
+        self._done = 0
+        self._total = 0
+        self._runner: VariantRunner | None = None
 
     # ---- the plan of work -------------------------------------------------------------------
 
@@ -179,12 +187,16 @@ class ProfilingSession:
                          failures: list[Failure]) -> int:
         label = f"{model.name}/{variant.name}"
         batches = self.batch_sizes(model)
-        failed_here = {f.hardware for f in failures if (f.model, f.variant) == (model.name, variant.name)}
+        # A variant that could not be built or evaluated ('*'), or that failed again in a later round,
+        # is not tried in the rounds after; a first-round failure at a large batch size (out of
+        # memory, say) does not stop the later rounds of the sizes that worked.
+        blocked = {f.hardware for f in failures if (f.model, f.variant) == (model.name, variant.name)
+                   and (f.hardware == "*" or f.round_no >= 1)}
         todo: dict[str, list[int]] = {}
         for setting in self.hardware:
             keys = [(model.name, variant.name, setting.name, b) for b in batches]
             wanted = [k for k in keys if round_no == 0 or state.has(k, 0)]  # round 0 decided the sweep
-            if failed_here & {"*", setting.name}:
+            if blocked & {"*", setting.name}:
                 wanted = []
             todo[setting.name] = [k[3] for k in wanted if not state.has(k, round_no)]
             self._tick(f"{label} (resumed or skipped)", len(keys) - len(todo[setting.name]))
@@ -197,7 +209,7 @@ class ProfilingSession:
                 self.checkpoint.add_accuracy(model.name, variant.name, accuracy)
                 state.accuracy[(model.name, variant.name)] = accuracy
         except Exception as exc:  # noqa: BLE001 - whatever breaks one variant must not stop the others
-            self._fail(failures, model, variant, "*", exc, sum(len(t) for t in todo.values()))
+            self._fail(failures, model, variant, "*", round_no, exc, sum(len(t) for t in todo.values()))
             return 0
         measured = 0
         for setting in self.hardware:
@@ -228,16 +240,16 @@ class ProfilingSession:
                 measured += 1
                 self._tick(f"{label} b{event.batch_size}" + ("" if event.record.result.stable else " (unstable)"))
         except Exception as exc:  # noqa: BLE001 - onnxruntime/torch raise untyped errors
-            self._fail(failures, model, variant, setting.name, exc, len(batches) - measured)
+            self._fail(failures, model, variant, setting.name, round_no, exc, len(batches) - measured)
         return measured
 
-    def _fail(self, failures: list[Failure], model: ModelSpec, variant: VariantSpec, hardware: str,
+    def _fail(self, failures: list[Failure], model: ModelSpec, variant: VariantSpec, hardware: str, round_no: int,
               exc: BaseException, skipped: int) -> None:
         """Record a variant that could not be built, evaluated, loaded or run; the others go on."""
         reason = failure_reason(exc)
         label = f"{model.name}/{variant.name}" + ("" if hardware == "*" else f" on {hardware}")
         log.warning("%s failed: %s", label, reason)
-        failures.append(Failure(model.name, variant.name, hardware, reason))
+        failures.append(Failure(model.name, variant.name, hardware, reason, round_no))
         self.checkpoint.add_failure(model.name, variant.name, hardware, reason)
         self._tick(f"{label} FAILED", skipped)
 
@@ -285,7 +297,11 @@ def profile_manifest(
     early_stop: bool | None = None,
     isolate: bool = False,
 ) -> ProfileResult:
-    """Load a manifest and profile it (the one call behind ``pipeplan profile``)."""
+    """Load a manifest and profile it (the one call behind ``pipeplan profile``).
+
+    ``isolate=True`` runs the models in a worker process started with ``spawn``, which re-imports
+    the calling script: a script that calls this must do so under ``if __name__ == "__main__":``.
+    """
     from profiler.manifest import load_manifest
 
     manifest = load_manifest(manifest_path)

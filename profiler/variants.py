@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from profiler.errors import VariantError
+from profiler.errors import VariantError, first_line
 from profiler.manifest import QuantMode
 from profiler.table_io import atomic_target
 
@@ -79,8 +79,7 @@ def quantize(base: Path, mode: QuantMode, cache_dir: Path, calibration: np.ndarr
         except VariantError:
             raise
         except Exception as exc:
-            raise VariantError(f"{base}: {mode.value} int8 quantisation failed ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''}).") from None
+            raise VariantError(f"{base}: {mode.value} int8 quantisation failed ({first_line(exc)}).") from None
         finally:
             root.removeFilter(_drop_preprocessing_advice)
         _copy_metadata(base, result)
@@ -117,22 +116,17 @@ def to_fp16(base_path: Path, out_dir: Path, keep_io_types: bool = True) -> Path:
     try:
         model = onnx.load(str(base_path))
     except Exception as exc:  # protobuf raises DecodeError and friends for files that are not ONNX
-        raise VariantError(f"{base_path}: cannot read it as an ONNX model ({_first_line(exc)}); "
+        raise VariantError(f"{base_path}: cannot read it as an ONNX model ({first_line(exc)}); "
                            "fp16 conversion needs an ONNX base variant.") from None
     try:
         half = convert_float_to_float16(model, keep_io_types=keep_io_types)
         with atomic_target(out) as tmp:
             onnx.save(half, str(tmp))
     except Exception as exc:  # the converter raises AssertionError/ValueError/KeyError on graphs it cannot handle
-        raise VariantError(f"{base_path}: float16 conversion failed ({_first_line(exc)}); "
+        raise VariantError(f"{base_path}: float16 conversion failed ({first_line(exc)}); "
                            "profile the float32 variant instead or report the model.") from None
     log.info("wrote the fp16 version of %s to %s", base_path, out)
     return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _lift_constants(base: Path, out: Path) -> None:

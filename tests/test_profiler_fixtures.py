@@ -110,3 +110,17 @@ def misbehaving_torch_module(how: str):
             return x
 
     return Misbehaving()
+
+
+def torch_module_failing_above(max_batch: int):
+    """A torch factory whose forward pass raises for batches larger than ``max_batch`` (as an out-of-
+    memory error would): 'tests.test_profiler_fixtures:torch_module_failing_above'."""
+    import torch
+
+    class Limited(torch.nn.Module):
+        def forward(self, x):
+            if x.shape[0] > max_batch:
+                raise RuntimeError(f"out of memory at batch {x.shape[0]}")
+            return x * 2.0
+
+    return Limited()

@@ -200,3 +200,62 @@ def test_a_variant_that_crashes_or_hangs_its_runtime_fails_alone_in_isolation(tm
     assert {r.variant for r in result.table.rows} == {"good"}  # a new worker carried on
     assert [(f.variant, f.hardware) for f in result.failures] == [("bad", "cpu-1")]
     assert says in result.failures[0].reason
+
+
+def test_a_caller_that_stops_reading_mid_unit_does_not_get_stale_replies(tmp_path):
+    tiny_setup(tmp_path)
+    manifest = write_manifest(tmp_path, [{"name": "a", "source": ONNX}, {"name": "b", "source": ONNX}],
+                              batch_sizes=(1, 2, 4),
+                              hardware=[{"name": "cpu-1", "threads": 1}, {"name": "cpu-2", "threads": 2}])
+    raised = []
+
+    def fails_once(progress):
+        if " b1" in progress.label and not raised:
+            raised.append(progress.label)
+            raise RuntimeError("progress display broke")
+
+    checkpoint = tmp_path / "ck.jsonl"
+    result = profile_manifest(manifest, checkpoint, tmp_path / "cache", on_progress=fails_once, isolate=True)
+    assert [(f.variant, f.hardware, f.reason) for f in result.failures] == [
+        ("a", "cpu-1", "RuntimeError: progress display broke")]
+    for line in checkpoint.read_text().splitlines():  # every record belongs to the point it is filed under
+        record = json.loads(line)
+        if record["type"] == "round":
+            assert record["result"]["batch_size"] == record["key"][3]
+    assert {(r.variant, r.hardware) for r in result.table.rows} == {("a", "cpu-1"), ("a", "cpu-2"), ("b", "cpu-1"),
+                                                                  ("b", "cpu-2")}
+
+
+def test_a_first_round_failure_at_a_large_batch_does_not_stop_the_other_sizes_rounds(tmp_path):
+    pytest.importorskip("torch", reason="the failing variant is a torch module")
+    tiny_setup(tmp_path)
+    limited = {"kind": "torch", "factory": "tests.test_profiler_fixtures:torch_module_failing_above",
+               "kwargs": {"max_batch": 2}}
+    manifest = write_manifest(tmp_path, [{"name": "t", "source": limited, "accuracy": 0.5}], batch_sizes=(1, 2, 4))
+    result = profile_manifest(manifest, tmp_path / "ck.jsonl", tmp_path / "cache")
+    assert [(f.hardware, f.round_no) for f in result.failures] == [("cpu-1", 0)]
+    assert "out of memory at batch 4" in result.failures[0].reason
+    rows = {r.batch_size: r for r in result.table.rows}
+    assert set(rows) == {1, 2}
+    assert all(r.latency_p50_spread_frac is not None for r in rows.values())  # all 3 rounds measured
+
+
+def test_a_worker_that_died_while_idle_is_replaced(tmp_path):
+    import os
+    import signal
+
+    from profiler.runner import RunnerConfig, UnitJob
+    from profiler.worker import IsolatedRunner
+
+    tiny_setup(tmp_path)
+    manifest = load_manifest(write_manifest(tmp_path, [{"name": "a", "source": ONNX}], batch_sizes=(1,)))
+    runner = IsolatedRunner(RunnerConfig(manifest, tmp_path, tmp_path / "cache", manifest.method.settings(True), True))
+    try:
+        assert runner.accuracy("tiny", "a") == pytest.approx(0.75)
+        os.kill(runner._process.pid, signal.SIGKILL)
+        runner._process.join()
+        events = list(runner.profile_unit(UnitJob("tiny", "a", "cpu-1", 0, (1,))))
+        assert [e.batch_size for e in events] == [1]
+    finally:
+        runner.close()
+    assert runner._process is None
