@@ -167,7 +167,9 @@ def _validated_rows(
         # A sweep that stopped early (--early-stop, --quick) lacks only sizes above its largest: those
         # are simply not options. A gap below it, or no allowed size at all, is a mistake.
         missing = [b for b in batches if b not in by_batch]
-        if [b for b in missing if b < max(by_batch)] or len(missing) == len(batches):
+        gaps = [b for b in missing if b < max(by_batch)]
+        if gaps or len(missing) == len(batches):
+            missing = gaps or missing
             raise ProfileError(
                 f"{sources.profiles}: model '{stage.model}' variant '{variant}' on '{hardware}' has no row for "
                 f"batch_size {missing} (stage '{stage.name}' allows batch sizes {list(batches)}); profile those "

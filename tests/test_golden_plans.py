@@ -72,4 +72,8 @@ def test_plans_on_unstable_profile_rows_are_pointed_out():
                                     for r in request.profiles.rows), metadata=request.profiles.metadata)
     notes = unstable_choices(result, shaky)
     assert len(notes) == 1
-    assert f"stage '{chosen.stage}'" in notes[0] and "40 samples" in notes[0] and "max_point_s" in notes[0]
+    assert f"stage '{chosen.stage}'" in notes[0] and "40 samples < 459" in notes[0] and "max_point_s" in notes[0]
+    drifting = ProfileTable(rows=tuple(dataclasses.replace(r, stable=False, samples=900, latency_p50_spread_frac=0.3)
+                                       if r.key == key else r for r in request.profiles.rows))
+    notes = unstable_choices(result, drifting)
+    assert "rounds disagree by 30%" in notes[0] and "max_point_s" not in notes[0]
