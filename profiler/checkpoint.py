@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from profiler.errors import CheckpointError
-from profiler.measure import PointResult
+from profiler.measure import TAIL_LEVELS, PointResult
 
 PointKey = tuple[str, str, str, int]  # (model, variant, hardware, batch_size)
 
@@ -80,10 +80,14 @@ class Checkpoint:
                 f"{self.path}: this checkpoint was written for a different manifest or method "
                 f"(fingerprint {header.get('fingerprint')!r}, this run {self.fingerprint!r}); "
                 "pass --fresh to start over or use another --checkpoint path.")
-        for record in records[1:]:
+        for number, record in enumerate(records[1:], start=2):
             kind = record.get("type")
             if kind == "round":
                 result = record["result"]
+                if len(result["tail_ms"]) not in (0, len(TAIL_LEVELS)):
+                    raise CheckpointError(f"{self.path}: line {number} keeps {len(result['tail_ms'])} tail "
+                                          f"quantiles, this version {len(TAIL_LEVELS)}; it was written by another "
+                                          "version of pipeplan. Pass --fresh to start over.")
                 point = PointResult(**{**result, "tail_ms": tuple(result["tail_ms"])})
                 state.add(tuple(record["key"]), int(record["round"]),
                           RoundRecord(point, float(record["load_time_s"]), record["memory_mb"]))

@@ -80,8 +80,8 @@ QUICK_METHOD = MethodSettings(warmup_runs=3, warmup_ms=30.0, window_ms=100.0,
 # Quantile levels each round keeps of its merged samples, so rounds can be pooled later (dense in
 # the tail, where the pooled p95/p99 are read; 0.95 and 0.99 are levels, so one round reproduces
 # its own percentiles exactly).
-TAIL_LEVELS: tuple[float, ...] = tuple(float(v) for v in np.round(np.concatenate(
-    [np.arange(0.50, 0.90, 0.05), np.arange(0.90, 0.99, 0.005), np.arange(0.99, 1.0, 0.001), [1.0]]), 4))
+TAIL_LEVELS: tuple[float, ...] = tuple(float(v) for v in np.unique(np.round(np.concatenate(
+    [np.arange(0.50, 0.90, 0.05), np.arange(0.90, 0.99, 0.005), np.arange(0.99, 1.0, 0.001), [1.0]]), 4)))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ pytest.importorskip("onnx", reason="building test models needs onnx (the 'profil
 from profiler.checkpoint import Checkpoint, RoundRecord  # noqa: E402
 from profiler.errors import CheckpointError  # noqa: E402
 from profiler.manifest import load_manifest  # noqa: E402
-from profiler.measure import PointResult  # noqa: E402
+from profiler.measure import TAIL_LEVELS, PointResult  # noqa: E402
 from profiler.session import ProfilingSession, profile_manifest  # noqa: E402
 from tests.test_profiler_fixtures import tiny_setup, write_manifest  # noqa: E402
 
@@ -111,7 +111,7 @@ def test_checkpoint_of_another_method_is_refused(tmp_path):
 def test_checkpoint_round_trip(tmp_path):
     checkpoint = Checkpoint(tmp_path / "c.jsonl", "abc")
     assert checkpoint.load().rounds == {}
-    result = PointResult(2, 1.0, 1.5, 2.0, 1.1, 100.0, 500, 3, True, "", tail_ms=(1.0, 2.0))
+    result = PointResult(2, 1.0, 1.5, 2.0, 1.1, 100.0, 500, 3, True, "", tail_ms=(2.0,) * len(TAIL_LEVELS))
     record = RoundRecord(result, 0.25, None)
     checkpoint.add_round(("m", "v", "cpu-1", 2), 1, record)
     checkpoint.add_accuracy("m", "v", 0.9)
@@ -259,3 +259,13 @@ def test_a_worker_that_died_while_idle_is_replaced(tmp_path):
     finally:
         runner.close()
     assert runner._process is None
+
+
+def test_checkpoint_from_a_version_with_other_tail_quantiles_is_refused(tmp_path):
+    checkpoint = Checkpoint(tmp_path / "c.jsonl", "abc")
+    checkpoint.load()
+    checkpoint.add_round(("m", "v", "cpu-1", 2), 0,
+                         RoundRecord(PointResult(2, 1.0, 1.5, 2.0, 1.1, 100.0, 500, 3, True, "", tail_ms=(1.0, 2.0)),
+                                     0.25, None))
+    with pytest.raises(CheckpointError, match="line 2 keeps 2 tail quantiles"):
+        Checkpoint(tmp_path / "c.jsonl", "abc").load()
