@@ -140,29 +140,28 @@ class VariantRunner:
     def profile_unit(self, job: UnitJob) -> Iterator[UnitEvent]:
         """Load the variant fresh, then measure each batch size of the job; one event per point.
 
-        The variant is built and its runtime imported before the clock and the memory reading
-        start, so ``load_time_s`` and ``memory_mb`` are a replica's load, not one-off set-up.
+        The model is loaded just before the first point it will measure (a sweep already stopped by
+        earlier numbers loads nothing), after the variant is built and its runtime imported, so
+        ``load_time_s`` and ``memory_mb`` are a replica's load, not one-off set-up.
         """
-        if job.early_stop and job.batch_sizes and sweep_should_stop(list(job.done_throughputs_rps)):
-            yield SweepStopped(job.batch_sizes)  # decided by earlier rounds' numbers: no load needed
-            return
         model, variant = self._names(job.model, job.variant)
         setting = next(h for h in self.manifest.hardware if h.name == job.hardware)
         input_spec = variant.input or model.input
-        _import_runtime(self.artifact(model, variant))
         loaded: LoadedModel | None = None
+        done_tp = list(job.done_throughputs_rps)
         try:
-            gc.collect()
-            rss_before = _rss_mb()
-            begin = time.perf_counter()
-            loaded = self._load(model, variant, setting)
-            loaded.run(example_batch(input_spec, 1, self._rng))
-            load_time_s = round(time.perf_counter() - begin, 4)
-            done_tp = list(job.done_throughputs_rps)
             for position, batch_size in enumerate(job.batch_sizes):
                 if job.early_stop and sweep_should_stop(done_tp):
                     yield SweepStopped(tuple(job.batch_sizes[position:]))
                     return
+                if loaded is None:
+                    _import_runtime(self.artifact(model, variant))
+                    gc.collect()
+                    rss_before = _rss_mb()
+                    begin = time.perf_counter()
+                    loaded = self._load(model, variant, setting)
+                    loaded.run(example_batch(input_spec, 1, self._rng))
+                    load_time_s = round(time.perf_counter() - begin, 4)
                 batch = example_batch(input_spec, batch_size, self._rng)
                 result = measure_point(lambda: loaded.timed_run(batch), batch_size, self.settings)
                 rss_after = _rss_mb()
