@@ -10,11 +10,9 @@ multiple-choice problem.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 from planner import latency as lat
 from planner.errors import ProfileError, SpecError
@@ -74,57 +72,16 @@ class CandidateSet:
         return next(s for s in self.stages if s.stage == stage)
 
 
-StageRows = Mapping[tuple[str, str], Mapping[int, ProfileRow]]
-
-
 def stage_rows(
     spec: PipelineSpec,
     stage: StageSpec,
     catalog: HardwareCatalog,
     profiles: ProfileTable,
     sources: Sources,
-) -> StageRows:
-    """Rows of this stage's model, keyed by (variant, hardware) then batch size; validates coverage.
-
-    Validated once per (stage, the spec's hardware and batch sizes, catalog, table, sources): the
-    diagnosis and the tuner plan one pipeline at many loads, and the load does not change the rows.
-    """
-    return _validated_rows(stage, spec.hardware, spec.batch_sizes, catalog, _SameTable(profiles), sources)
-
-
-class _SameTable:
-    """A cache key for a profile table: the same object, not an equal one.
-
-    ProfileTable holds a dict (unhashable), and comparing tables row by row would cost as much as the
-    validation the cache saves. The cache keeps the key, so the table's id is not reused meanwhile.
-    """
-
-    __slots__ = ("table",)
-
-    def __init__(self, table: ProfileTable):
-        self.table = table
-
-    def __hash__(self) -> int:
-        return id(self.table)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _SameTable) and other.table is self.table
-
-
-# Only what the validation reads is in the key (not the whole spec: the load, CV and SLO vary
-# between the calls that share it). Errors are not cached: an invalid input raises every time.
-@functools.lru_cache(maxsize=256)
-def _validated_rows(
-    stage: StageSpec,
-    spec_hardware: tuple[str, ...] | None,
-    spec_batch_sizes: tuple[int, ...],
-    catalog: HardwareCatalog,
-    same_table: _SameTable,
-    sources: Sources,
-) -> StageRows:
-    profiles = same_table.table
+) -> dict[tuple[str, str], dict[int, ProfileRow]]:
+    """Rows of this stage's model, keyed by (variant, hardware) then batch size; validates coverage."""
     known_hw = catalog.by_name()
-    allowed_hw = stage.hardware or spec_hardware or tuple(known_hw)
+    allowed_hw = stage.hardware or spec.hardware or tuple(known_hw)
     for name in allowed_hw:
         if name not in known_hw:
             raise SpecError(
@@ -153,7 +110,7 @@ def _validated_rows(
                 f"rows in {sources.profiles} (profiled variants: {profiled_variants}); fix the name or "
                 "remove it from the stage's variants."
             )
-    batches = stage.batch_sizes or spec_batch_sizes
+    batches = stage.batch_sizes or spec.batch_sizes
     grouped: dict[tuple[str, str], dict[int, ProfileRow]] = {}
     for row in model_rows:
         if row.variant in variants and row.hardware in allowed_hw:
@@ -169,14 +126,12 @@ def _validated_rows(
         missing = [b for b in batches if b not in by_batch]
         gaps = [b for b in missing if b < max(by_batch)]
         if gaps or len(missing) == len(batches):
-            missing = gaps or missing
             raise ProfileError(
                 f"{sources.profiles}: model '{stage.model}' variant '{variant}' on '{hardware}' has no row for "
-                f"batch_size {missing} (stage '{stage.name}' allows batch sizes {list(batches)}); profile those "
+                f"batch_size {gaps or missing} (stage '{stage.name}' allows batch sizes {list(batches)}); profile those "
                 "batch sizes or remove them from the spec's batch_sizes."
             )
-    # Read-only: every caller with the same key shares this value.
-    return MappingProxyType({key: MappingProxyType(by_batch) for key, by_batch in grouped.items()})
+    return grouped
 
 
 def timeouts_for(batch_size: int, load_rps: float, quantiles: tuple[float, ...]) -> tuple[float, ...]:
