@@ -82,23 +82,12 @@ def drift(cache: Path, rounds: int) -> None:
     setting = HardwareSetting(name="cpu-1", threads=1)
     path = digits.build("cnn64", cache)
     batch = np.random.default_rng(0).random((16, 1, 8, 8), dtype=np.float32)
-
-    def window_p50_ms(model: OrtModel, seconds: float = 1.0) -> float:
-        latencies, start = [], time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            latencies.append(model.timed_run(batch))
-        return float(np.median(latencies))
-
     kept = OrtModel(path, setting, "input")
-    for _ in range(20):
-        kept.run(batch)
     same, fresh = [], []
     for _ in range(rounds):
-        same.append(window_p50_ms(kept))
+        same.append(bare_loop(kept, batch, 1.0)[1])
         model = OrtModel(path, setting, "input")
-        for _ in range(20):
-            model.run(batch)
-        fresh.append(window_p50_ms(model))
+        fresh.append(bare_loop(model, batch, 1.0)[1])
         model.close()
     kept.close()
     print("digits cnn64, batch 16, 1 thread; p50 of each 1 s window, in time order (ms):")
