@@ -29,6 +29,7 @@ from profiler.manifest import HardwareSetting, Manifest, ModelSpec, VariantSpec
 from profiler.measure import MethodSettings, combine_rounds
 from profiler.runner import RunnerConfig, SweepStopped, UnitJob, VariantRunner, failure_reason
 from profiler.schema import ProfileRow, ProfileTable
+from profiler.worker import IsolatedRunner
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class ProfilingSession:
         self.checkpoint = Checkpoint(checkpoint_path, fingerprint(manifest, settings, quick, self.early_stop))
         self._done = 0
         self._total = 0
-        self._runner: VariantRunner | None = None
+        self._runner: VariantRunner | IsolatedRunner | None = None
 
     # ---- the plan of work -------------------------------------------------------------------
 
@@ -160,8 +161,6 @@ class ProfilingSession:
         failures: list[Failure] = []
         measured = 0
         if self.isolate:
-            from profiler.worker import IsolatedRunner
-
             self._runner = IsolatedRunner(self.runner_config)
         else:
             self._runner = VariantRunner(self.runner_config)
