@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.errors import InfeasibleError  # noqa: E402
-from planner.planning import PlanRequest, make_plan  # noqa: E402
+from planner.optimize import PlanRequest, make_plan  # noqa: E402
 from planner.sim import SimConfig, simulate  # noqa: E402
 from planner.spec import HardwareCatalog, PipelineSpec  # noqa: E402
 from planner.traces import gamma  # noqa: E402

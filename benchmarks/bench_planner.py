@@ -27,10 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.candidates import build_candidates  # noqa: E402
+from planner.estimate.candidates import build_candidates  # noqa: E402
 from planner.ilp.backends import SolverName, solve  # noqa: E402
 from planner.ilp.formulation import Goal, Problem, formulate  # noqa: E402
-from planner.planning import PlanRequest, hardware_units, make_plan  # noqa: E402
+from planner.optimize import PlanRequest, hardware_units, make_plan  # noqa: E402
 from planner.spec import HardwareCatalog, PipelineSpec  # noqa: E402
 from profiler.schema import ProfileRow, ProfileTable  # noqa: E402
 

@@ -25,7 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from planner.latency import Z_99  # noqa: E402
+from planner.estimate.latency import Z_99  # noqa: E402
 from planner.plan import Plan, SolverReport, StagePlan  # noqa: E402
 from planner.sim import Engine, SimConfig, simulate  # noqa: E402
 from planner.traces import Trace, poisson  # noqa: E402

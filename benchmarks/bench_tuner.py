@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from planner import io
-from planner.planning import PlanRequest
-from planner.trace_io import read_trace
+from planner.optimize import PlanRequest
+from planner.io.traces import read_trace
 from planner.traces import TraceFormat, compress_time, describe, rescale, window
 from planner.tuner import PlanBook, PolicyKind, PolicySettings, TuneSettings, compare, compare_rows
 

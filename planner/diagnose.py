@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-from planner.candidates import CandidateSet, build_candidates
-from planner.check import aggregate_accuracy, longest_path_ms
+from planner.estimate.candidates import CandidateSet, build_candidates
+from planner.estimate.paths import aggregate_accuracy, longest_path_ms
 from planner.ilp.formulation import Goal, Problem
 from planner.spec import MaxAccuracy, MinCost
 
@@ -56,7 +56,7 @@ def _capacity_message(request, candidates: CandidateSet) -> str | None:
 
 def diagnose(request, candidates: CandidateSet) -> str:
     """One paragraph saying why no plan exists and what would work."""
-    from planner.planning import solve_problem
+    from planner.optimize import solve_problem
 
     spec = request.spec
     message = _capacity_message(request, candidates)

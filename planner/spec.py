@@ -1,7 +1,7 @@
 """Pipeline specs, hardware catalogs and objectives: validated, frozen file models.
 
 Unknown keys are rejected (a typo in YAML fails with the field's name); each file carries a
-``schema_version``. Cross-file checks (names in the profile table) live in :mod:`planner.candidates`.
+``schema_version``. Cross-file checks (names in the profile table) live in :mod:`planner.estimate.candidates`.
 """
 
 from __future__ import annotations

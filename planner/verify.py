@@ -2,7 +2,7 @@
 
 InferLine's estimator check, made a loop around the exact planner:
 
-1. plan with the analytical model (planner.planning.make_plan);
+1. plan with the analytical model (planner.optimize.make_plan);
 2. simulate the plan on the trace (planner.sim); it verifies when the simulated p99 over all
    requests is at most the SLO (at least 99% of requests within it);
 3. otherwise cut the rejected plan off and re-plan, along two paths, each tightening one knob
@@ -26,7 +26,7 @@ from enum import Enum
 
 from planner.errors import InfeasibleError
 from planner.plan import Plan
-from planner.planning import PlanRequest, make_plan
+from planner.optimize import PlanRequest, make_plan
 from planner.sim import ServiceModel, SimConfig, SimResult, simulate
 from planner.spec import MaxAccuracy, Weighted
 from planner.traces import Trace

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from profiler.errors import ManifestError
 from profiler.measure import FULL_METHOD, QUICK_METHOD, MethodSettings
-from profiler.validation_errors import format_validation_error
+from profiler.fileio import format_validation_error
 
 MANIFEST_SCHEMA_VERSION = 1
 

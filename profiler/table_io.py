@@ -5,15 +5,13 @@ Writes are atomic: a temporary file in the same folder, then a rename.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import tempfile
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import pandas as pd
 
+from profiler.fileio import atomic_target
 from profiler.schema import (
     ALL_COLUMNS,
     PROFILE_SCHEMA_VERSION,
@@ -85,29 +83,6 @@ def profile_frame(table: ProfileTable) -> pd.DataFrame:
     frame = pd.DataFrame([row_to_record(r) for r in table.rows], columns=list(ALL_COLUMNS))
     keep = [c for c in ALL_COLUMNS if c in frame.columns[:8] or frame[c].notna().any()]
     return frame[keep]
-
-
-@contextlib.contextmanager
-def atomic_target(path: str | Path) -> Iterator[Path]:
-    """A temporary file beside ``path``, renamed onto it when the block succeeds and deleted if not.
-
-    Readers never see a half-written file, and an interrupted write leaves the old file in place.
-    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_profile_table(table: ProfileTable, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from profiler.errors import VariantError, first_line
 from profiler.manifest import QuantMode
-from profiler.table_io import atomic_target
+from profiler.fileio import atomic_target
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner import latency as lat
-from planner.candidates import timeouts_for
-from planner.check import aggregate_accuracy, longest_path_ms
-from planner.planning import PlanRequest
+from planner.estimate import latency as lat
+from planner.estimate.candidates import timeouts_for
+from planner.estimate.paths import aggregate_accuracy, longest_path_ms
+from planner.optimize import PlanRequest
 from planner.spec import HardwareCatalog, MaxAccuracy, MinCost, PipelineSpec, Weighted
 from profiler.schema import ProfileRow
 

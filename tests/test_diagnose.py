@@ -7,7 +7,7 @@ import re
 import pytest
 
 from planner.errors import InfeasibleError
-from planner.planning import PlanRequest, make_plan
+from planner.optimize import PlanRequest, make_plan
 from profiler.schema import ProfileTable
 from tests.fixtures import linear_profile, make_catalog, make_spec
 

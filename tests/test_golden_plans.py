@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from planner import io
-from planner.candidates import Sources
+from planner.estimate.candidates import Sources
 from planner.ilp.backends import SolverName
 from planner.plan import plan_from_dict, plan_to_dict, plan_to_json
-from planner.planning import PlanRequest, make_plan
+from planner.optimize import PlanRequest, make_plan
 from tests.fixtures import SYNTHETIC
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -60,7 +60,7 @@ def test_plan_json_round_trips():
 def test_plans_on_unstable_profile_rows_are_pointed_out():
     import dataclasses
 
-    from planner.check import unstable_choices
+    from planner.advice import unstable_choices
     from profiler.schema import ProfileTable
 
     request = request_for("video")

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.check import recheck
+from planner.recheck import recheck
 from planner.errors import InfeasibleError
 from planner.ilp.backends import SolverName
-from planner.planning import PlanRequest, make_plan
+from planner.optimize import PlanRequest, make_plan
 from profiler.schema import ProfileTable
 from tests.fixtures import brute_force, close, linear_profile, make_catalog, make_spec, objective_value
 

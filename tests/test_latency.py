@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from planner import latency as lat
+from planner.estimate import latency as lat
 
 
 def test_erlang_c_textbook_values():

@@ -14,7 +14,7 @@ from planner.sim import Engine, QueueMode, ServiceModel, SimConfig, simulate
 from planner.sim import jit
 from planner.sim.events import EventKey, Kind, run_events
 from planner.sim.fast import run_fast
-from planner.sim.model import prepare
+from planner.sim.config import prepare
 from planner.sim.result import result_to_json
 from planner.traces import Trace, poisson
 

@@ -59,7 +59,7 @@ def test_convert_counts_with_window_scale_and_compression(tmp_path):
 
 
 def io_read(path: Path):
-    from planner.trace_io import read_trace
+    from planner.io.traces import read_trace
 
     return read_trace(path)
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from planner.latency import erlang_c
+from planner.estimate.latency import erlang_c
 from planner.sim import ServiceModel, SimConfig, simulate
 from planner.traces import poisson
 from tests.test_sim import plan_of, stage

@@ -13,7 +13,7 @@ import pytest
 
 from planner import traces as T
 from planner.errors import TraceError
-from planner.trace_io import TraceFormat, read_canonical, read_trace, trace_to_csv_text
+from planner.io.traces import TraceFormat, read_canonical, read_trace, trace_to_csv_text
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real traces not found at {SHARED} (../shared/data)")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from planner import io
-from planner.planning import PlanRequest, make_plan
+from planner.optimize import PlanRequest, make_plan
 from planner.traces import Trace, poisson, step
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, compare_rows, tune
 from planner.tuner.forecast import PeakForecaster, envelope_rate_rps, envelope_windows_s, interval_peaks_rps

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from planner.cli import app
-from planner.trace_io import read_trace
+from planner.io.traces import read_trace
 from planner.traces import TraceFormat
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, compare_rows
 from tests.fixtures import SYNTHETIC

@@ -8,12 +8,12 @@ import pytest
 
 from planner.errors import SpecError
 from planner.sim import ServiceModel, SimConfig, simulate
-from planner.sim.model import prepare
+from planner.sim.config import prepare
 from planner.sim.schedule import (ReplicaWindow, Schedule, StageSchedule, constant_schedule, run_schedule,
                                   simulate_schedule, stage_models)
 from planner.traces import gamma, poisson
 from planner.tuner.planbook import PlanBook, plan_pin
-from planner.tuner.reconfig import Deployment
+from planner.tuner.deployment import Deployment
 from tests.test_tuner import one_stage_request, plan_at, video_request
 
 

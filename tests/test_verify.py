@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from planner import io
-from planner.candidates import Sources
+from planner.estimate.candidates import Sources
 from planner.errors import InfeasibleError
-from planner.planning import PlanRequest, make_plan
+from planner.optimize import PlanRequest, make_plan
 from planner.sim import SimConfig, simulate
 from planner.traces import gamma, poisson
 from planner.verify import Knob, verify_plan

@@ -20,7 +20,7 @@ import warnings
 from enum import Enum
 
 from planner.errors import SolverError
-from planner.ilp.model import LinearModel, Sense, Solution, VarKind
+from planner.ilp.program import LinearModel, Sense, Solution, VarKind
 
 
 class SolverName(str, Enum):

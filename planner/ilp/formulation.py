@@ -2,14 +2,14 @@ r"""The planner's integer program.
 
 Sets
     S            stages of the pipeline (a DAG; E = {(p, s): s runs after p})
-    O_s          non-dominated options of stage s (planner.candidates): a variant, hardware kind h(o),
+    O_s          non-dominated options of stage s (planner.estimate.candidates): a variant, hardware kind h(o),
                  batch size b, batch timeout tau (ms) and replica count n
     H_cap        hardware kinds with a unit limit
 
 Parameters (per option o of stage s; all precomputed, so the program is linear)
     c_o   usd_per_hour      n * price of h(o)
     L_o   ms                p99 latency of the stage: fill (tau) + queueing wait at the utilisation n
-                            gives + batch service p99 (planner.latency)
+                            gives + batch service p99 (planner.estimate.latency)
     a_o   (0, 1]            accuracy of the variant
     n_o   units             replicas, each one unit of h(o)
     SLO   ms                end-to-end p99 target;  U_h  units available of h;  B  usd_per_hour budget
@@ -23,7 +23,7 @@ Variables
 Constraints (numbered as the code below; each gets a readable name in the LP file)
     (0) capacity (by construction, not a row): every option's n carries the stage load
         arrival_rps * fanout_s at utilisation <= max_utilization, with the timeout's partial
-        batches counted (planner.candidates). Options whose L_o > SLO are never feasible and are
+        batches counted (planner.estimate.candidates). Options whose L_o > SLO are never feasible and are
         dropped.
     (1) one option per stage            sum_o x_{s,o} = 1                           for s in S
     (2) path latency                    f_s >= sum_o L_o x_{s,o}                    for sources s
@@ -63,8 +63,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from planner.candidates import CandidateSet, Option
-from planner.ilp.model import Constraint, LinearModel, Sense, Variable, VarKind
+from planner.estimate.candidates import CandidateSet, Option
+from planner.ilp.program import Constraint, LinearModel, Sense, Variable, VarKind
 from planner.spec import AccuracyAggregation, PipelineSpec
 
 # Up to this many source-to-sink paths, the SLO is one knapsack row per path (tighter for the

@@ -9,7 +9,7 @@ from __future__ import annotations
 from planner.plan import Plan
 from planner.sim.events import run_events
 from planner.sim.fast import run_fast
-from planner.sim.model import Engine, QueueMode, ServiceModel, SimConfig, prepare
+from planner.sim.config import Engine, QueueMode, ServiceModel, SimConfig, prepare
 from planner.sim.result import LatencySummary, SimResult, StageStats, result_to_json, summarise
 from planner.traces import Trace
 

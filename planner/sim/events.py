@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from planner.sim.model import Prepared, QueueMode, RawRun, ServiceModel, StageRun
+from planner.sim.config import Prepared, QueueMode, RawRun, ServiceModel, StageRun
 
 
 class Kind(IntEnum):

@@ -5,7 +5,7 @@ latest completion among its parents), and a FIFO batching queue dispatches batch
 non-decreasing times, each to the replica that frees first. So each stage reduces to one tight loop
 over batches: with ``s`` the oldest waiting item and ``R`` the earliest free replica, the next batch
 starts at ``t = max(R, min(a[s + b - 1], a[s] + timeout))`` and takes the items that have arrived by
-``t``, at most ``b``. That is exactly the batching rule of planner.latency (a free replica takes
+``t``, at most ``b``. That is exactly the batching rule of planner.estimate.latency (a free replica takes
 ``b`` items once ``b`` wait, otherwise when the oldest has waited the timeout), and the reference
 event loop (planner.sim.events) reproduces it event by event.
 
@@ -22,7 +22,7 @@ from bisect import bisect_right
 import numpy as np
 
 from planner.sim import jit
-from planner.sim.model import Prepared, QueueMode, RawRun, ServiceModel, StageModel, StageRun
+from planner.sim.config import Prepared, QueueMode, RawRun, ServiceModel, StageModel, StageRun
 
 _LOG, _EXP, _DET = 0, 1, 2
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.sim.model import Prepared, RawRun, SimConfig, StageRun
+from planner.sim.config import Prepared, RawRun, SimConfig, StageRun
 
 SIM_RESULT_SCHEMA_VERSION = 1
 

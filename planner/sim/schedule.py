@@ -15,7 +15,7 @@ with the earliest ``t_r`` (ties: the earliest free, then the lowest window index
 stop_r``. With one configuration and every window ready at 0 and never stopped this is exactly the
 heap of replica free times of planner.sim.fast, and a test holds the two to bit-identical results.
 
-Inputs are compiled by planner.sim.model.prepare (the same fan-out counts and service draws);
+Inputs are compiled by planner.sim.config.prepare (the same fan-out counts and service draws);
 results reuse planner.sim.result.summarise. Central queues only, no request timeouts.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 from planner.errors import SpecError
 from planner.plan import Plan
 from planner.sim.fast import _DET, _kind, batch_due_ms, batch_stop, service_ms, stage_items
-from planner.sim.model import Prepared, QueueMode, RawRun, SimConfig, StageModel, StageRun, prepare
+from planner.sim.config import Prepared, QueueMode, RawRun, SimConfig, StageModel, StageRun, prepare
 from planner.sim.result import SimResult, summarise
 from planner.traces import Trace
 

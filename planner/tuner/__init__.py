@@ -1,7 +1,7 @@
 """The tuner: adapt the plan as load shifts (policies behind one ask/tell interface), and evaluate it.
 
 ``tune(PlanBook(request), trace, PolicyKind.PREDICTIVE)`` replays a trace under a policy through
-the schedule simulator (planner.sim.schedule) with reconfiguration delays (planner.tuner.reconfig);
+the schedule simulator (planner.sim.schedule) with reconfiguration delays (planner.tuner.deployment);
 ``compare`` runs every policy, the hindsight oracle first.
 """
 

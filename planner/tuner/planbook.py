@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from planner.errors import InfeasibleError
 from planner.plan import Plan
-from planner.planning import PlanRequest, make_plan
+from planner.optimize import PlanRequest, make_plan
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ Every interval the replay *tells* a policy what arrived in the interval that jus
   the rate), and plan for the largest inter-arrival CV of their last intervals (``measure_cv``).
 - ``static-peak`` / ``static-mean``: one plan for the trace's peak interval rate / mean rate.
 - ``oracle``: with hindsight, each interval's optimal plan for the peak rate that actually arrives
-  in it, reconfigured for free at the interval's start (planner.tuner.reconfig): the cost floor of
+  in it, reconfigured for free at the interval's start (planner.tuner.deployment): the cost floor of
   any policy sized for each interval's actual peak.
 """
 

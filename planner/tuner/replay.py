@@ -17,14 +17,14 @@ import numpy as np
 
 from planner.errors import TraceError
 from planner.plan import Plan
-from planner.sim.model import ServiceModel, SimConfig
+from planner.sim.config import ServiceModel, SimConfig
 from planner.sim.result import quantile
 from planner.sim.schedule import simulate_schedule
 from planner.traces import Trace, counts_per_second
 from planner.tuner.forecast import gaps_cv, interval_peaks_rps
 from planner.tuner.planbook import PlanBook
 from planner.tuner.policies import Observation, PolicyKind, PolicySettings, make_policy
-from planner.tuner.reconfig import Deployment
+from planner.tuner.deployment import Deployment
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from enum import Enum
 import numpy as np
 
 from planner.errors import SpecError
-from planner.latency import Z_99
+from planner.estimate.latency import Z_99
 from planner.plan import Plan, StagePlan
 from planner.traces import Trace
 

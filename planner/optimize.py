@@ -1,7 +1,7 @@
 """Planning: estimate options, solve the ILP for the spec's objective, build and re-check the Plan.
 
-Three separate steps, as in SkyPilot's optimizer: estimation (planner.candidates), solving
-(planner.ilp), and an independent re-check (planner.check) of the chosen plan.
+Three separate steps, as in SkyPilot's optimizer: estimation (planner.estimate.candidates), solving
+(planner.ilp), and an independent re-check (planner.recheck) of the chosen plan.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from planner import __version__
-from planner.candidates import CandidateSet, Option, Sources, build_candidates
-from planner.check import aggregate_accuracy, longest_path_ms, recheck
+from planner.estimate.candidates import CandidateSet, Option, Sources, build_candidates
+from planner.estimate.paths import aggregate_accuracy, longest_path_ms
+from planner.recheck import recheck
 from planner.errors import InfeasibleError, SolverError
 from planner.ilp.backends import SolverName, solve
 from planner.ilp.formulation import Goal, Problem, formulate
-from planner.ilp.model import Solution
+from planner.ilp.program import Solution
 from planner.plan import Plan, SolverReport, StagePlan
 from planner.spec import AccuracyAggregation, HardwareCatalog, MaxAccuracy, MinCost, PipelineSpec, Weighted
 from profiler.schema import ProfileTable

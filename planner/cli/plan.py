@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from planner.cli_common import _fail, _load_request, _read_trace_arg, app, console
+from planner.cli.common import _fail, _load_request, _read_trace_arg, app, console
 from planner.errors import PipeplanError
 from planner.ilp.backends import SolverName
 from planner.plan import Plan
@@ -54,7 +54,7 @@ def print_plan(plan: Plan, solve_time_ms: float | None, profiles: ProfileTable |
         highlight=False,
     )
     if profiles is not None:
-        from planner.check import unstable_choices
+        from planner.advice import unstable_choices
 
         for note in unstable_choices(plan, profiles):
             console.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -97,7 +97,7 @@ def plan(
 ) -> None:
     """Find the optimal configuration for SPEC and print it."""
     from planner import io
-    from planner.planning import frontier, make_plan
+    from planner.optimize import frontier, make_plan
 
     report = None
     try:
@@ -179,7 +179,7 @@ def demo(
     """Plan the measured examples in CONFIGS, then the synthetic ones in CONFIGS/synthetic; write plan + Pareto
     CSV for each."""
     from planner import io
-    from planner.planning import frontier, make_plan
+    from planner.optimize import frontier, make_plan
 
     synthetic = configs / "synthetic"
     groups = [(configs, out, None),

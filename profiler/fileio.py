@@ -1,15 +1,25 @@
-"""One paragraph per pydantic ValidationError of a file model: file, field, what was found, how to fix it.
+"""File helpers every pipeplan package shares: one atomic writer, one pydantic-error formatter.
 
-Shared by every validated file format (pipeline specs and hardware catalogs in ``planner.io``, the
-model manifest in ``profiler.manifest``). It lives in ``profiler`` because the planner may import
-the profiler's light modules but the profiler never imports the planner; it imports only pydantic.
+They live at the bottom of the house, in ``profiler`` (which imports nothing of ``planner``),
+because both packages write files and validate file models, and the planner may import the
+profiler's light modules while the profiler never imports the planner. Only the standard library
+and pydantic are imported here.
+
+- :func:`atomic_target`: a temporary file beside the target, renamed onto it when the block
+  succeeds; readers never see a half-written file.
+- :func:`format_validation_error`: one paragraph per pydantic ValidationError of a file model:
+  the file, the field, what was found, how to fix it (pipeline specs and hardware catalogs in
+  ``planner.io``, the model manifest in ``profiler.manifest``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pydantic import BaseModel, ValidationError
 
@@ -85,3 +95,26 @@ def format_validation_error(source: str | Path, exc: ValidationError, model: typ
             else:
                 messages.append(f"field '{where}': found {found!r}; {text}.")
     return f"{source}: " + " ".join(messages)
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path``, renamed onto it when the block succeeds and deleted if not.
+
+    Readers never see a half-written file, and an interrupted write leaves the old file in place.
+    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 
 from planner.plan import Plan, StagePlan
-from planner.sim.model import SimConfig, StageModel
+from planner.sim.config import SimConfig, StageModel
 from planner.sim.schedule import ReplicaWindow, Schedule, StageSchedule, stage_models
 from planner.tuner.planbook import StageKey
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from planner.cli_common import _fail, app, console, err_console
+from planner.cli.common import _fail, app, console, err_console
 from planner.errors import PipeplanError
 
 

@@ -8,9 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from planner.cli_common import _fail, _read_trace_arg, app, console
+from planner.cli.common import _fail, _read_trace_arg, app, console
 from planner.errors import PipeplanError
-from planner.sim.model import QueueMode, ServiceModel  # light imports: enums for typer
+from planner.sim.config import QueueMode, ServiceModel  # light imports: enums for typer
 from planner.traces import TraceFormat, TraceKind
 
 trace_app = typer.Typer(no_args_is_help=True, help="Generate, convert and describe arrival traces.")
@@ -100,7 +100,7 @@ def trace_generate(
     import numpy as np
 
     from planner import io, traces
-    from planner.trace_io import trace_to_csv_text
+    from planner.io.traces import trace_to_csv_text
 
     rng = np.random.default_rng(seed)
     try:
@@ -155,7 +155,7 @@ def trace_convert(
     import numpy as np
 
     from planner import io, traces
-    from planner.trace_io import read_trace, trace_to_csv_text
+    from planner.io.traces import read_trace, trace_to_csv_text
 
     rng = np.random.default_rng(seed)
     try:

@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from planner.candidates import Sources
+from planner.estimate.candidates import Sources
 from planner.errors import PipeplanError
 from planner.ilp.backends import SolverName
 from planner.traces import TraceFormat
@@ -33,7 +33,7 @@ def _fail(exc: PipeplanError) -> None:
 def _load_request(spec_path: Path, profiles: Optional[Path], hardware: Optional[Path], solver: SolverName,
                   time_limit_s: Optional[float], record_timing: bool):
     from planner import io
-    from planner.planning import PlanRequest
+    from planner.optimize import PlanRequest
 
     spec = io.load_spec(spec_path)
     profiles_path, catalog_path = io.resolve_inputs(spec_path, spec, profiles, hardware)
@@ -50,6 +50,6 @@ def _load_request(spec_path: Path, profiles: Optional[Path], hardware: Optional[
 def _read_trace_arg(path: Path, fmt: TraceFormat, seed: int, **options):
     import numpy as np
 
-    from planner.trace_io import read_trace
+    from planner.io.traces import read_trace
 
     return read_trace(path, fmt, rng=np.random.default_rng(seed), **options)

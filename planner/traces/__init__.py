@@ -1,6 +1,6 @@
 """Arrival traces: the Trace type, synthetic generators, transforms and summary statistics.
 
-Pure functions: no file I/O here (readers and writers live in :mod:`planner.trace_io`). Times are
+Pure functions: no file I/O here (readers and writers live in :mod:`planner.io.traces`). Times are
 milliseconds from the start of the trace; rates are per second (``*_rps``). Every random choice
 comes from the ``numpy.random.Generator`` passed in, so the same generator state gives the same trace.
 """
@@ -71,7 +71,7 @@ def sort_trace(arrival_ms: np.ndarray, duration_ms: float, name: str = "trace", 
 
 
 class TraceFormat(str, Enum):
-    """File formats planner.trace_io reads (defined here so the CLI need not import pandas to parse options)."""
+    """File formats planner.io.traces reads (defined here so the CLI need not import pandas to parse options)."""
 
     AUTO = "auto"
     CANONICAL = "canonical"

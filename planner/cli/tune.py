@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from planner.cli_common import _fail, _load_request, _read_trace_arg, app, console
+from planner.cli.common import _fail, _load_request, _read_trace_arg, app, console
 from planner.errors import PipeplanError
 from planner.ilp.backends import SolverName
 from planner.traces import TraceFormat

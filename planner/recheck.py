@@ -8,51 +8,13 @@ from __future__ import annotations
 
 import math
 
-from planner import latency as lat
+from planner.estimate import latency as lat
+from planner.estimate.paths import aggregate_accuracy, longest_path_ms
 from planner.plan import Plan
-from planner.spec import AccuracyAggregation, HardwareCatalog, PipelineSpec
-from profiler.measure import P99_SAMPLES
+from planner.spec import HardwareCatalog, PipelineSpec
 from profiler.schema import ProfileTable
 
 _REL = 1e-6
-
-
-def aggregate_accuracy(values: list[float], aggregation: AccuracyAggregation) -> float:
-    if aggregation is AccuracyAggregation.PRODUCT:
-        return math.prod(values)
-    if aggregation is AccuracyAggregation.MIN:
-        return min(values)
-    return sum(values) / len(values)
-
-
-def longest_path_ms(spec: PipelineSpec, stage_latency_ms: dict[str, float]) -> float:
-    """End-to-end p99 as the slowest path of stage p99s through the DAG."""
-    finish: dict[str, float] = {}
-    for name in spec.topological_order():
-        start = max((finish[p] for p in spec.stage(name).after), default=0.0)
-        finish[name] = start + stage_latency_ms[name]
-    return max(finish[s] for s in spec.sinks())
-
-
-def unstable_choices(plan: Plan, profiles: ProfileTable) -> list[str]:
-    """The plan's stages whose chosen profile row is flagged ``stable = false``: their figures did not
-    pass the profiler's stability or sample-count rule, so the predicted p99 rests on a shaky number.
-    Each note says which it was and what would help."""
-    rows = profiles.index()
-    notes = []
-    for s in plan.stages:
-        row = rows.get((s.model, s.variant, s.hardware, s.batch_size))
-        if row is None or row.stable is not False:
-            continue
-        head = f"stage '{s.stage}': the profile row {s.variant} on {s.hardware} at batch {s.batch_size} is flagged unstable"
-        if row.samples is not None and row.samples < P99_SAMPLES:
-            notes.append(f"{head}: {row.samples} samples < {P99_SAMPLES} for a p99; re-profile it with a larger "
-                         "method.max_point_s, or check the plan with --verify")
-        else:
-            spread = "" if row.latency_p50_spread_frac is None else f" by {row.latency_p50_spread_frac:.0%}"
-            notes.append(f"{head}: its measurement rounds disagree{spread}; the machine may drift (python "
-                         "benchmarks/bench_profiler.py drift); allow for that margin or check the plan with --verify")
-    return notes
 
 
 def recheck(plan: Plan, spec: PipelineSpec, catalog: HardwareCatalog, profiles: ProfileTable) -> list[str]:

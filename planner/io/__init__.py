@@ -16,8 +16,8 @@ from planner.errors import InputFileError, ProfileError, SpecError
 from planner.plan import PLAN_SCHEMA_VERSION, Plan, plan_from_dict, plan_to_json
 from planner.spec import HardwareCatalog, PipelineSpec
 from profiler.schema import ProfileSchemaError, ProfileTable
-from profiler.table_io import atomic_target, read_profile_table
-from profiler.validation_errors import format_validation_error
+from profiler.fileio import atomic_target, format_validation_error
+from profiler.table_io import read_profile_table
 
 
 def sha256_file(path: Path) -> str:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from planner import latency as lat
+from planner.estimate import latency as lat
 from planner.errors import ProfileError, SpecError
 from planner.spec import Hardware, HardwareCatalog, PipelineSpec, StageSpec
 from profiler.schema import ProfileRow, ProfileTable
