@@ -26,7 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from planner.estimate.latency import Z_99  # noqa: E402
-from planner.plan import Plan, SolverReport, StagePlan  # noqa: E402
+from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, StagePlan  # noqa: E402
 from planner.sim import Engine, SimConfig, simulate  # noqa: E402
 from planner.traces import Trace, poisson  # noqa: E402
 
@@ -39,7 +39,8 @@ STAGES = [("detect", 8, 10.0, 3, 20.0, 4.0, 1.75), ("classify", 4, 5.0, 2, 6.0, 
 def bench_plan() -> Plan:
     stages, parent = [], ()
     for name, batch, timeout, replicas, p50, per_item, ratio in STAGES:
-        curve = {b: (p50 + per_item * (b - 1), (p50 + per_item * (b - 1)) * ratio) for b in (1, 2, 4, 8, 16) if b <= batch}
+        curve = ServiceCurve.from_points({b: ServicePoint(p50 + per_item * (b - 1), (p50 + per_item * (b - 1)) * ratio)
+                                          for b in (1, 2, 4, 8, 16) if b <= batch})
         stages.append(StagePlan(
             stage=name, model=name, variant="v", hardware="cpu", batch_size=batch, batch_timeout_ms=timeout,
             replicas=replicas, capacity_rps=0.0, utilization=0.0, predicted_latency_ms=0.0, latency_fill_ms=0.0,
@@ -67,10 +68,11 @@ def simpy_run(plan: Plan, trace: Trace, seed: int) -> np.ndarray:
             self.replicas = simpy.Resource(env, capacity=sp.replicas)
             self.arrived = env.event()
             self.next: Stage | None = None
-            sizes = sorted(sp.service_ms_by_batch)
+            sizes = sp.service_ms_by_batch.batch_sizes
             self.table = {}
             for m in range(1, sp.batch_size + 1):
-                p50, p99 = sp.service_ms_by_batch[next(b for b in sizes if b >= m)]
+                point = sp.service_ms_by_batch.profiled(next(b for b in sizes if b >= m))
+                p50, p99 = point.p50_ms, point.p99_ms
                 self.table[m] = (p50, math.log(p99 / p50) / Z_99)
             env.process(self.dispatcher())
 

@@ -18,7 +18,7 @@ from planner.errors import InfeasibleError, SolverError
 from planner.ilp.backends import SolverName, solve
 from planner.ilp.formulation import Goal, Problem, formulate
 from planner.ilp.program import Solution
-from planner.plan import Plan, SolverReport, StagePlan
+from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, StagePlan
 from planner.spec import AccuracyAggregation, HardwareCatalog, MaxAccuracy, MinCost, PipelineSpec, Weighted
 from profiler.schema import ProfileTable
 
@@ -91,9 +91,10 @@ def build_plan(request: PlanRequest, solved: _Solved, objective_value: float | N
     for stage in spec.stages:
         o = solved.options[stage.name]
         allowed = stage.batch_sizes or spec.batch_sizes
-        curve = {b: (rows[(o.model, o.variant, o.hardware, b)].latency_p50_ms,
-                     rows[(o.model, o.variant, o.hardware, b)].latency_p99_ms)
-                 for b in allowed if b <= o.batch_size}
+        curve = ServiceCurve.from_points({
+            b: ServicePoint(rows[(o.model, o.variant, o.hardware, b)].latency_p50_ms,
+                            rows[(o.model, o.variant, o.hardware, b)].latency_p99_ms)
+            for b in allowed if b <= o.batch_size})
         row = rows[(o.model, o.variant, o.hardware, o.batch_size)]
         stages.append(StagePlan(
             stage=stage.name, model=o.model, variant=o.variant, hardware=o.hardware,

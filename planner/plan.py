@@ -6,10 +6,82 @@ The simulator, tuner, emitters and reports read this type, never the ILP.
 from __future__ import annotations
 
 import json
+import bisect
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 PLAN_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ServicePoint:
+    """Service time of one batch: median and 99th percentile (ms)."""
+
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass(frozen=True)
+class ServiceCurve:
+    """Service time of the chosen variant on the chosen hardware at each profiled batch size.
+
+    The one rule for a partial batch of ``m`` items, shared by the latency model, the simulator and
+    the emitted configs: a batch of m items is charged the profiled time at m when m was profiled,
+    otherwise the linear interpolation between the neighbouring profiled sizes b_lo < m < b_hi,
+
+        t(m) = t(b_lo) + (m - b_lo) / (b_hi - b_lo) * (t(b_hi) - t(b_lo)),
+
+    for p50 and p99 separately; below the smallest profiled size it is charged that size's time
+    (a smaller batch is never assumed faster than measured). Real engines run the m items they
+    have, so interpolation is closer to them than rounding m up to the next profiled size.
+    """
+
+    batch_sizes: tuple[int, ...]
+    p50_ms: tuple[float, ...]
+    p99_ms: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.batch_sizes)
+        if n == 0 or len(self.p50_ms) != n or len(self.p99_ms) != n:
+            raise ValueError("a ServiceCurve needs one p50 and one p99 per batch size, and at least one size")
+        if any(b >= c for b, c in zip(self.batch_sizes, self.batch_sizes[1:])):
+            raise ValueError(f"ServiceCurve batch sizes must increase, found {self.batch_sizes}")
+
+    @classmethod
+    def from_points(cls, points: Mapping[int, ServicePoint]) -> ServiceCurve:
+        sizes = tuple(sorted(points))
+        return cls(sizes, tuple(points[b].p50_ms for b in sizes), tuple(points[b].p99_ms for b in sizes))
+
+    def __contains__(self, batch_size: object) -> bool:
+        return batch_size in self.batch_sizes
+
+    def profiled(self, batch_size: int) -> ServicePoint:
+        """The measured point at a profiled batch size (KeyError if it was not profiled)."""
+        i = self.batch_sizes.index(batch_size) if batch_size in self.batch_sizes else -1
+        if i < 0:
+            raise KeyError(batch_size)
+        return ServicePoint(self.p50_ms[i], self.p99_ms[i])
+
+    def at(self, items: int) -> ServicePoint:
+        """Service time of a batch of ``items`` (>= 1) under the partial-batch rule above."""
+        sizes = self.batch_sizes
+        if items <= sizes[0]:
+            return ServicePoint(self.p50_ms[0], self.p99_ms[0])
+        if items >= sizes[-1]:
+            return ServicePoint(self.p50_ms[-1], self.p99_ms[-1])
+        hi = bisect.bisect_left(sizes, items)
+        if sizes[hi] == items:
+            return ServicePoint(self.p50_ms[hi], self.p99_ms[hi])
+        lo = hi - 1
+        w = (items - sizes[lo]) / (sizes[hi] - sizes[lo])
+        return ServicePoint(self.p50_ms[lo] + w * (self.p50_ms[hi] - self.p50_ms[lo]),
+                            self.p99_ms[lo] + w * (self.p99_ms[hi] - self.p99_ms[lo]))
+
+    def up_to(self, batch_size: int) -> ServiceCurve:
+        """The curve restricted to profiled sizes <= batch_size."""
+        keep = [i for i, b in enumerate(self.batch_sizes) if b <= batch_size]
+        return ServiceCurve(tuple(self.batch_sizes[i] for i in keep), tuple(self.p50_ms[i] for i in keep),
+                            tuple(self.p99_ms[i] for i in keep))
 
 
 @dataclass(frozen=True)
@@ -34,9 +106,9 @@ class StagePlan:
     load_rps: float  # items/s this stage receives (arrival_rps x fanout)
     fanout: float
     after: tuple[str, ...]
-    # batch size -> (p50 ms, p99 ms) of the chosen variant on the chosen hardware, for every allowed
-    # batch size up to batch_size: the simulator serves partial batches from it.
-    service_ms_by_batch: dict[int, tuple[float, float]] = field(default_factory=dict)
+    # The chosen variant's service time on the chosen hardware at every allowed batch size up to
+    # batch_size; partial batches are charged by ServiceCurve.at.
+    service_ms_by_batch: ServiceCurve
     load_time_s: float | None = None
     startup_s: float = 0.0
 
@@ -82,9 +154,10 @@ def _round(value: Any) -> Any:
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     data = asdict(plan)
-    for stage in data["stages"]:
+    for stage, sp in zip(data["stages"], plan.stages):
+        curve = sp.service_ms_by_batch
         stage["service_ms_by_batch"] = {
-            str(b): {"p50": p50, "p99": p99} for b, (p50, p99) in sorted(stage["service_ms_by_batch"].items())
+            str(b): {"p50": p50, "p99": p99} for b, p50, p99 in zip(curve.batch_sizes, curve.p50_ms, curve.p99_ms)
         }
     return _round(data)
 
@@ -100,9 +173,9 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
     for s in data["stages"]:
         s = dict(s)
         s["after"] = tuple(s["after"])
-        s["service_ms_by_batch"] = {
-            int(b): (float(v["p50"]), float(v["p99"])) for b, v in s["service_ms_by_batch"].items()
-        }
+        s["service_ms_by_batch"] = ServiceCurve.from_points({
+            int(b): ServicePoint(float(v["p50"]), float(v["p99"])) for b, v in s["service_ms_by_batch"].items()
+        })
         stages.append(StagePlan(**s))
     rest = {k: v for k, v in data.items() if k not in ("stages", "solver")}
     return Plan(stages=tuple(stages), solver=SolverReport(**data["solver"]), **rest)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from planner.errors import SpecError
-from planner.plan import Plan, SolverReport, StagePlan
+from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, StagePlan
 from planner.sim import Engine, QueueMode, ServiceModel, SimConfig, simulate
 from planner.sim import jit
 from planner.sim.events import EventKey, Kind, run_events
@@ -22,8 +22,9 @@ from planner.traces import Trace, poisson
 def stage(name: str, *, after: tuple[str, ...] = (), batch: int = 1, timeout_ms: float = 0.0, replicas: int = 1,
           fanout: float = 1.0, p50_ms: float = 10.0, p99_ms: float = 20.0, per_item_ms: float = 0.0) -> StagePlan:
     """A StagePlan with a service curve: p50 = p50_ms + per_item_ms * (b - 1), p99 scaled alike."""
-    curve = {b: (p50_ms + per_item_ms * (b - 1), (p50_ms + per_item_ms * (b - 1)) * p99_ms / p50_ms)
-             for b in sorted({1, 2, 4, 8, 16, 32, batch}) if b <= batch}
+    curve = ServiceCurve.from_points({
+        b: ServicePoint(p50_ms + per_item_ms * (b - 1), (p50_ms + per_item_ms * (b - 1)) * p99_ms / p50_ms)
+        for b in sorted({1, 2, 4, 8, 16, 32, batch}) if b <= batch})
     return StagePlan(
         stage=name, model="m", variant="v", hardware="cpu", batch_size=batch, batch_timeout_ms=timeout_ms,
         replicas=replicas, capacity_rps=0.0, utilization=0.0, predicted_latency_ms=0.0, latency_fill_ms=0.0,
@@ -246,7 +247,7 @@ def test_central_queue_waits_less_than_per_replica_queues():
 
 def test_plan_without_a_service_point_for_its_batch_size_is_rejected_with_a_fix():
     bad = stage("a", batch=4)
-    bad = StagePlan(**{**bad.__dict__, "service_ms_by_batch": {1: (1.0, 2.0)}})
+    bad = StagePlan(**{**bad.__dict__, "service_ms_by_batch": ServiceCurve((1,), (1.0,), (2.0,))})
     with pytest.raises(SpecError, match="service_ms_by_batch has no entry for batch_size 4.*pipeplan plan"):
         simulate(plan_of(bad), Trace(np.array([0.0]), 1.0))
 

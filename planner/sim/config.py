@@ -104,11 +104,12 @@ def _service_table(stage: StagePlan, service: ServiceModel) -> tuple[tuple[float
     curve = stage.service_ms_by_batch
     if stage.batch_size not in curve:
         raise SpecError(f"plan stage '{stage.stage}': service_ms_by_batch has no entry for batch_size "
-                        f"{stage.batch_size} (it has {sorted(curve)}); re-create the plan with 'pipeplan plan'.")
-    sizes = sorted(b for b in curve if b <= stage.batch_size)
+                        f"{stage.batch_size} (it has {list(curve.batch_sizes)}); re-create the plan with 'pipeplan plan'.")
+    sizes = [b for b in curve.batch_sizes if b <= stage.batch_size]
     base, sigma = [0.0], [0.0]
     for m in range(1, stage.batch_size + 1):
-        p50, p99 = curve[next(b for b in sizes if b >= m)]
+        point = curve.profiled(next(b for b in sizes if b >= m))
+        p50, p99 = point.p50_ms, point.p99_ms
         if not (p50 > 0 and math.isfinite(p50) and math.isfinite(p99)):
             raise SpecError(f"plan stage '{stage.stage}': service p50 {p50} ms / p99 {p99} ms at batch {m} must be "
                             "positive and finite; fix the profile and re-plan.")

@@ -169,7 +169,7 @@ class OraclePolicy:
 
 def _pipeline_service_s(plan: Plan) -> float:
     """Sum of batch-1 p50 service times along the stages (the shortest envelope window)."""
-    return sum(min(s.service_ms_by_batch.items())[1][0] for s in plan.stages) / 1000.0
+    return sum(s.service_ms_by_batch.p50_ms[0] for s in plan.stages) / 1000.0
 
 
 class ReactivePolicy:
