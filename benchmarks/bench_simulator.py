@@ -26,7 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from planner.estimate.latency import Z_99  # noqa: E402
-from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, StagePlan  # noqa: E402
+from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan  # noqa: E402
 from planner.sim import Engine, SimConfig, simulate  # noqa: E402
 from planner.traces import Trace, poisson  # noqa: E402
 
@@ -49,7 +49,7 @@ def bench_plan() -> Plan:
         parent = (name,)
     return Plan(pipeline="bench", stages=tuple(stages), cost_usd_per_hour=0.0, accuracy=1.0,
                 accuracy_aggregation="product", predicted_p99_ms=0.0, arrival_rps=RATE_RPS, slo_ms=300.0,
-                objective={}, solver=SolverReport("none", "optimal", 0.0, None, None))
+                objective={}, solver=SolverReport("none", SolveStatus.OPTIMAL, 0.0, "usd_per_hour", None, None))
 
 
 def simpy_run(plan: Plan, trace: Trace, seed: int) -> np.ndarray:

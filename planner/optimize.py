@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from planner import __version__
 from planner.estimate.candidates import CandidateSet, Option, Sources, build_candidates
@@ -18,7 +18,7 @@ from planner.errors import InfeasibleError, SolverError
 from planner.ilp.backends import SolverName, solve
 from planner.ilp.formulation import Goal, Problem, formulate
 from planner.ilp.program import Solution
-from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, StagePlan
+from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
 from planner.spec import AccuracyAggregation, HardwareCatalog, MaxAccuracy, MinCost, PipelineSpec, Weighted
 from profiler.schema import ProfileTable
 
@@ -61,15 +61,15 @@ def solve_problem(request: PlanRequest, candidates: CandidateSet, problem: Probl
         return None
     form = formulate(request.spec, candidates, hardware_units(request.catalog), problem)
     solution = solve(form.model, request.solver, request.time_limit_s)
-    if solution.status == "infeasible":
+    if solution.status is SolveStatus.INFEASIBLE:
         return None
-    if solution.status == "no_solution":
+    if solution.status is SolveStatus.NO_SOLUTION:
         raise SolverError(
             f"{request.solver.value} found no plan within the time limit of {request.time_limit_s} s "
             "(the problem may still be feasible); raise --time-limit or try another --solver."
         )
-    if solution.status not in ("optimal", "time_limit"):
-        raise SolverError(f"{request.solver.value} failed (status {solution.status}); try another --solver.")
+    if not solution.status.has_plan:
+        raise SolverError(f"{request.solver.value} failed (status {solution.status.value}); try another --solver.")
     chosen: dict[str, Option] = {}
     for name, (stage, option) in form.choice.items():
         if solution.values.get(name, 0.0) > 0.5:
@@ -82,8 +82,7 @@ def solve_problem(request: PlanRequest, candidates: CandidateSet, problem: Probl
     return _Solved(chosen, solution)
 
 
-def build_plan(request: PlanRequest, solved: _Solved, objective_value: float | None = None,
-               solve_time_ms: float | None = None) -> Plan:
+def build_plan(request: PlanRequest, solved: _Solved, solve_time_ms: float | None = None) -> Plan:
     """Turn chosen options into a Plan (deterministic: stages in the spec's order)."""
     spec, rows = request.spec, request.profiles.index()
     hardware = request.catalog.by_name()
@@ -107,12 +106,13 @@ def build_plan(request: PlanRequest, solved: _Solved, objective_value: float | N
             load_time_s=row.load_time_s, startup_s=hardware[o.hardware].startup_s,
         ))
     cost = sum(s.usd_per_hour for s in stages)
+    accuracy = aggregate_accuracy([s.accuracy for s in stages], spec.accuracy)
     solution = solved.solution
     return Plan(
         pipeline=spec.name,
         stages=tuple(stages),
         cost_usd_per_hour=cost,
-        accuracy=aggregate_accuracy([s.accuracy for s in stages], spec.accuracy),
+        accuracy=accuracy,
         accuracy_aggregation=spec.accuracy.value,
         predicted_p99_ms=longest_path_ms(spec, {s.stage: s.predicted_latency_ms for s in stages}),
         arrival_rps=spec.arrival_rps,
@@ -121,7 +121,8 @@ def build_plan(request: PlanRequest, solved: _Solved, objective_value: float | N
         solver=SolverReport(
             name=solution.solver,
             status=solution.status,
-            objective=solution.objective if objective_value is None else objective_value,
+            objective_value=spec.objective.value(cost, accuracy),
+            objective_unit=spec.objective.unit,
             gap=solution.gap,
             solve_time_ms=(solve_time_ms if solve_time_ms is not None else solution.solve_time_ms)
             if request.record_timing else None,
@@ -180,9 +181,8 @@ def frontier(request: PlanRequest, candidates: CandidateSet | None = None, max_p
         else:
             points.append(plan)
         if stop_below is not None:
-            value = stop_below.accuracy_weight * plan.accuracy - stop_below.cost_weight * plan.cost_usd_per_hour
-            best_value = max(best_value, value)
-            if stop_below.accuracy_weight * best_possible - stop_below.cost_weight * plan.cost_usd_per_hour <= best_value:
+            best_value = max(best_value, stop_below.value(plan.cost_usd_per_hour, plan.accuracy))
+            if stop_below.value(plan.cost_usd_per_hour, best_possible) <= best_value:
                 break
         if plan.accuracy >= best_possible * (1 - 1e-12):
             break
@@ -200,50 +200,64 @@ def _tie_break(request: PlanRequest, candidates: CandidateSet, problem: Problem)
         return None
 
 
+def _min_cost(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
+    spec, objective = request.spec, request.spec.objective
+    floor = objective.min_accuracy or None
+    solved = solve_problem(request, candidates, _accuracy_floor_problem(spec, floor, None))
+    if solved is None:
+        return None
+    total_ms = solved.solution.solve_time_ms
+    # Ties on cost go to the more accurate plan: maximise accuracy at the optimal cost.
+    tie = _tie_break(request, candidates, Problem(
+        Goal.MAX_ACCURACY, spec.accuracy, accuracy_floor=floor,
+        budget_usd_per_hour=solved.solution.objective * (1 + _TIE_REL)))
+    if tie is not None and tie.solution.status is SolveStatus.OPTIMAL and solved.solution.status is SolveStatus.OPTIMAL:
+        solved = _Solved(tie.options, replace(tie.solution, objective=solved.solution.objective))
+        total_ms += tie.solution.solve_time_ms
+    return _checked(request, build_plan(request, solved, solve_time_ms=total_ms))
+
+
+def _max_accuracy(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
+    spec, objective = request.spec, request.spec.objective
+    first = solve_problem(request, candidates, Problem(
+        Goal.MAX_ACCURACY, spec.accuracy, budget_usd_per_hour=objective.budget_usd_per_hour))
+    if first is None:
+        return None
+    achieved = aggregate_accuracy([o.accuracy for o in first.options.values()], spec.accuracy)
+    # Ties on accuracy go to the cheaper plan.
+    second = _tie_break(request, candidates, _accuracy_floor_problem(
+        spec, achieved * (1 - _TIE_REL), objective.budget_usd_per_hour))
+    chosen = second if second is not None and first.solution.status is SolveStatus.OPTIMAL else first
+    total_ms = first.solution.solve_time_ms + (second.solution.solve_time_ms if second else 0.0)
+    return _checked(request, build_plan(request, chosen, solve_time_ms=total_ms))
+
+
+def _weighted(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
+    spec, objective = request.spec, request.spec.objective
+    if spec.accuracy is AccuracyAggregation.PRODUCT:
+        # A product of accuracies is not linear in the choices: walk the frontier instead (each
+        # point optimal), stopping once no costlier point can win.
+        points = frontier(request, candidates, max_points=10_000, stop_below=objective)
+        if not points:
+            return None
+        return max(points, key=lambda p: (p.solver.objective_value, -p.cost_usd_per_hour))
+    solved = solve_problem(request, candidates, Problem(
+        Goal.WEIGHTED, spec.accuracy, accuracy_weight=objective.accuracy_weight, cost_weight=objective.cost_weight))
+    return None if solved is None else _checked(request, build_plan(request, solved))
+
+
+# One planning strategy per objective kind; each returns None when no plan meets the constraints.
+_STRATEGIES: dict[type, Callable[[PlanRequest, CandidateSet], Plan | None]] = {
+    MinCost: _min_cost, MaxAccuracy: _max_accuracy, Weighted: _weighted,
+}
+
+
 def make_plan(request: PlanRequest) -> Plan:
     """The optimal plan for the spec's objective, re-checked; raises InfeasibleError with a diagnosis."""
     from planner.diagnose import diagnose
 
-    spec = request.spec
-    candidates = build_candidates(spec, request.catalog, request.profiles, request.sources)
-    objective = spec.objective
-    if isinstance(objective, MinCost):
-        floor = objective.min_accuracy or None
-        solved = solve_problem(request, candidates, _accuracy_floor_problem(spec, floor, None))
-        if solved is None:
-            raise InfeasibleError(diagnose(request, candidates))
-        total_ms = solved.solution.solve_time_ms
-        # Ties on cost go to the more accurate plan: maximise accuracy at the optimal cost.
-        tie = _tie_break(request, candidates, Problem(
-            Goal.MAX_ACCURACY, spec.accuracy, accuracy_floor=floor,
-            budget_usd_per_hour=solved.solution.objective * (1 + _TIE_REL)))
-        if tie is not None and tie.solution.status == "optimal" and solved.solution.status == "optimal":
-            solved = _Solved(tie.options, replace(tie.solution, objective=solved.solution.objective))
-            total_ms += tie.solution.solve_time_ms
-        return _checked(request, build_plan(request, solved, solve_time_ms=total_ms))
-    if isinstance(objective, MaxAccuracy):
-        first = solve_problem(request, candidates, Problem(
-            Goal.MAX_ACCURACY, spec.accuracy, budget_usd_per_hour=objective.budget_usd_per_hour))
-        if first is None:
-            raise InfeasibleError(diagnose(request, candidates))
-        achieved = aggregate_accuracy([o.accuracy for o in first.options.values()], spec.accuracy)
-        # Ties on accuracy go to the cheaper plan.
-        second = _tie_break(request, candidates, _accuracy_floor_problem(
-            spec, achieved * (1 - _TIE_REL), objective.budget_usd_per_hour))
-        chosen = second if second is not None and first.solution.status == "optimal" else first
-        total_ms = first.solution.solve_time_ms + (second.solution.solve_time_ms if second else 0.0)
-        return _checked(request, build_plan(request, chosen, objective_value=first.solution.objective,
-                                            solve_time_ms=total_ms))
-    assert isinstance(objective, Weighted)
-    if spec.accuracy is AccuracyAggregation.PRODUCT:
-        points = frontier(request, candidates, max_points=10_000, stop_below=objective)
-        if not points:
-            raise InfeasibleError(diagnose(request, candidates))
-        value = lambda p: objective.accuracy_weight * p.accuracy - objective.cost_weight * p.cost_usd_per_hour
-        best = max(points, key=lambda p: (value(p), -p.cost_usd_per_hour))
-        return replace(best, solver=replace(best.solver, objective=value(best)))
-    solved = solve_problem(request, candidates, Problem(
-        Goal.WEIGHTED, spec.accuracy, accuracy_weight=objective.accuracy_weight, cost_weight=objective.cost_weight))
-    if solved is None:
+    candidates = build_candidates(request.spec, request.catalog, request.profiles, request.sources)
+    plan = _STRATEGIES[type(request.spec.objective)](request, candidates)
+    if plan is None:
         raise InfeasibleError(diagnose(request, candidates))
-    return _checked(request, build_plan(request, solved))
+    return plan

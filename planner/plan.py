@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import bisect
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any, Mapping
 
 PLAN_SCHEMA_VERSION = 1
@@ -113,12 +114,30 @@ class StagePlan:
     startup_s: float = 0.0
 
 
+class SolveStatus(str, Enum):
+    """How a solve ended. Only OPTIMAL and TIME_LIMIT come with a plan."""
+
+    OPTIMAL = "optimal"  # proven optimal
+    TIME_LIMIT = "time_limit"  # the best plan found when the time limit hit; not proven optimal
+    INFEASIBLE = "infeasible"  # proven: no plan meets the constraints
+    NO_SOLUTION = "no_solution"  # the time limit hit before any plan was found (may be feasible)
+    ERROR = "error"  # the solver failed
+
+    @property
+    def has_plan(self) -> bool:
+        return self in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
+
+
 @dataclass(frozen=True)
 class SolverReport:
+    """Which solver planned, how it ended, and the plan's objective value in the objective's unit
+    (``usd_per_hour`` for min_cost, ``accuracy`` for max_accuracy, ``weighted_score`` for weighted)."""
+
     name: str
-    status: str  # optimal | time_limit
-    objective: float
-    gap: float | None
+    status: SolveStatus
+    objective_value: float
+    objective_unit: str
+    gap: float | None  # relative optimality gap; 0 when proven optimal, None when unknown
     solve_time_ms: float | None  # None unless timing is recorded (keeps plan files byte-identical)
 
 
@@ -154,6 +173,7 @@ def _round(value: Any) -> Any:
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     data = asdict(plan)
+    data["solver"]["status"] = plan.solver.status.value
     for stage, sp in zip(data["stages"], plan.stages):
         curve = sp.service_ms_by_batch
         stage["service_ms_by_batch"] = {
@@ -178,4 +198,4 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         })
         stages.append(StagePlan(**s))
     rest = {k: v for k, v in data.items() if k not in ("stages", "solver")}
-    return Plan(stages=tuple(stages), solver=SolverReport(**data["solver"]), **rest)
+    return Plan(stages=tuple(stages), solver=SolverReport(**{**data["solver"], "status": SolveStatus(data["solver"]["status"])}), **rest)

@@ -7,7 +7,7 @@ Unknown keys are rejected (a typo in YAML fails with the field's name); each fil
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -59,25 +59,57 @@ class HardwareCatalog(_Frozen):
 
 
 class MinCost(_Frozen):
-    """Cheapest plan whose pipeline accuracy is at least ``min_accuracy``."""
+    """Cheapest plan whose pipeline accuracy is at least ``min_accuracy``. Value: USD/h, lower wins."""
 
     kind: Literal["min_cost"]
     min_accuracy: float = Field(default=0.0, ge=0, le=1)
 
+    unit: ClassVar[str] = "usd_per_hour"
+    maximize: ClassVar[bool] = False
+
+    def value(self, cost_usd_per_hour: float, accuracy: float) -> float:
+        return cost_usd_per_hour
+
+    def better(self, a: tuple[float, float], b: tuple[float, float]) -> bool:
+        """Whether (cost, accuracy) a beats b: cheaper; at equal cost, more accurate."""
+        return (a[0], -a[1]) < (b[0], -b[1])
+
 
 class MaxAccuracy(_Frozen):
-    """Most accurate plan that costs at most ``budget_usd_per_hour`` (ties: the cheapest)."""
+    """Most accurate plan that costs at most ``budget_usd_per_hour`` (ties: the cheapest).
+    Value: the pipeline accuracy (a fraction), higher wins."""
 
     kind: Literal["max_accuracy"]
     budget_usd_per_hour: float = Field(gt=0)
 
+    unit: ClassVar[str] = "accuracy"
+    maximize: ClassVar[bool] = True
+
+    def value(self, cost_usd_per_hour: float, accuracy: float) -> float:
+        return accuracy
+
+    def better(self, a: tuple[float, float], b: tuple[float, float]) -> bool:
+        """Whether (cost, accuracy) a beats b: more accurate; at equal accuracy, cheaper."""
+        return (-a[1], a[0]) < (-b[1], b[0])
+
 
 class Weighted(_Frozen):
-    """Maximise ``accuracy_weight * accuracy - cost_weight * usd_per_hour``."""
+    """Maximise ``accuracy_weight * accuracy - cost_weight * usd_per_hour``. Value: that score
+    (accuracy_weight per unit of accuracy, cost_weight per USD/h), higher wins."""
 
     kind: Literal["weighted"]
     accuracy_weight: float = Field(gt=0)
     cost_weight: float = Field(gt=0)
+
+    unit: ClassVar[str] = "weighted_score"
+    maximize: ClassVar[bool] = True
+
+    def value(self, cost_usd_per_hour: float, accuracy: float) -> float:
+        return self.accuracy_weight * accuracy - self.cost_weight * cost_usd_per_hour
+
+    def better(self, a: tuple[float, float], b: tuple[float, float]) -> bool:
+        """Whether (cost, accuracy) a beats b: higher score; ties: cheaper, then more accurate."""
+        return (-self.value(*a), a[0], -a[1]) < (-self.value(*b), b[0], -b[1])
 
 
 Objective = Annotated[Union[MinCost, MaxAccuracy, Weighted], Field(discriminator="kind")]

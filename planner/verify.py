@@ -28,7 +28,7 @@ from planner.errors import InfeasibleError
 from planner.plan import Plan
 from planner.optimize import PlanRequest, make_plan
 from planner.sim import ServiceModel, SimConfig, SimResult, simulate
-from planner.spec import MaxAccuracy, Weighted
+from planner.spec import Objective
 from planner.traces import Trace
 
 log = logging.getLogger(__name__)
@@ -110,14 +110,9 @@ def _sample_note(requests: int, over: int) -> str:
             f"only {requests} requests with {over} over the SLO; a p99 claim at 99% confidence needs >= {needed}")
 
 
-def _better(objective, a: Plan, b: Plan) -> bool:
-    """Whether plan a beats plan b under the spec's objective (ties: cheaper, then more accurate)."""
-    if isinstance(objective, MaxAccuracy):
-        return (a.accuracy, -a.cost_usd_per_hour) > (b.accuracy, -b.cost_usd_per_hour)
-    if isinstance(objective, Weighted):
-        value = lambda p: objective.accuracy_weight * p.accuracy - objective.cost_weight * p.cost_usd_per_hour
-        return (value(a), -a.cost_usd_per_hour) > (value(b), -b.cost_usd_per_hour)
-    return (a.cost_usd_per_hour, -a.accuracy) < (b.cost_usd_per_hour, -b.accuracy)
+def _better(objective: Objective, a: Plan, b: Plan) -> bool:
+    """Whether plan a beats plan b under the spec's objective."""
+    return objective.better((a.cost_usd_per_hour, a.accuracy), (b.cost_usd_per_hour, b.accuracy))
 
 
 def verify_plan(request: PlanRequest, trace: Trace, seed: int = 0, max_rounds: int = 12,

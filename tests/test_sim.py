@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from planner.errors import SpecError
-from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, StagePlan
+from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
 from planner.sim import Engine, QueueMode, ServiceModel, SimConfig, simulate
 from planner.sim import jit
 from planner.sim.events import EventKey, Kind, run_events
@@ -35,7 +35,7 @@ def stage(name: str, *, after: tuple[str, ...] = (), batch: int = 1, timeout_ms:
 def plan_of(*stages: StagePlan, slo_ms: float = 1000.0, arrival_rps: float = 10.0) -> Plan:
     return Plan(pipeline="test", stages=tuple(stages), cost_usd_per_hour=1.0, accuracy=1.0,
                 accuracy_aggregation="product", predicted_p99_ms=0.0, arrival_rps=arrival_rps, slo_ms=slo_ms,
-                objective={"kind": "min_cost"}, solver=SolverReport("none", "optimal", 0.0, 0.0, None))
+                objective={"kind": "min_cost"}, solver=SolverReport("none", SolveStatus.OPTIMAL, 0.0, "usd_per_hour", 0.0, None))
 
 
 def random_plan(rng: np.random.Generator) -> Plan:

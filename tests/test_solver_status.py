@@ -6,6 +6,7 @@ import pulp
 
 from planner.cli import console, print_plan
 from planner.ilp.backends import _pulp_status
+from planner.plan import SolveStatus
 from tests.test_golden_plans import plan_for
 
 
@@ -19,7 +20,7 @@ def test_pulp_status_mapping():
 
 def test_time_limited_plan_is_marked_not_optimal():
     plan = plan_for("video")
-    limited = replace(plan, solver=replace(plan.solver, status="time_limit", gap=0.031))
+    limited = replace(plan, solver=replace(plan.solver, status=SolveStatus.TIME_LIMIT, gap=0.031))
     with console.capture() as captured:
         print_plan(limited, None)
     text = captured.get()

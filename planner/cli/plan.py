@@ -11,7 +11,7 @@ from rich.table import Table
 from planner.cli.common import _fail, _load_request, _read_trace_arg, app, console
 from planner.errors import PipeplanError
 from planner.ilp.backends import SolverName
-from planner.plan import Plan
+from planner.plan import Plan, SolveStatus
 from profiler.schema import ProfileTable
 
 
@@ -45,7 +45,7 @@ def plan_table(plan: Plan) -> Table:
 def print_plan(plan: Plan, solve_time_ms: float | None, profiles: ProfileTable | None = None) -> None:
     console.print(plan_table(plan))
     status = plan.solver.status
-    proven = "proven optimal" if status == "optimal" else f"[bold yellow]NOT proven optimal[/] (time limit, gap {plan.solver.gap})"
+    proven = "proven optimal" if status is SolveStatus.OPTIMAL else f"[bold yellow]NOT proven optimal[/] (time limit, gap {plan.solver.gap})"
     timing = f" in {solve_time_ms:.1f} ms" if solve_time_ms is not None else ""
     console.print(
         f"cost {plan.cost_usd_per_hour:.4f} USD/h | accuracy {plan.accuracy:.4f} ({plan.accuracy_aggregation}) | "
@@ -76,7 +76,7 @@ PARETO_HEADER = ["point", "accuracy", "cost_usd_per_hour", "predicted_p99_ms", "
 
 def pareto_rows(points: list[Plan]) -> list[list]:
     return [
-        [i, p.accuracy, p.cost_usd_per_hour, p.predicted_p99_ms, p.slo_ms, p.arrival_rps, p.solver.status,
+        [i, p.accuracy, p.cost_usd_per_hour, p.predicted_p99_ms, p.slo_ms, p.arrival_rps, p.solver.status.value,
          "; ".join(f"{s.stage}={s.variant}@{s.hardware} b{s.batch_size} x{s.replicas}" for s in p.stages)]
         for i, p in enumerate(points)
     ]

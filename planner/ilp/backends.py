@@ -20,6 +20,7 @@ import warnings
 from enum import Enum
 
 from planner.errors import SolverError
+from planner.plan import SolveStatus
 from planner.ilp.program import LinearModel, Sense, Solution, VarKind
 
 
@@ -85,10 +86,10 @@ def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | No
         raise SolverError(f"solver {solver.value} failed: {exc}; try another with --solver.") from None
     elapsed_ms = (time.perf_counter() - start) * 1000.0
     status = _pulp_status(prob.status, prob.sol_status)
-    values = {n: (v.value() or 0.0) for n, v in xs.items()} if status in ("optimal", "time_limit") else {}
+    values = {n: (v.value() or 0.0) for n, v in xs.items()} if status.has_plan else {}
     objective = pulp.value(prob.objective) if values else None
-    gap = 0.0 if status == "optimal" else None
-    if status == "time_limit" and solver is SolverName.HIGHS:
+    gap = 0.0 if status is SolveStatus.OPTIMAL else None
+    if status is SolveStatus.TIME_LIMIT and solver is SolverName.HIGHS:
         gap = float(prob.solverModel.getInfo().mip_gap)
     return Solution(values, status, objective, gap, elapsed_ms, solver.value)
 
@@ -107,18 +108,18 @@ def _quiet_stdout():
             os.close(saved)
 
 
-def _pulp_status(status: int, sol_status: int) -> str:
+def _pulp_status(status: int, sol_status: int) -> SolveStatus:
     import pulp
 
     if sol_status == pulp.LpSolutionOptimal:
-        return "optimal"
+        return SolveStatus.OPTIMAL
     if sol_status == pulp.LpSolutionIntegerFeasible:
-        return "time_limit"
+        return SolveStatus.TIME_LIMIT
     if status == pulp.LpStatusInfeasible or sol_status == pulp.LpSolutionInfeasible:
-        return "infeasible"
+        return SolveStatus.INFEASIBLE
     if status == pulp.LpStatusNotSolved or sol_status == pulp.LpSolutionNoSolutionFound:
-        return "no_solution"  # e.g. the time limit hit before any feasible plan was found
-    return "error"
+        return SolveStatus.NO_SOLUTION  # e.g. the time limit hit before any feasible plan was found
+    return SolveStatus.ERROR
 
 
 _SCALE = {"ms": 1000.0, "accuracy": 1e6, "": 1.0}
@@ -169,21 +170,21 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None) -> Solution:
     code = solver.Solve(cp)
     elapsed_ms = (time.perf_counter() - start) * 1000.0
     if code == cp_model.OPTIMAL:
-        status = "optimal"
+        status = SolveStatus.OPTIMAL
     elif code == cp_model.FEASIBLE:
-        status = "time_limit"
+        status = SolveStatus.TIME_LIMIT
     elif code == cp_model.INFEASIBLE:
-        status = "infeasible"
+        status = SolveStatus.INFEASIBLE
     elif code == cp_model.UNKNOWN:
-        status = "no_solution"
+        status = SolveStatus.NO_SOLUTION
     else:
         raise SolverError(f"CP-SAT returned {solver.StatusName(code)}; the model may be invalid; try --solver cbc.")
-    if status not in ("optimal", "time_limit"):
+    if not status.has_plan:
         return Solution({}, status, None, None, elapsed_ms, "cpsat")
     values = {n: solver.Value(x) / scale[n] for n, x in xs.items()}
     true_objective = sum(c * values[n] for n, c in model.objective)
     gap = 0.0
-    if status == "time_limit":
+    if status is SolveStatus.TIME_LIMIT:
         best, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
         gap = abs(bound - best) / max(1e-9, abs(best))
     return Solution(values, status, true_objective, gap, elapsed_ms, "cpsat")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from planner.plan import SolveStatus
+
 
 class Sense(str, Enum):
     LE = "<="
@@ -54,7 +56,7 @@ class Solution:
     """A backend's answer: variable values, whether the optimum is proven, and the gap if known."""
 
     values: dict[str, float]
-    status: str  # "optimal" | "time_limit" | "infeasible" | "error"
+    status: SolveStatus
     objective: float | None
     gap: float | None
     solve_time_ms: float
