@@ -13,17 +13,18 @@ import math
 from planner.estimate.candidates import CandidateSet, build_candidates
 from planner.estimate.paths import aggregate_accuracy, longest_path_ms
 from planner.ilp.formulation import Goal, Problem
+from planner.solve import PlanRequest, solve_problem
 from planner.spec import MaxAccuracy, MinCost
 
 
-def _min_p99_ms(request, candidates: CandidateSet) -> float:
+def _min_p99_ms(request: PlanRequest, candidates: CandidateSet) -> float:
     best = {s.stage: s.best_latency_ms for s in candidates.stages}
     if any(math.isinf(v) for v in best.values()):
         return math.inf
     return longest_path_ms(request.spec, best)
 
 
-def highest_load_rps(request, upper_rps: float, iterations: int = 16) -> float:
+def highest_load_rps(request: PlanRequest, upper_rps: float, iterations: int = 16) -> float:
     """About the highest arrival rate whose fastest configuration meets the SLO (bisection)."""
     low, high = 0.0, upper_rps
     for _ in range(iterations):
@@ -36,7 +37,7 @@ def highest_load_rps(request, upper_rps: float, iterations: int = 16) -> float:
     return low
 
 
-def _capacity_message(request, candidates: CandidateSet) -> str | None:
+def _capacity_message(request: PlanRequest, candidates: CandidateSet) -> str | None:
     spec = request.spec
     short = [s for s in candidates.stages if math.isinf(s.best_latency_ms)]
     if not short:
@@ -54,10 +55,8 @@ def _capacity_message(request, candidates: CandidateSet) -> str | None:
     )
 
 
-def diagnose(request, candidates: CandidateSet) -> str:
+def diagnose(request: PlanRequest, candidates: CandidateSet) -> str:
     """One paragraph saying why no plan exists and what would work."""
-    from planner.optimize import solve_problem
-
     spec = request.spec
     message = _capacity_message(request, candidates)
     if message:

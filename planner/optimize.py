@@ -7,20 +7,21 @@ Three separate steps, as in SkyPilot's optimizer: estimation (planner.estimate.c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from dataclasses import replace
+from typing import Callable
 
 from planner import __version__
-from planner.estimate.candidates import CandidateSet, Option, Sources, build_candidates
-from planner.estimate.paths import aggregate_accuracy, longest_path_ms
-from planner.recheck import recheck
+from planner.diagnose import diagnose
 from planner.errors import InfeasibleError, SolverError
-from planner.ilp.backends import SolverName, solve
-from planner.ilp.formulation import Goal, Problem, formulate
-from planner.ilp.program import Solution
+from planner.estimate.candidates import CandidateSet, build_candidates
+from planner.estimate.paths import aggregate_accuracy, longest_path_ms
+from planner.ilp.formulation import Goal, Problem
 from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
-from planner.spec import AccuracyAggregation, HardwareCatalog, MaxAccuracy, MinCost, PipelineSpec, Weighted
-from profiler.schema import ProfileTable
+from planner.recheck import recheck
+from planner.solve import PlanRequest, Solved, solve_problem
+from planner.spec import AccuracyAggregation, MaxAccuracy, MinCost, PipelineSpec, Weighted
+
+__all__ = ["PlanRequest", "build_plan", "frontier", "make_plan"]
 
 
 # Relative step of the frontier walk's accuracy floor: above the solvers' integrality tolerance
@@ -31,58 +32,7 @@ _FLOOR_STEP = 1e-5
 _TIE_REL = 1e-6
 
 
-@dataclass(frozen=True)
-class PlanRequest:
-    """Everything one planning run needs; the CLI builds it from files."""
-
-    spec: PipelineSpec
-    catalog: HardwareCatalog
-    profiles: ProfileTable
-    solver: SolverName = SolverName.CBC
-    time_limit_s: float | None = None
-    sources: Sources = Sources()
-    provenance: dict[str, Any] = field(default_factory=dict)
-    record_timing: bool = False
-
-
-@dataclass(frozen=True)
-class _Solved:
-    options: dict[str, Option]
-    solution: Solution
-
-
-def hardware_units(catalog: HardwareCatalog) -> dict[str, int]:
-    return {h.name: h.max_units for h in catalog.hardware if h.max_units is not None}
-
-
-def solve_problem(request: PlanRequest, candidates: CandidateSet, problem: Problem) -> _Solved | None:
-    """Solve one program; None when infeasible. Raises SolverError on solver failure."""
-    if any(not s.options for s in candidates.stages):
-        return None
-    form = formulate(request.spec, candidates, hardware_units(request.catalog), problem)
-    solution = solve(form.model, request.solver, request.time_limit_s)
-    if solution.status is SolveStatus.INFEASIBLE:
-        return None
-    if solution.status is SolveStatus.NO_SOLUTION:
-        raise SolverError(
-            f"{request.solver.value} found no plan within the time limit of {request.time_limit_s} s "
-            "(the problem may still be feasible); raise --time-limit or try another --solver."
-        )
-    if not solution.status.has_plan:
-        raise SolverError(f"{request.solver.value} failed (status {solution.status.value}); try another --solver.")
-    chosen: dict[str, Option] = {}
-    for name, (stage, option) in form.choice.items():
-        if solution.values.get(name, 0.0) > 0.5:
-            if stage in chosen:
-                raise SolverError(f"{request.solver.value} chose two options for stage '{stage}'; this is a bug.")
-            chosen[stage] = option
-    missing = [s.name for s in request.spec.stages if s.name not in chosen]
-    if missing:
-        raise SolverError(f"{request.solver.value} chose no option for stage(s) {missing}; this is a bug.")
-    return _Solved(chosen, solution)
-
-
-def build_plan(request: PlanRequest, solved: _Solved, solve_time_ms: float | None = None) -> Plan:
+def build_plan(request: PlanRequest, solved: Solved, solve_time_ms: float | None = None) -> Plan:
     """Turn chosen options into a Plan (deterministic: stages in the spec's order)."""
     spec, rows = request.spec, request.profiles.index()
     hardware = request.catalog.by_name()
@@ -190,7 +140,7 @@ def frontier(request: PlanRequest, candidates: CandidateSet | None = None, max_p
     return points
 
 
-def _tie_break(request: PlanRequest, candidates: CandidateSet, problem: Problem) -> _Solved | None:
+def _tie_break(request: PlanRequest, candidates: CandidateSet, problem: Problem) -> Solved | None:
     """The second, tie-breaking solve; None (keep the first answer) if it finds nothing in time."""
     try:
         return solve_problem(request, candidates, problem)
@@ -212,7 +162,7 @@ def _min_cost(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
         Goal.MAX_ACCURACY, spec.accuracy, accuracy_floor=floor,
         budget_usd_per_hour=solved.solution.objective * (1 + _TIE_REL)))
     if tie is not None and tie.solution.status is SolveStatus.OPTIMAL and solved.solution.status is SolveStatus.OPTIMAL:
-        solved = _Solved(tie.options, replace(tie.solution, objective=solved.solution.objective))
+        solved = Solved(tie.options, replace(tie.solution, objective=solved.solution.objective))
         total_ms += tie.solution.solve_time_ms
     return _checked(request, build_plan(request, solved, solve_time_ms=total_ms))
 
@@ -254,8 +204,6 @@ _STRATEGIES: dict[type, Callable[[PlanRequest, CandidateSet], Plan | None]] = {
 
 def make_plan(request: PlanRequest) -> Plan:
     """The optimal plan for the spec's objective, re-checked; raises InfeasibleError with a diagnosis."""
-    from planner.diagnose import diagnose
-
     candidates = build_candidates(request.spec, request.catalog, request.profiles, request.sources)
     plan = _STRATEGIES[type(request.spec.objective)](request, candidates)
     if plan is None:
