@@ -17,7 +17,6 @@ from profiler.errors import ManifestError
 from profiler.measure import FULL_METHOD, QUICK_METHOD, MethodSettings
 from profiler.fileio import format_validation_error
 
-MANIFEST_SCHEMA_VERSION = 1
 
 
 class _Frozen(BaseModel):

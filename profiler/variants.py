@@ -189,5 +189,3 @@ class _Reader:
     def get_next(self):
         return next(self._batches, None)
 
-    def rewind(self) -> None:  # not used by the calibrators we call
-        pass
