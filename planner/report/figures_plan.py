@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
 from planner.plan import Plan
@@ -133,6 +134,11 @@ def profile_curves_figure(profiles: ProfileTable, plan: Plan) -> Figure:
                     markersize=13, markerfacecolor="none", markeredgecolor="black", label="chosen by the plan")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
+            sizes = sorted({r.batch_size for r in rows})
+            ax.set_xticks(sizes, [str(b) for b in sizes])
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("batch size (items)")
             ax.grid(alpha=0.3, which="both")
         stages = ", ".join(s.stage for s in plan.stages if s.model == model)
@@ -166,7 +172,7 @@ def whatif_figure(sweep: WhatIfSweep, plan: Plan) -> Figure:
     acc_ax.set_ylabel(f"pipeline accuracy ({plan.accuracy_aggregation})", color="#2ca02c")
     bottom = blended_transform_factory(ax.transData, ax.transAxes)
     missing = [p for p in sweep.points if p.plan is None]
-    reasons = sorted({p.reason for p in missing})
+    reasons = sorted({p.reason.removeprefix("No plan: ") for p in missing})
     ax.plot([p.value for p in missing], [0.04] * len(missing), transform=bottom, linestyle="none", marker="X",
             markersize=10, color=INFEASIBLE, label="no plan (infeasible)" + (f": {'; '.join(reasons)}" if reasons else ""))
     ax.axvline(sweep.current_value, color=SLO_COLOR, linestyle="--", linewidth=1, label="current value")
@@ -174,6 +180,8 @@ def whatif_figure(sweep: WhatIfSweep, plan: Plan) -> Figure:
             label="current plan")
     if sweep.kind is WhatIfKind.LOAD:
         ax.set_xscale("log", base=2)
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.minorticks_off()
     ax.set_xlabel(AXIS_LABEL[sweep.kind])
     ax.set_ylabel("cost (USD/h)")
     finite = cost[np.isfinite(cost)]

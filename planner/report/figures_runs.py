@@ -58,13 +58,15 @@ def tuner_timeline_figure(runs: Sequence[TunerRun], pipeline: str) -> Figure:
     axes = fig.subplots(len(_TIMELINE_ROWS), len(runs), sharex=True, sharey="row", squeeze=False)
     for col, run in enumerate(runs):
         rate, replicas, cost, misses = axes[:, col]
-        t = run.time_s
-        rate.step(t, run.arrival_rps, where="post", color="#1f77b4", label="arrived")
-        rate.step(t, run.planned_rps, where="post", color="#ff7f0e", linestyle="--", label="planned for")
+        # A step per interval, closed at the last interval's end.
+        t = np.append(run.time_s, run.time_s[-1] + run.interval_s) if run.time_s.size else run.time_s
+        held = lambda v: np.append(v, v[-1]) if v.size else v
+        rate.step(t, held(run.arrival_rps), where="post", color="#1f77b4", label="arrived")
+        rate.step(t, held(run.planned_rps), where="post", color="#ff7f0e", linestyle="--", label="planned for")
         for stage, counts in run.replicas.items():
-            replicas.step(t, counts, where="post", label=stage)
-        cost.step(t, run.cost_usd_per_hour, where="post", color="#2ca02c", label="cost rate")
-        misses.bar(t, run.slo_misses, width=run.interval_s, align="edge", color=CHOSEN, label="late or dropped")
+            replicas.step(t, held(counts), where="post", label=stage)
+        cost.step(t, held(run.cost_usd_per_hour), where="post", color="#2ca02c", label="cost rate")
+        misses.bar(run.time_s, run.slo_misses, width=run.interval_s, align="edge", color=CHOSEN, label="late or dropped")
         rate.set_title(f"{run.policy}\n{run.total_cost_usd:.4g} USD, {100 * run.slo_attainment:.2f}% within SLO",
                        fontsize=9)
         misses.set_xlabel("time (s)")
@@ -73,8 +75,9 @@ def tuner_timeline_figure(runs: Sequence[TunerRun], pipeline: str) -> Figure:
     for row, label in zip(axes, _TIMELINE_ROWS):
         row[0].set_ylabel(label, fontsize=8)
         row[-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    for ax in axes[3]:
-        ax.set_ylim(bottom=0)
+    most = max((float(r.slo_misses.max()) for r in runs if r.slo_misses.size), default=0.0)
+    axes[3][0].set_ylim(0, max(1.0, most * 1.1))  # shared row: an empty panel still reads "0 misses"
+    axes[1][0].yaxis.get_major_locator().set_params(integer=True)
     trace = runs[0].trace if runs else ""
     fig.suptitle(f"Tuner timeline of '{pipeline}' on trace '{trace}' (SLO {runs[0].slo_ms:g} ms, "
                  f"one decision every {runs[0].interval_s:g} s)" if runs else f"Tuner timeline of '{pipeline}'",

@@ -77,7 +77,9 @@ def change_text(change: Change, plan: Plan) -> str:
     return (f"{direction} {change.subject} from {_num(change.from_value)} to {_num(change.to_value)} "
             f"{change.unit}".rstrip() + f" ({100 * change.relative_change:.3g}%): cost "
             f"{better.cost_usd_per_hour:.4g} USD/h ({better.cost_usd_per_hour - plan.cost_usd_per_hour:+.4g}), "
-            f"accuracy {better.accuracy:.4f} ({better.accuracy - plan.accuracy:+.4f})")
+            f"accuracy {better.accuracy:.4f} ("
+            + ("unchanged" if math.isclose(better.accuracy, plan.accuracy, rel_tol=1e-9)
+               else f"{better.accuracy - plan.accuracy:+.4g}") + ")")
 
 
 def _explanation(explanation: Explanation, plan: Plan) -> str:
