@@ -16,7 +16,7 @@ from planner.optimize import PlanRequest, frontier
 from planner.plan import Plan
 from planner.report import figures_plan as fp
 from planner.report import figures_runs as fr
-from planner.report.explain import Explanation, explain
+from planner.report.explain import Explanation, check_matches, explain
 from planner.report.html import render_html
 from planner.report.inputs import FrontierPoint, RequestLatencies, TunerRun
 from planner.report.render import png_bytes, svg_bytes
@@ -74,6 +74,8 @@ def _rendered(name: str, title: str, caption: str, make: Callable[[], Figure]) -
 def build_report(inputs: ReportInputs) -> Report:
     """Every figure the inputs allow, the explanation, the what-ifs, and the HTML page."""
     plan, request = inputs.plan, inputs.request
+    if request is not None:
+        check_matches(request, plan)
     notes = list(inputs.notes)
     figures: list[ReportFigure] = []
     points = inputs.frontier

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Callable
 
-from planner.errors import InfeasibleError
+from planner.errors import InfeasibleError, SpecError
 from planner.estimate.candidates import Option, build_candidates
 from planner.estimate.paths import aggregate_accuracy
 from planner.optimize import PlanRequest, make_plan
@@ -294,8 +294,18 @@ def _stage_reasons(request: PlanRequest, plan: Plan) -> list[StageReason]:
     return reasons
 
 
+def check_matches(request: PlanRequest, plan: Plan) -> None:
+    """Raise SpecError unless the spec has the plan's stages and models (what-ifs and reasons need that)."""
+    spec_stages = [(s.name, s.model) for s in request.spec.stages]
+    plan_stages = [(s.stage, s.model) for s in plan.stages]
+    if spec_stages != plan_stages:
+        raise SpecError(f"{request.sources.spec}: its stages (name, model) {spec_stages} are not the plan's "
+                        f"{plan_stages}; pass the spec the plan '{plan.pipeline}' was made from (--spec).")
+
+
 def explain(request: PlanRequest, plan: Plan) -> Explanation:
     """The plan's binding constraints, slacks, cheapest improving changes and per-stage reasons."""
+    check_matches(request, plan)
     statuses, changes = _constraints(request, plan)
-    return Explanation(objective_words(request.spec), tuple(statuses), tuple(changes),
+    return Explanation(objective_words(request.spec.objective), tuple(statuses), tuple(changes),
                        tuple(_stage_reasons(request, plan)))

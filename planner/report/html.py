@@ -11,7 +11,7 @@ from typing import Sequence
 
 from planner.plan import Plan
 from planner.report.explain import Change, Explanation
-from planner.report.whatif import AXIS_LABEL, WhatIfSweep
+from planner.report.whatif import AXIS_LABEL, WhatIfSweep, objective_words
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;
@@ -35,9 +35,10 @@ def _num(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1,
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[int] = (0,),
            row_class: Sequence[str] | None = None) -> str:
-    cls = lambda i: ' class="l"' if i < left else ""
+    """A table; columns in ``left`` (text) are left-aligned, the others (numbers) right-aligned."""
+    cls = lambda i: ' class="l"' if i in left else ""
     head = "".join(f"<th{cls(i)}>{escape(h)}</th>" for i, h in enumerate(header))
     body = []
     for k, row in enumerate(rows):
@@ -54,14 +55,14 @@ def _summary(plan: Plan) -> str:
     proven = "proven optimal" if plan.solver.status == "optimal" else f"NOT proven optimal (gap {plan.solver.gap})"
     lead = (f"<p class='lead'>Cost <b>{plan.cost_usd_per_hour:.4g} USD/h</b>, accuracy <b>{plan.accuracy:.4f}</b> "
             f"({escape(plan.accuracy_aggregation)} over stages), predicted p99 <b>{plan.predicted_p99_ms:.4g} ms</b> "
-            f"against the SLO of {plan.slo_ms:g} ms; objective {escape(str(plan.objective))}; "
+            f"against the SLO of {plan.slo_ms:g} ms; objective: {escape(objective_words(plan.objective))}; "
             f"{escape(plan.solver.name)}: {proven}.</p>")
     rows = [(s.stage, s.variant, s.hardware, s.batch_size, _num(s.batch_timeout_ms), s.replicas,
              f"{s.utilization:.2f}", _num(s.predicted_latency_ms),
              f"{_num(s.latency_fill_ms)} + {_num(s.latency_wait_ms)} + {_num(s.latency_service_ms)}",
              f"{s.accuracy:.4f}", f"{s.usd_per_hour:.4g}") for s in plan.stages]
     table = _table(["stage", "variant", "hardware", "batch", "timeout (ms)", "replicas", "utilisation",
-                    "p99 (ms)", "fill + wait + service (ms)", "accuracy", "USD/h"], rows, left=3)
+                    "p99 (ms)", "fill + wait + service (ms)", "accuracy", "USD/h"], rows, left=(0, 1, 2))
     prov = plan.provenance
     made_from = ", ".join(f"{k} {v.get('file')} (sha256 {str(v.get('sha256'))[:12]})" for k, v in sorted(prov.items())
                           if isinstance(v, dict) and "file" in v)
@@ -88,7 +89,7 @@ def _explanation(explanation: Explanation, plan: Plan) -> str:
     classes = ["binding" if c.binding else "" for c in explanation.constraints]
     parts = [f"<p>Objective: {escape(explanation.objective)}. A constraint <b>binds</b> when lifting it lets the "
              "planner find a better plan (one re-solve per constraint).</p>",
-             _table(["constraint", "on", "limit", "plan", "slack", "unit", "status"], rows, left=2, row_class=classes)]
+             _table(["constraint", "on", "limit", "plan", "slack", "unit", "status"], rows, left=(0, 1, 5, 6), row_class=classes)]
     cheapest = explanation.cheapest_change
     if cheapest is None:
         parts.append("<p class='cheapest'>No constraint binds: no relaxation of these constraints gives a better plan; "
@@ -104,7 +105,7 @@ def _explanation(explanation: Explanation, plan: Plan) -> str:
              "; ".join(r.violations) or "-") for r in explanation.stages]
     parts.append("<h3>Why each stage runs its option and not the next-cheaper one</h3>")
     parts.append(_table(["stage", "chosen", "USD/h", "next-cheaper option", "USD/h", "what it would break"], rows,
-                        left=2))
+                        left=(0, 1, 3, 5)))
     return "".join(parts)
 
 
@@ -113,7 +114,7 @@ def _sweep_table(sweep: WhatIfSweep) -> str:
              f"{p.plan.accuracy:.4f}" if p.plan else "-", _num(p.plan.predicted_p99_ms) if p.plan else "-",
              ("current" if math.isclose(p.value, sweep.current_value, rel_tol=1e-6) else "")
              + ("" if p.plan else p.reason)) for p in sweep.points]
-    return _table([AXIS_LABEL[sweep.kind], "USD/h", "accuracy", "predicted p99 (ms)", "note"], rows, left=0)
+    return _table([AXIS_LABEL[sweep.kind], "USD/h", "accuracy", "predicted p99 (ms)", "note"], rows, left=(4,))
 
 
 def figure_html(name: str, title: str, caption: str, svg: bytes) -> str:

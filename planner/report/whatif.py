@@ -16,7 +16,9 @@ from planner.errors import InfeasibleError
 from planner.estimate.paths import aggregate_accuracy
 from planner.optimize import PlanRequest, make_plan
 from planner.plan import Plan
-from planner.spec import MinCost, PipelineSpec
+from pydantic import TypeAdapter
+
+from planner.spec import MinCost, Objective, PipelineSpec
 
 
 class WhatIfKind(str, Enum):
@@ -56,9 +58,9 @@ def _solve(request: PlanRequest, spec: PipelineSpec, value: float) -> WhatIfPoin
         return WhatIfPoint(value, None, text.split(". ")[0].rstrip(".") + ".")
 
 
-def objective_words(spec: PipelineSpec) -> str:
-    """What the spec's objective optimises, in words."""
-    o = spec.objective
+def objective_words(objective: Objective | dict) -> str:
+    """What an objective (or a plan's record of one) optimises, in words."""
+    o = TypeAdapter(Objective).validate_python(objective) if isinstance(objective, dict) else objective
     if o.kind == "min_cost":
         return f"cheapest plan with accuracy >= {o.min_accuracy:g}" if o.min_accuracy else "cheapest plan"
     if o.kind == "max_accuracy":
@@ -71,7 +73,7 @@ def slo_sweep(request: PlanRequest, factors=(0.5, 0.625, 0.75, 0.875, 1.0, 1.5, 
     spec = request.spec
     points = tuple(_solve(request, spec.model_copy(update={"slo_ms": spec.slo_ms * f}), spec.slo_ms * f)
                    for f in factors)
-    return WhatIfSweep(WhatIfKind.SLO, spec.slo_ms, objective_words(spec), points)
+    return WhatIfSweep(WhatIfKind.SLO, spec.slo_ms, objective_words(spec.objective), points)
 
 
 def load_sweep(request: PlanRequest, factors=(0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)) -> WhatIfSweep:
@@ -79,7 +81,7 @@ def load_sweep(request: PlanRequest, factors=(0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0
     spec = request.spec
     points = tuple(_solve(request, spec.model_copy(update={"arrival_rps": spec.arrival_rps * f}),
                           spec.arrival_rps * f) for f in factors)
-    return WhatIfSweep(WhatIfKind.LOAD, spec.arrival_rps, objective_words(spec), points)
+    return WhatIfSweep(WhatIfKind.LOAD, spec.arrival_rps, objective_words(spec.objective), points)
 
 
 def best_reachable_accuracy(request: PlanRequest) -> float:
