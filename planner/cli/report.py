@@ -16,7 +16,6 @@ from planner.ilp.backends import SolverName
 def _request_for(plan_file: Path, plan, spec: Optional[Path], profiles: Optional[Path], hardware: Optional[Path],
                  required: bool):
     """The PlanRequest the plan was made from (found through its provenance, or --spec), and notes."""
-    from planner import io
     from planner.io.report import changed_inputs, find_spec
 
     spec_path = spec or find_spec(plan_file, plan.provenance)

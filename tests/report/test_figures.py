@@ -13,7 +13,7 @@ from planner.report.figures_plan import frontier_figure, profile_curves_figure, 
 from planner.report.figures_runs import latency_cdf_figure, tuner_timeline_figure
 from planner.report.inputs import RequestLatencies, TunerRun
 from planner.report.render import png_bytes, svg_bytes
-from planner.report.whatif import WhatIfKind, WhatIfPoint, WhatIfSweep, load_sweep, slo_sweep
+from planner.report.whatif import load_sweep, slo_sweep
 from planner.sim.result import quantile
 
 
