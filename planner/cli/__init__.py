@@ -16,6 +16,7 @@ from planner.cli import plan  # noqa: F401  plan, demo
 from planner.cli import sim  # noqa: F401  simulate, trace generate/convert/describe
 from planner.cli import tune  # noqa: F401  tune
 from planner.cli import profile  # noqa: F401  profile, profile-import
+from planner.cli import report  # noqa: F401  report, explain
 # isort: on
 from planner.cli.common import app, console, err_console
 from planner.cli.plan import PARETO_HEADER, frontier_table, pareto_rows, plan_table, print_plan, print_verification
