@@ -20,7 +20,7 @@ import numpy as np
 from planner.errors import SpecError
 from planner.sim import jit, kernel
 from planner.sim.config import Prepared, QueueMode, Schedule, ServiceModel, StageModel, StageSchedule, stage_draws
-from planner.sim.run import RawRun, StageRun, StageTally, tally
+from planner.sim.run import RawRun, StageRun, StageTally, tally, wait_tally
 
 _KIND = {ServiceModel.LOGNORMAL: kernel.LOGNORMAL, ServiceModel.EXPONENTIAL: kernel.EXPONENTIAL,
          ServiceModel.DETERMINISTIC: kernel.DETERMINISTIC}
@@ -30,8 +30,8 @@ _KIND = {ServiceModel.LOGNORMAL: kernel.LOGNORMAL, ServiceModel.EXPONENTIAL: ker
 class Batches:
     """What one stage's queues did: per item its batch (-1: dropped), per batch items/start/end/window."""
 
-    item_batch: np.ndarray  # int64
-    takes: np.ndarray  # int64
+    item_batch: np.ndarray  # int32
+    takes: np.ndarray  # int32
     start_ms: np.ndarray
     end_ms: np.ndarray
     window: np.ndarray  # int32, index into the stage's windows
@@ -65,11 +65,12 @@ def queue_batches(arr: np.ndarray, deadline: np.ndarray | None, draws: np.ndarra
     sizes, timeouts, base, sigma, width = _tables(schedule.configs)
     windows = schedule.replicas
     order = sorted(range(n_windows), key=lambda w: (windows[w].ready_ms, w))
-    item_batch = np.full(n, -1, dtype=np.int64)
+    # per item batch index: the kernel writes it only with deadlines (otherwise it follows from takes)
+    item_batch = np.full(n if deadline is not None else 0, -1, dtype=np.int32)
     win = ([w.config for w in windows], [w.ready_ms for w in windows], [w.stop_ms for w in windows], order)
     if use_jit:
         f64 = np.float64
-        takes, owner = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int32)
+        takes, owner = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
         starts, ends = np.empty(n), np.empty(n)
         last_end, free, active = np.empty(n_windows), np.empty(n_windows), np.empty(n_windows, dtype=np.int64)
         count = jit.fifo_windows()(
@@ -88,14 +89,14 @@ def queue_batches(arr: np.ndarray, deadline: np.ndarray | None, draws: np.ndarra
             stride, kind, sizes, timeouts, base, sigma, width, *win, takes, starts, ends, owner, batch_of, last_end,
             free, active)
         if deadline is not None:
-            item_batch = np.asarray(batch_of, dtype=np.int64)
+            item_batch = np.asarray(batch_of, dtype=np.int32)
     if count < 0:
         raise SpecError(f"schedule of stage '{schedule.stage}': no replica can serve items waiting from "
                         f"{float(arr[-1 - count]):.1f} ms (every window has stopped); keep at least one replica "
                         "without a stop time.")
-    takes_a = np.array(takes[:count], dtype=np.int64)  # copies: the n-long buffers are released
+    takes_a = np.array(takes[:count], dtype=np.int32)  # copies: the n-long buffers are released
     if deadline is None:
-        item_batch = np.repeat(np.arange(count, dtype=np.int64), takes_a)
+        item_batch = np.repeat(np.arange(count, dtype=np.int32), takes_a)
     return Batches(item_batch, takes_a, np.array(starts[:count], dtype=np.float64),
                    np.array(ends[:count], dtype=np.float64), np.array(owner[:count], dtype=np.int32),
                    np.array(last_end, dtype=np.float64))
@@ -116,7 +117,7 @@ def serve_stage(prep: Prepared, j: int, schedule: StageSchedule, ready: np.ndarr
         one = StageSchedule(schedule.stage, schedule.configs, (window,))
         parts.append(queue_batches(ready[r::groups], None if deadline is None else deadline[r::groups], draws, r,
                                    groups, kind, one, use_jit))
-    item_batch = np.empty(ready.size, dtype=np.int64)
+    item_batch = np.empty(ready.size, dtype=np.int32)
     offset = 0
     for r, part in enumerate(parts):
         item_batch[r::groups] = np.where(part.item_batch >= 0, part.item_batch + offset, -1)
@@ -141,11 +142,16 @@ def stage_items(ready_req: np.ndarray, items_per_request: np.ndarray) -> tuple[n
                                                                                 np.ndarray]:
     """(requests that reach the stage, their item counts, request of each item, ready time of each item),
     items in queue order: by ready time, ties by (request, item)."""
-    reqs = np.flatnonzero(~np.isnan(ready_req))
-    if ready_req.size < 2**31:
-        reqs = reqs.astype(np.int32)
-    counts = items_per_request[reqs]
-    item_req = np.repeat(reqs, counts)
+    index = np.int32 if ready_req.size < 2**31 else np.int64
+    reached = ~np.isnan(ready_req)
+    if reached.all():  # the common case, without the copies
+        reqs, counts = np.arange(ready_req.size, dtype=index), items_per_request
+    else:
+        reqs = np.flatnonzero(reached).astype(index)
+        counts = items_per_request[reqs]
+    del reached
+    one_each = counts.size > 0 and counts.min() == 1 and counts.max() == 1
+    item_req = reqs if one_each else np.repeat(reqs, counts)
     item_ready = ready_req[item_req]
     # Items are laid out by (request, item); a stable sort by ready time keeps that order for ties.
     if item_ready.size > 1 and np.any(item_ready[1:] < item_ready[:-1]):
@@ -179,8 +185,8 @@ def sinks_completion(prep: Prepared, completion: list[np.ndarray | None]) -> np.
 def from_stage_runs(prep: Prepared, runs: tuple[StageRun, ...], final: np.ndarray, keep_detail: bool) -> RawRun:
     """Tally stage runs that kept every item (the reference event loop's output)."""
     completion = [r.completion_ms for r in runs]
-    tallies = tuple(tally(r.ready_ms, r.batch, r.batch_start_ms, r.batch_end_ms, r.batch_items,
-                          ready_at(stage, prep.arrival_ms, completion), r.completion_ms)
+    tallies = tuple(tally(wait_tally(r.ready_ms, r.batch, r.batch_start_ms), r.batch.size, r.batch_start_ms,
+                          r.batch_end_ms, r.batch_items, ready_at(stage, prep.arrival_ms, completion), r.completion_ms)
                     for stage, r in zip(prep.stages, runs))
     return RawRun(tallies, final, runs if keep_detail else None)
 
@@ -211,14 +217,22 @@ def run_stages(prep: Prepared, schedule: Schedule, use_jit: bool | None = None, 
         deadline = None if prep.request_timeout_ms is None else arrival[item_req] + prep.request_timeout_ms
         b = serve_stage(prep, j, plan_stage, item_ready, deadline, draws.service, use_jit)
         del deadline, draws
-        served = b.item_batch >= 0
-        safe = np.where(served, b.item_batch, 0)
-        end = np.where(served, b.end_ms[safe] if b.end_ms.size else 0.0, np.nan)
-        done = stage_completion(n, ready_req, reqs, counts, item_req, end)
-        tallies.append(tally(item_ready, b.item_batch, b.start_ms, b.end_ms, b.takes, ready_req, done))
+        if prep.request_timeout_ms is None:  # nothing dropped: every item has a batch
+            end = b.end_ms[b.item_batch]
+        else:
+            served = b.item_batch >= 0
+            end = np.where(served, b.end_ms[np.where(served, b.item_batch, 0)] if b.end_ms.size else 0.0, np.nan)
         if keep_detail:
-            start = np.where(served, b.start_ms[safe] if b.start_ms.size else 0.0, np.nan)
-            runs.append(StageRun(item_req, item_ready, start, end, b.item_batch, b.start_ms, b.end_ms, b.takes, done))
+            start = np.where(b.item_batch >= 0, b.start_ms[b.item_batch] if b.start_ms.size else 0.0, np.nan)
+            detail = (item_req, item_ready, start, end, b.item_batch, b.start_ms, b.end_ms, b.takes)
+        waits = wait_tally(item_ready, b.item_batch, b.start_ms)
+        del item_ready
+        done = stage_completion(n, ready_req, reqs, counts, item_req, end)
+        del end, reqs, counts, item_req
+        if keep_detail:
+            runs.append(StageRun(*detail, done))
+            del detail
+        tallies.append(tally(waits, b.item_batch.size, b.start_ms, b.end_ms, b.takes, ready_req, done))
         completion.append(done)
         owners.append(b.window)
         last_ends.append(b.last_end_ms)

@@ -83,15 +83,19 @@ def summarise(plan: Plan, trace: Trace, config: SimConfig, prep: Prepared, run: 
     ends = [t.last_end_ms for t in run.tallies if t.batches]
     span = max([trace.duration_ms, *ends]) if n else trace.duration_ms
     span = span if span > 0 else 1.0
+    mean_ms = float(completed.mean()) if completed.size else math.nan
+    del completed
+    max_ms = float(late.max()) if n else math.nan
+    attainment = float(np.mean(late <= slo_ms)) if n else math.nan
+    over_slo = int(np.sum(~(late <= slo_ms)))
+    p50, p95, p99 = ([float(v) for v in np.quantile(late, [0.50, 0.95, 0.99], method="inverted_cdf",
+                                                     overwrite_input=True)] if n else [math.nan] * 3)
+    del late
     summary = LatencySummary(
-        requests=n, completed=int(completed.size), dropped=int(dropped.sum()),
-        mean_ms=float(completed.mean()) if completed.size else math.nan,
-        p50_ms=quantile(late, 0.50), p95_ms=quantile(late, 0.95), p99_ms=quantile(late, 0.99),
-        max_ms=float(late.max()) if n else math.nan,
-        slo_ms=slo_ms, slo_attainment=float(np.mean(late <= slo_ms)) if n else math.nan,
-        over_slo=int(np.sum(~(late <= slo_ms))),
+        requests=n, completed=n - int(dropped.sum()), dropped=int(dropped.sum()), mean_ms=mean_ms,
+        p50_ms=p50, p95_ms=p95, p99_ms=p99, max_ms=max_ms, slo_ms=slo_ms, slo_attainment=attainment,
+        over_slo=over_slo,
     )
-    del late, completed
     predicted = {s.stage: s.predicted_latency_ms for s in plan.stages}
     stats = tuple(StageStats(
         stage=stage.name, replicas=stage.replicas, batch_size=stage.batch_size,

@@ -52,29 +52,54 @@ class RawRun:
     stages: tuple[StageRun, ...] | None = None  # per-item detail, when the engine was asked to keep it
 
 
-def quantile(values: np.ndarray, q: float) -> float:
-    """The smallest value with at least a share q at or below it (so p99 <= SLO iff 99% meet it)."""
+def quantile(values: np.ndarray, q: float, overwrite: bool = False) -> float:
+    """The smallest value with at least a share q at or below it (so p99 <= SLO iff 99% meet it).
+
+    ``overwrite``: partition ``values`` in place instead of a copy (the caller is done with its order).
+    """
     if values.size == 0:
         return math.nan
-    return float(np.quantile(values, q, method="inverted_cdf"))
+    return float(np.quantile(values, q, method="inverted_cdf", overwrite_input=overwrite))
 
 
-def tally(ready_ms: np.ndarray, item_batch: np.ndarray, batch_start_ms: np.ndarray, batch_end_ms: np.ndarray,
-          batch_items: np.ndarray, ready_req_ms: np.ndarray, completion_ms: np.ndarray) -> StageTally:
-    """A stage's tally from its items (ready time, batch or -1), batches and per-request ready/completion."""
+@dataclass(frozen=True)
+class WaitTally:
+    """The served items' waits (batch start - ready): what a tally needs of the per-item arrays."""
+
+    served: int
+    sum_ms: float
+    mean_ms: float
+    p99_ms: float
+
+
+def wait_tally(ready_ms: np.ndarray, item_batch: np.ndarray, batch_start_ms: np.ndarray) -> WaitTally:
+    """Waits of the items with a batch (``item_batch >= 0``); exact p99."""
     served = item_batch >= 0
-    wait = batch_start_ms[item_batch[served]] - ready_ms[served]
+    count = int(np.count_nonzero(served))
+    if count < item_batch.size:
+        wait = batch_start_ms[item_batch[served]] - ready_ms[served]
+    else:
+        wait = batch_start_ms[item_batch] if batch_start_ms.size else np.empty(0)
+        wait -= ready_ms
+    del served
+    sum_ms = float(wait.sum())
+    mean_ms = float(wait.mean()) if wait.size else math.nan
+    return WaitTally(count, sum_ms, mean_ms, quantile(wait, 0.99, overwrite=True))
+
+
+def tally(waits: WaitTally, items: int, batch_start_ms: np.ndarray, batch_end_ms: np.ndarray,
+          batch_items: np.ndarray, ready_req_ms: np.ndarray, completion_ms: np.ndarray) -> StageTally:
+    """A stage's tally from its waits, item count, batches and per-request ready/completion times."""
     done = ~np.isnan(completion_ms)
-    sojourn = completion_ms[done] - ready_req_ms[done]
+    sojourn = completion_ms[done]
+    sojourn -= ready_req_ms[done]
+    del done
     return StageTally(
-        items=int(item_batch.size), dropped_items=int(item_batch.size - np.count_nonzero(served)),
-        batches=int(batch_items.size),
+        items=items, dropped_items=items - waits.served, batches=int(batch_items.size),
         mean_batch_size=float(batch_items.mean()) if batch_items.size else math.nan,
         max_batch_size=int(batch_items.max()) if batch_items.size else 0,
         busy_ms=float(np.sum(batch_end_ms - batch_start_ms)),
-        wait_sum_ms=float(wait.sum()),
-        mean_wait_ms=float(wait.mean()) if wait.size else math.nan,
-        p99_wait_ms=quantile(wait, 0.99),
-        p99_latency_ms=quantile(sojourn, 0.99),
+        wait_sum_ms=waits.sum_ms, mean_wait_ms=waits.mean_ms, p99_wait_ms=waits.p99_ms,
+        p99_latency_ms=quantile(sojourn, 0.99, overwrite=True),
         last_end_ms=float(batch_end_ms.max()) if batch_end_ms.size else -math.inf,
     )
