@@ -68,10 +68,9 @@ def simpy_run(plan: Plan, trace: Trace, seed: int) -> np.ndarray:
             self.replicas = simpy.Resource(env, capacity=sp.replicas)
             self.arrived = env.event()
             self.next: Stage | None = None
-            sizes = sp.service_ms_by_batch.batch_sizes
             self.table = {}
-            for m in range(1, sp.batch_size + 1):
-                point = sp.service_ms_by_batch.profiled(next(b for b in sizes if b >= m))
+            for m in range(1, sp.batch_size + 1):  # the partial-batch rule: ServiceCurve.at
+                point = sp.service_ms_by_batch.up_to(sp.batch_size).at(m)
                 p50, p99 = point.p50_ms, point.p99_ms
                 self.table[m] = (p50, math.log(p99 / p50) / Z_99)
             env.process(self.dispatcher())

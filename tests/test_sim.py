@@ -268,3 +268,14 @@ def test_utilisation_matches_offered_work():
     # Little's law: mean queue length = arrival rate x mean wait
     s = r.stages[0]
     assert s.mean_queue_length == pytest.approx(trace.requests / r.span_ms * s.mean_wait_ms, rel=1e-9)
+
+
+def test_a_partial_batch_between_profiled_sizes_is_served_at_the_interpolated_time():
+    # profiled at 1, 2, 4, 8 with p50 = 10 + 2 (b - 1): a batch of 3 is served in 14 ms (ServiceCurve.at),
+    # halfway between 12 ms at 2 and 16 ms at 4, not in the 16 ms of the next profiled size
+    plan = plan_of(stage("a", batch=8, timeout_ms=5.0, p50_ms=10.0, p99_ms=10.0, per_item_ms=2.0))
+    trace = Trace(np.array([0.0, 0.0, 0.0]), 10.0)
+    assert plan.stages[0].service_ms_by_batch.at(3).p50_ms == 14.0
+    for engine in Engine:
+        r = simulate(plan, trace, SimConfig(service=ServiceModel.DETERMINISTIC, engine=engine))
+        np.testing.assert_allclose(r.latency_ms, 5.0 + 14.0, rtol=1e-12)

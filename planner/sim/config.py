@@ -147,15 +147,20 @@ def _topological(plan: Plan) -> list[StagePlan]:
 
 
 def _service_table(stage: StagePlan, service: ServiceModel) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per batch size m = 1..b: (base, sigma), serving m items at the smallest profiled size >= m."""
+    """Per batch size m = 1..b: (base, sigma) of an m-item batch, its (p50, p99) by the one partial-batch
+    rule, ``ServiceCurve.at`` (linear interpolation between profiled sizes <= b; see planner.plan).
+
+    lognormal: base = p50, sigma = ln(p99 / p50) / z_0.99 (0 when p99 <= p50); exponential: base =
+    p50 / ln 2 (median p50); deterministic: base = p50.
+    """
     curve = stage.service_ms_by_batch
     if stage.batch_size not in curve:
         raise SpecError(f"plan stage '{stage.stage}': service_ms_by_batch has no entry for batch_size "
                         f"{stage.batch_size} (it has {list(curve.batch_sizes)}); re-create the plan with 'pipeplan plan'.")
-    sizes = [b for b in curve.batch_sizes if b <= stage.batch_size]
+    allowed = curve.up_to(stage.batch_size)
     base, sigma = [0.0], [0.0]
     for m in range(1, stage.batch_size + 1):
-        point = curve.profiled(next(b for b in sizes if b >= m))
+        point = allowed.at(m)
         p50, p99 = point.p50_ms, point.p99_ms
         if not (p50 > 0 and math.isfinite(p50) and math.isfinite(p99)):
             raise SpecError(f"plan stage '{stage.stage}': service p50 {p50} ms / p99 {p99} ms at batch {m} must be "
