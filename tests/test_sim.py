@@ -12,9 +12,9 @@ from planner.errors import SpecError
 from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
 from planner.sim import Engine, QueueMode, ServiceModel, SimConfig, simulate
 from planner.sim import jit
-from planner.sim.events import EventKey, Kind, run_events
-from planner.sim.fast import run_fast
-from planner.sim.config import prepare
+from planner.sim.events import Arrival, EventKey, EventLoop, Kind, Waiting, run_events
+from planner.sim.config import prepare, stage_draws
+from planner.sim.engine import run_fast
 from planner.sim.result import result_to_json
 from planner.traces import Trace, poisson
 
@@ -80,17 +80,25 @@ def _assert_same(fast, ref) -> None:
         np.testing.assert_array_equal(f.completion_ms, r.completion_ms)
 
 
-def test_heap_key_orders_time_then_kind_then_request_then_item():
-    keys = [EventKey(5.0, Kind.WAKE, -1, -1, 0), EventKey(5.0, Kind.ARRIVAL, 3, 1, 1),
-            EventKey(5.0, Kind.ARRIVAL, 3, 0, 2), EventKey(5.0, Kind.ARRIVAL, 2, 4, 3),
-            EventKey(5.0, Kind.BATCH_DONE, -1, -1, 4), EventKey(4.0, Kind.WAKE, -1, -1, 5)]
+def test_heap_key_orders_time_then_kind_then_sequence():
+    keys = [EventKey(5.0, Kind.WAKE, 0), EventKey(5.0, Kind.ARRIVAL, 1), EventKey(5.0, Kind.ARRIVAL, 2),
+            EventKey(5.0, Kind.BATCH_DONE, 3), EventKey(4.0, Kind.WAKE, 4), EventKey(5.0, Kind.BATCH_DONE, 5)]
     heap = []
     for k in keys:
-        heapq.heappush(heap, k)
-    popped = [heapq.heappop(heap) for _ in keys]
-    assert [(k.time_ms, Kind(k.priority), k.request, k.item) for k in popped] == [
-        (4.0, Kind.WAKE, -1, -1), (5.0, Kind.BATCH_DONE, -1, -1), (5.0, Kind.ARRIVAL, 2, 4),
-        (5.0, Kind.ARRIVAL, 3, 0), (5.0, Kind.ARRIVAL, 3, 1), (5.0, Kind.WAKE, -1, -1)]
+        heapq.heappush(heap, (k, None))
+    popped = [heapq.heappop(heap)[0] for _ in keys]
+    assert [(k.time_ms, Kind(k.priority), k.seq) for k in popped] == [
+        (4.0, Kind.WAKE, 4), (5.0, Kind.BATCH_DONE, 3), (5.0, Kind.BATCH_DONE, 5), (5.0, Kind.ARRIVAL, 1),
+        (5.0, Kind.ARRIVAL, 2), (5.0, Kind.WAKE, 0)]
+
+
+def test_simultaneous_arrivals_join_the_queue_by_request_then_item_whatever_their_push_order():
+    plan = plan_of(stage("a", batch=4, timeout_ms=1.0))
+    loop = EventLoop(prepare(plan, Trace(np.array([0.0, 0.0, 0.0]), 1.0), SimConfig()))
+    loop.arrived = [Arrival(0, 2, 0), Arrival(0, 0, 1), Arrival(0, 1, 0), Arrival(0, 0, 0)]
+    loop.join_arrivals(5.0)
+    assert list(loop.queues[0][0].waiting) == [Waiting(0, 0, 5.0), Waiting(1, 0, 5.0), Waiting(2, 1, 5.0),
+                                               Waiting(3, 2, 5.0)]
 
 
 def test_completion_before_arrival_at_same_instant_lets_the_freed_replica_take_the_newcomer():
@@ -114,11 +122,11 @@ def _check_conservation(plan: Plan, trace: Trace, config: SimConfig) -> None:
         assert s.items == run.request.size
         assert int(run.batch_items.sum()) == int(served.sum()) == s.items - s.dropped_items
         assert np.all(np.bincount(run.request, minlength=trace.requests)[np.unique(run.request)]
-                      == prep.items_per_request[index[s.stage]][np.unique(run.request)])
+                      == stage_draws(prep, index[s.stage]).items_per_request[np.unique(run.request)])
     if config.request_timeout_ms is None:
         assert result.summary.dropped == 0
         for s in result.stages:
-            expected = int(prep.items_per_request[index[s.stage]].sum())
+            expected = int(stage_draws(prep, index[s.stage]).items_per_request.sum())
             assert s.items == expected
 
 
@@ -260,3 +268,14 @@ def test_utilisation_matches_offered_work():
     # Little's law: mean queue length = arrival rate x mean wait
     s = r.stages[0]
     assert s.mean_queue_length == pytest.approx(trace.requests / r.span_ms * s.mean_wait_ms, rel=1e-9)
+
+
+def test_a_partial_batch_between_profiled_sizes_is_served_at_the_interpolated_time():
+    # profiled at 1, 2, 4, 8 with p50 = 10 + 2 (b - 1): a batch of 3 is served in 14 ms (ServiceCurve.at),
+    # halfway between 12 ms at 2 and 16 ms at 4, not in the 16 ms of the next profiled size
+    plan = plan_of(stage("a", batch=8, timeout_ms=5.0, p50_ms=10.0, p99_ms=10.0, per_item_ms=2.0))
+    trace = Trace(np.array([0.0, 0.0, 0.0]), 10.0)
+    assert plan.stages[0].service_ms_by_batch.at(3).p50_ms == 14.0
+    for engine in Engine:
+        r = simulate(plan, trace, SimConfig(service=ServiceModel.DETERMINISTIC, engine=engine))
+        np.testing.assert_allclose(r.latency_ms, 5.0 + 14.0, rtol=1e-12)

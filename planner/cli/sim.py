@@ -55,7 +55,7 @@ def simulate(
         plan_value = io.load_plan(plan_file)
         arrivals = _read_trace_arg(trace, trace_format, seed)
         config = SimConfig(seed=seed, service=service, queue_mode=queue_mode, request_timeout_ms=request_timeout_ms,
-                           slo_ms=slo_ms)
+                           slo_ms=slo_ms, keep_requests=requests_out is not None)
         result = run_simulation(plan_value, arrivals, config)
         info = {"file": trace.name, "requests": arrivals.requests, "duration_ms": arrivals.duration_ms,
                 "mean_rps": arrivals.mean_rps}

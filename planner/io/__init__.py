@@ -17,7 +17,6 @@ from planner.plan import PLAN_SCHEMA_VERSION, Plan, plan_from_dict, plan_to_json
 from planner.spec import HardwareCatalog, PipelineSpec
 from profiler.schema import ProfileSchemaError, ProfileTable
 from profiler.fileio import atomic_target, format_validation_error
-from profiler.table_io import read_profile_table
 
 
 def sha256_file(path: Path) -> str:
@@ -61,6 +60,8 @@ def load_catalog(path: str | Path) -> HardwareCatalog:
 
 
 def load_profiles(path: str | Path) -> ProfileTable:
+    from profiler.table_io import read_profile_table  # pandas/pyarrow: only commands that read profiles pay
+
     try:
         return read_profile_table(path)
     except ProfileSchemaError as exc:

@@ -1,8 +1,10 @@
-"""The simulator's inputs: configuration, the per-stage model compiled from a Plan, and the random draws.
+"""The simulator's inputs: configuration, the per-stage model compiled from a Plan, replica schedules
+and the random draws.
 
-Both engines (the stage-by-stage fast path and the reference event loop) consume the same
+Both engines (the stage-by-stage engine and the reference event loop) consume the same
 :class:`Prepared` value, so they see identical fan-out counts and service-time draws and must agree
-to the last bit; a test holds them to it.
+to the last bit; a test holds them to it. Draws are made per stage on demand from the stage's own
+seed stream (:func:`stage_draws`), so a run holds one stage's draws at a time.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class SimConfig:
     slo_ms: float | None = None  # default: the plan's SLO
     engine: Engine = Engine.FAST
     keep_detail: bool = False  # keep per-item and per-batch arrays in the result (tests, plots)
-    accelerate: bool = True  # fast engine: use the numba kernels when numba is installed (same results)
+    keep_requests: bool = True  # keep the per-request latency column (the CLI keeps it only for --requests)
+    accelerate: bool = True  # fast engine: use the numba kernel when numba is installed (same results)
 
 
 @dataclass(frozen=True)
@@ -69,17 +72,61 @@ class StageModel:
 
 
 @dataclass(frozen=True)
+class ReplicaWindow:
+    """One replica's life: launched (costs from here), ready (may serve), stopped (starts no new batch)."""
+
+    config: int  # index into StageSchedule.configs
+    launch_ms: float
+    ready_ms: float
+    stop_ms: float = math.inf
+
+
+@dataclass(frozen=True)
+class StageSchedule:
+    """A stage's configurations and the replica windows that serve it."""
+
+    stage: str
+    configs: tuple[StageModel, ...]
+    replicas: tuple[ReplicaWindow, ...]
+
+    @property
+    def constant(self) -> bool:
+        """Every window ready at 0 and never stopped (a plain plan's replicas)."""
+        return all(w.ready_ms == 0.0 and w.stop_ms == math.inf for w in self.replicas)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    stages: tuple[StageSchedule, ...]  # matched to the plan's stages by name
+
+    def stage(self, name: str) -> StageSchedule:
+        return next(s for s in self.stages if s.stage == name)
+
+
+@dataclass(frozen=True)
 class Prepared:
-    """Everything random or derived, drawn once per run from the seed."""
+    """Everything derived from the plan and the trace, and the seed streams of the random draws."""
 
     stages: tuple[StageModel, ...]  # topological order
     sinks: tuple[int, ...]
     arrival_ms: np.ndarray
-    items_per_request: tuple[np.ndarray, ...]  # per stage, items each request sends there
-    service_draws: tuple[np.ndarray, ...]  # per stage, one draw per item position (indexed by a batch's first item)
+    streams: tuple[np.random.SeedSequence, ...]  # per stage: its fan-out counts, then its service draws
     service: ServiceModel
     queue_mode: QueueMode
     request_timeout_ms: float | None
+
+    def constant_schedule(self) -> Schedule:
+        """Each stage's plan replicas, all ready at 0 and never stopped (what planner.sim.simulate runs)."""
+        return Schedule(tuple(StageSchedule(s.name, (s,), tuple(ReplicaWindow(0, 0.0, 0.0) for _ in range(s.replicas)))
+                              for s in self.stages))
+
+
+@dataclass(frozen=True)
+class StageDraws:
+    """One stage's random draws."""
+
+    items_per_request: np.ndarray  # int32, items each request sends to the stage
+    service: np.ndarray  # one draw per item position (a batch uses its first served item's); empty if deterministic
 
 
 def _topological(plan: Plan) -> list[StagePlan]:
@@ -100,15 +147,20 @@ def _topological(plan: Plan) -> list[StagePlan]:
 
 
 def _service_table(stage: StagePlan, service: ServiceModel) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per batch size m = 1..b: (base, sigma), serving m items at the smallest profiled size >= m."""
+    """Per batch size m = 1..b: (base, sigma) of an m-item batch, its (p50, p99) by the one partial-batch
+    rule, ``ServiceCurve.at`` (linear interpolation between profiled sizes <= b; see planner.plan).
+
+    lognormal: base = p50, sigma = ln(p99 / p50) / z_0.99 (0 when p99 <= p50); exponential: base =
+    p50 / ln 2 (median p50); deterministic: base = p50.
+    """
     curve = stage.service_ms_by_batch
     if stage.batch_size not in curve:
         raise SpecError(f"plan stage '{stage.stage}': service_ms_by_batch has no entry for batch_size "
                         f"{stage.batch_size} (it has {list(curve.batch_sizes)}); re-create the plan with 'pipeplan plan'.")
-    sizes = [b for b in curve.batch_sizes if b <= stage.batch_size]
+    allowed = curve.up_to(stage.batch_size)
     base, sigma = [0.0], [0.0]
     for m in range(1, stage.batch_size + 1):
-        point = curve.profiled(next(b for b in sizes if b >= m))
+        point = allowed.at(m)
         p50, p99 = point.p50_ms, point.p99_ms
         if not (p50 > 0 and math.isfinite(p50) and math.isfinite(p99)):
             raise SpecError(f"plan stage '{stage.stage}': service p50 {p50} ms / p99 {p99} ms at batch {m} must be "
@@ -128,58 +180,40 @@ def _items(fanout: float, n: int, rng: np.random.Generator) -> np.ndarray:
     whole = math.floor(fanout)
     frac = fanout - whole
     if frac < 1e-12:
-        return np.full(n, int(whole), dtype=np.int64)
-    return whole + (rng.random(n) < frac).astype(np.int64)
+        return np.full(n, int(whole), dtype=np.int32)
+    return (rng.random(n) < frac).astype(np.int32) + np.int32(whole)
+
+
+def stage_draws(prep: Prepared, j: int) -> StageDraws:
+    """Stage ``j``'s fan-out counts and service draws, from its own seed stream (same every call)."""
+    rng = np.random.default_rng(prep.streams[j])
+    count = _items(prep.stages[j].fanout, prep.arrival_ms.size, rng)
+    total = int(count.sum())
+    if prep.service is ServiceModel.LOGNORMAL:
+        draws = rng.standard_normal(total)
+    elif prep.service is ServiceModel.EXPONENTIAL:
+        draws = rng.standard_exponential(total)
+    else:
+        draws = np.zeros(0)
+    return StageDraws(count, draws)
 
 
 def prepare(plan: Plan, trace: Trace, config: SimConfig) -> Prepared:
-    """Compile the plan and draw fan-out counts and service variates from ``config.seed``."""
+    """Compile the plan and seed the per-stage random streams from ``config.seed``."""
     if config.request_timeout_ms is not None and not config.request_timeout_ms > 0:
         raise SpecError(f"request_timeout_ms must be > 0, found {config.request_timeout_ms}; omit it for no timeout.")
     ordered = _topological(plan)
     index = {s.stage: i for i, s in enumerate(ordered)}
     children = {p for s in ordered for p in s.after}
-    n = trace.requests
     streams = np.random.SeedSequence(config.seed).spawn(len(ordered))
-    stages, items, draws = [], [], []
-    for stage, stream in zip(ordered, streams):
+    stages = []
+    for stage in ordered:
         if stage.batch_size < 1 or stage.replicas < 1 or stage.batch_timeout_ms < 0:
             raise SpecError(f"plan stage '{stage.stage}': batch_size {stage.batch_size}, replicas {stage.replicas} "
                             f"and batch_timeout_ms {stage.batch_timeout_ms} must be >= 1, >= 1 and >= 0.")
         base, sigma = _service_table(stage, config.service)
         stages.append(StageModel(stage.stage, tuple(index[p] for p in stage.after), stage.batch_size,
                                  float(stage.batch_timeout_ms), stage.replicas, float(stage.fanout), base, sigma))
-        rng = np.random.default_rng(stream)
-        count = _items(stage.fanout, n, rng)
-        items.append(count)
-        total = int(count.sum())
-        if config.service is ServiceModel.LOGNORMAL:
-            draws.append(rng.standard_normal(total))
-        elif config.service is ServiceModel.EXPONENTIAL:
-            draws.append(rng.standard_exponential(total))
-        else:
-            draws.append(np.zeros(0))
     sinks = tuple(i for i, s in enumerate(ordered) if s.stage not in children)
-    return Prepared(tuple(stages), sinks, trace.arrival_ms, tuple(items), tuple(draws), config.service,
-                    config.queue_mode, config.request_timeout_ms)
-
-
-@dataclass(frozen=True)
-class StageRun:
-    """What one stage did, items in the stage's FIFO order (ties: request, then item index)."""
-
-    request: np.ndarray  # request index of each item
-    ready_ms: np.ndarray  # when the item joined the queue
-    start_ms: np.ndarray  # when its batch started (NaN: dropped)
-    end_ms: np.ndarray  # when its batch finished (NaN: dropped)
-    batch: np.ndarray  # batch index (-1: dropped)
-    batch_start_ms: np.ndarray
-    batch_end_ms: np.ndarray
-    batch_items: np.ndarray
-    completion_ms: np.ndarray  # per request: all its items done here (NaN: never reached or dropped)
-
-
-@dataclass(frozen=True)
-class RawRun:
-    stages: tuple[StageRun, ...]
-    completion_ms: np.ndarray  # per request: every sink done (NaN: dropped)
+    return Prepared(tuple(stages), sinks, trace.arrival_ms, tuple(streams), config.service, config.queue_mode,
+                    config.request_timeout_ms)

@@ -9,7 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from planner.sim.config import Prepared, RawRun, SimConfig, StageRun
+from planner.plan import Plan
+from planner.sim.config import Prepared, SimConfig
+from planner.sim.run import RawRun, StageRun, quantile
+from planner.traces import Trace
 
 SIM_RESULT_SCHEMA_VERSION = 1
 
@@ -60,68 +63,52 @@ class SimResult:
     stages: tuple[StageStats, ...]
     predicted_p99_ms: float | None
     span_ms: float  # from 0 to the later of the trace's end and the last completion
-    arrival_ms: np.ndarray
-    latency_ms: np.ndarray  # per request; NaN when dropped
+    arrival_ms: np.ndarray  # the trace's column (not a copy)
+    latency_ms: np.ndarray | None  # per request; NaN when dropped (None unless config.keep_requests)
     detail: tuple[StageRun, ...] | None = None
 
-    @property
-    def dropped(self) -> np.ndarray:
-        return np.isnan(self.latency_ms)
 
+def summarise(plan: Plan, trace: Trace, config: SimConfig, prep: Prepared, run: RawRun) -> SimResult:
+    """Turn a raw run into the result's metrics; quantiles are exact over the float64 latency column.
 
-def quantile(values: np.ndarray, q: float) -> float:
-    """The smallest value with at least a share q at or below it (so p99 <= SLO iff 99% meet it)."""
-    if values.size == 0:
-        return math.nan
-    return float(np.quantile(values, q, method="inverted_cdf"))
-
-
-def summarise(plan_name: str, trace_name: str, config: SimConfig, prep: Prepared, run: RawRun,
-              slo_ms: float, duration_ms: float, predicted: dict[str, float], predicted_p99_ms: float | None
-              ) -> SimResult:
-    """Turn a raw run into the result's metrics."""
+    The latency column is kept in the result only when ``config.keep_requests``; otherwise it lives
+    only while the summary is computed.
+    """
+    slo_ms = config.slo_ms if config.slo_ms is not None else plan.slo_ms
     latency = run.completion_ms - prep.arrival_ms
     dropped = np.isnan(latency)
     late = np.where(dropped, np.inf, latency)
     completed = latency[~dropped]
     n = latency.size
-    ends = [r.batch_end_ms.max() for r in run.stages if r.batch_end_ms.size]
-    span = max([duration_ms, *ends]) if n else duration_ms
+    ends = [t.last_end_ms for t in run.tallies if t.batches]
+    span = max([trace.duration_ms, *ends]) if n else trace.duration_ms
     span = span if span > 0 else 1.0
+    mean_ms = float(completed.mean()) if completed.size else math.nan
+    del completed
+    max_ms = float(late.max()) if n else math.nan
+    attainment = float(np.mean(late <= slo_ms)) if n else math.nan
+    over_slo = int(np.sum(~(late <= slo_ms)))
+    p50, p95, p99 = ([float(v) for v in np.quantile(late, [0.50, 0.95, 0.99], method="inverted_cdf",
+                                                     overwrite_input=True)] if n else [math.nan] * 3)
+    del late
     summary = LatencySummary(
-        requests=n, completed=int(completed.size), dropped=int(dropped.sum()),
-        mean_ms=float(completed.mean()) if completed.size else math.nan,
-        p50_ms=quantile(late, 0.50), p95_ms=quantile(late, 0.95), p99_ms=quantile(late, 0.99),
-        max_ms=float(late.max()) if n else math.nan,
-        slo_ms=slo_ms, slo_attainment=float(np.mean(late <= slo_ms)) if n else math.nan,
-        over_slo=int(np.sum(~(late <= slo_ms))),
+        requests=n, completed=n - int(dropped.sum()), dropped=int(dropped.sum()), mean_ms=mean_ms,
+        p50_ms=p50, p95_ms=p95, p99_ms=p99, max_ms=max_ms, slo_ms=slo_ms, slo_attainment=attainment,
+        over_slo=over_slo,
     )
-    stats = []
-    for j, (stage, r) in enumerate(zip(prep.stages, run.stages)):
-        served = r.batch >= 0
-        wait = (r.start_ms - r.ready_ms)[served]
-        if stage.parents:
-            ready = run.stages[stage.parents[0]].completion_ms
-            for p in stage.parents[1:]:
-                ready = np.maximum(ready, run.stages[p].completion_ms)
-        else:
-            ready = prep.arrival_ms
-        sojourn = (r.completion_ms - ready)[~np.isnan(r.completion_ms)]
-        busy = float(np.sum(r.batch_end_ms - r.batch_start_ms))
-        stats.append(StageStats(
-            stage=stage.name, replicas=stage.replicas, batch_size=stage.batch_size,
-            items=int(r.request.size), dropped_items=int((~served).sum()), batches=int(r.batch_items.size),
-            mean_batch_size=float(r.batch_items.mean()) if r.batch_items.size else math.nan,
-            max_batch_size=int(r.batch_items.max()) if r.batch_items.size else 0,
-            utilization=float(busy / (stage.replicas * span)),
-            mean_queue_length=float(wait.sum()) / span,
-            mean_wait_ms=float(wait.mean()) if wait.size else math.nan,
-            p99_wait_ms=quantile(wait, 0.99),
-            p99_latency_ms=quantile(sojourn, 0.99),
-            predicted_latency_ms=predicted.get(stage.name),
-        ))
-    return SimResult(plan_name, trace_name, config, summary, tuple(stats), predicted_p99_ms, float(span),
-                     prep.arrival_ms, latency, run.stages if config.keep_detail else None)
+    predicted = {s.stage: s.predicted_latency_ms for s in plan.stages}
+    stats = tuple(StageStats(
+        stage=stage.name, replicas=stage.replicas, batch_size=stage.batch_size,
+        items=t.items, dropped_items=t.dropped_items, batches=t.batches,
+        mean_batch_size=t.mean_batch_size, max_batch_size=t.max_batch_size,
+        utilization=float(t.busy_ms / (stage.replicas * span)),
+        mean_queue_length=t.wait_sum_ms / span,
+        mean_wait_ms=t.mean_wait_ms, p99_wait_ms=t.p99_wait_ms, p99_latency_ms=t.p99_latency_ms,
+        predicted_latency_ms=predicted.get(stage.name),
+    ) for stage, t in zip(prep.stages, run.tallies))
+    return SimResult(plan.pipeline, trace.name, config, summary, stats, plan.predicted_p99_ms, float(span),
+                     prep.arrival_ms, latency if config.keep_requests else None,
+                     run.stages if config.keep_detail else None)
 
 
 def _clean(value: Any) -> Any:
@@ -139,7 +126,7 @@ def _clean(value: Any) -> Any:
 
 def result_to_dict(result: SimResult, trace_info: dict[str, Any] | None = None) -> dict[str, Any]:
     config = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(result.config).items()
-              if k not in ("keep_detail", "accelerate")}
+              if k not in ("keep_detail", "keep_requests", "accelerate")}
     return _clean({
         "schema_version": SIM_RESULT_SCHEMA_VERSION,
         "pipeline": result.pipeline,
@@ -159,6 +146,8 @@ def result_to_json(result: SimResult, trace_info: dict[str, Any] | None = None) 
 
 def requests_csv_text(result: SimResult) -> str:
     """Per-request CSV: request, arrival_ms, latency_ms (empty when dropped), dropped (0/1)."""
+    if result.latency_ms is None:
+        raise ValueError("the result has no per-request latencies; simulate with SimConfig(keep_requests=True)")
     lines = ["request,arrival_ms,latency_ms,dropped"]
     for i, (a, lat) in enumerate(zip(result.arrival_ms.tolist(), result.latency_ms.tolist())):
         lines.append(f"{i},{a:.6f},{'' if lat != lat else f'{lat:.6f}'},{1 if lat != lat else 0}")
