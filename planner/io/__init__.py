@@ -22,7 +22,8 @@ from pydantic import BaseModel, ValidationError
 
 from planner.errors import InputFileError, ProfileError, SpecError
 from planner.plan import PLAN_SCHEMA_VERSION, Plan, StagePlan, plan_from_dict, plan_to_json
-from planner.spec import HardwareCatalog, PipelineSpec, find_cycle_in
+from planner.spec import (MAX_ARRIVAL_RPS, MAX_BATCH_SIZE, MAX_FANOUT, MAX_SLO_MS, MAX_UNITS, HardwareCatalog,
+                          PipelineSpec, find_cycle_in)
 from profiler.schema import ProfileSchemaError, ProfileTable
 from profiler.fileio import STDOUT, OutputPathError, OutputSet, atomic_target, format_validation_error, outputs
 from profiler.table_io import read_profile_table
@@ -197,8 +198,12 @@ def load_plan(path: str | Path) -> Plan:
     return plan
 
 
-# StagePlan numbers that must be > 0 (the others >= 0); every number must be finite.
+# StagePlan numbers that must be > 0 (the others >= 0); every number must be finite and at most
+# its bound (the spec's ranges; _PLAN_MAX for the rest), so the simulator's arithmetic stays exact.
 _PLAN_POSITIVE = {"batch_size", "replicas", "fanout"}
+_PLAN_BOUND = {"fanout": MAX_FANOUT, "replicas": MAX_UNITS, "batch_size": MAX_BATCH_SIZE, "slo_ms": MAX_SLO_MS,
+               "arrival_rps": MAX_ARRIVAL_RPS, "accuracy": 1.0}
+_PLAN_MAX = 1e12
 
 
 def _bad_plan(path: Path, where: str, found: Any, fix: str) -> SpecError:
@@ -212,6 +217,9 @@ def _check_number(path: Path, where: str, value: Any, kind: type, positive: bool
         raise _bad_plan(path, where, value, "expected a finite number.")
     if value < 0 or (positive and value == 0):
         raise _bad_plan(path, where, value, f"expected a number {'> 0' if positive else '>= 0'}.")
+    bound = _PLAN_BOUND.get(where.rsplit(".", 1)[-1], _PLAN_MAX)
+    if value > bound:
+        raise _bad_plan(path, where, value, f"expected at most {bound:g}.")
 
 
 def _check_plan(path: Path, plan: Plan) -> None:
