@@ -34,7 +34,6 @@ from planner.traces import TraceFormat
 
 # The error bases a user can act on: planner's, and the profiler's (which never imports planner).
 USER_ERRORS = (PipeplanError, ProfilerError, ProfileSchemaError)
-ISSUES_URL = "https://github.com/pipeplan/pipeplan/issues"
 
 # Wide enough for the plan table when output is piped (rich assumes 80 columns then).
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -62,8 +61,8 @@ class _Boundary(TyperGroup):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             err_console.print(
                 f"internal error ({type(exc).__name__}{': ' + first[:200] if first else ''}): this is a bug in "
-                f"pipeplan {__version__}; please report it at {ISSUES_URL} with the command line and the output "
-                "of the same command run with 'pipeplan --debug ...'.", highlight=False, markup=False,
+                f"pipeplan {__version__}; please report it to the project's issue tracker with the command line, "
+                "its input files and the output of the same command run as 'pipeplan --debug ...'.", highlight=False, markup=False,
                 soft_wrap=True)
             raise typer.Exit(code=1) from None
 
