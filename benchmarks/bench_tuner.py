@@ -21,6 +21,7 @@ import logging
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,15 +50,13 @@ TRACES = [
 
 def request(startup_s: float | None = None) -> PlanRequest:
     """configs/synthetic/video.yaml on CPU hardware; ``startup_s`` overrides every machine's start-up time."""
-    spec_path = REPO / "configs" / "synthetic" / "video.yaml"
-    spec = io.load_spec(spec_path)
-    profiles, catalog_path = io.resolve_inputs(spec_path, spec, None, None)
-    spec = spec.model_copy(update={"hardware": ("cpu-2", "cpu-8")})
-    catalog = io.load_catalog(catalog_path)
+    base = io.load_request(REPO / "configs" / "synthetic" / "video.yaml")
+    spec = base.spec.model_copy(update={"hardware": ("cpu-2", "cpu-8")})
+    catalog = base.catalog
     if startup_s is not None:
         catalog = catalog.model_copy(update={"hardware": tuple(h.model_copy(update={"startup_s": startup_s})
                                                                for h in catalog.hardware)})
-    return PlanRequest(spec=spec, catalog=catalog, profiles=io.load_profiles(profiles))
+    return replace(base, spec=spec, catalog=catalog)
 
 
 def load(data: Path, name: str, column: str | None, start_s: int, duration_s: int, scale: float, seed: int,

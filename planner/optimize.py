@@ -202,6 +202,25 @@ _STRATEGIES: dict[type, Callable[[PlanRequest, CandidateSet], Plan | None]] = {
 }
 
 
+def primary_problem(spec: PipelineSpec) -> Problem:
+    """The first program the spec's objective solves (the one ``pipeplan plan --lp`` writes)."""
+    objective = spec.objective
+    if isinstance(objective, MinCost):
+        return _accuracy_floor_problem(spec, objective.min_accuracy or None, None)
+    if isinstance(objective, MaxAccuracy):
+        return Problem(Goal.MAX_ACCURACY, spec.accuracy, budget_usd_per_hour=objective.budget_usd_per_hour)
+    if spec.accuracy is AccuracyAggregation.PRODUCT:
+        return _accuracy_floor_problem(spec, None, None)  # the frontier walk's first point
+    return Problem(Goal.WEIGHTED, spec.accuracy, accuracy_weight=objective.accuracy_weight,
+                   cost_weight=objective.cost_weight)
+
+
+def primary_program(request: PlanRequest, candidates: CandidateSet | None = None):
+    """The LinearModel of :func:`primary_problem` (constraint names as in planner.ilp.formulation)."""
+    candidates = candidates or build_candidates(request.spec, request.catalog, request.profiles, request.sources)
+    return formulate(request.spec, candidates, hardware_units(request.catalog), primary_problem(request.spec)).model
+
+
 def make_plan(request: PlanRequest) -> Plan:
     """The optimal plan for the spec's objective, re-checked; raises InfeasibleError with a diagnosis."""
     candidates = build_candidates(request.spec, request.catalog, request.profiles, request.sources)

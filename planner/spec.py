@@ -2,6 +2,12 @@
 
 Unknown keys are rejected (a typo in YAML fails with the field's name); each file carries a
 ``schema_version``. Cross-file checks (names in the profile table) live in :mod:`planner.estimate.candidates`.
+
+Numbers are strict and bounded: a boolean is not a number (``slo_ms: true`` is refused, not read
+as 1 ms), infinities and NaN are refused, and every quantity has a range wide enough for any real
+pipeline and narrow enough that the latency model and the solvers' arithmetic stay exact
+(a 1e20 USD/h machine made CBC, HiGHS and CP-SAT misreport or crash). Lists that select
+(``hardware``, ``variants``, ``batch_sizes``) may not be empty: an empty list never means "all".
 """
 
 from __future__ import annotations
@@ -9,8 +15,31 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
+# Strict numbers: an int or a float, never a bool or a string; floats finite.
+Number = Annotated[float, Strict(), AllowInfNan(False)]
+Count = Annotated[int, Strict()]
+
+# Ranges of the file models' quantities (docs/formats.md lists them).
+MAX_USD_PER_HOUR = 1e5
+MIN_USD_PER_HOUR = 1e-6
+MAX_SLO_MS = 1e8  # about 28 hours
+MIN_SLO_MS = 1e-3
+MAX_ARRIVAL_RPS = 1e7
+MIN_ARRIVAL_RPS = 1e-6
+MAX_ARRIVAL_CV = 100.0
+MAX_FANOUT = 1e4
+MIN_FANOUT = 1e-6
+MAX_STARTUP_S = 1e6
+MAX_BUDGET_USD_PER_HOUR = 1e9
+MAX_WEIGHT = 1e6
+MIN_WEIGHT = 1e-9
+MAX_BATCH_SIZE = 1_000_000
+MAX_REPLICAS = 4096
+MAX_UNITS = 1_000_000
+MAX_CORES = 4096
+MAX_STAGES = 1000
 
 
 class _Frozen(BaseModel):
@@ -27,12 +56,13 @@ class Hardware(_Frozen):
 
     name: str = Field(min_length=1, description="Name referenced by profiles and specs.")
     kind: DeviceKind = Field(description="cpu or gpu.")
-    cores: int = Field(ge=1, description="CPU cores per unit.")
-    gpus: int = Field(default=0, ge=0, description="GPUs per unit.")
-    usd_per_hour: float = Field(gt=0, description="On-demand price of one unit.")
-    spot_usd_per_hour: float | None = Field(default=None, gt=0, description="Spot price, if any.")
-    startup_s: float = Field(default=0.0, ge=0, description="Seconds from request to a usable unit.")
-    max_units: int | None = Field(default=None, ge=1, description="How many units the cluster has.")
+    cores: Count = Field(ge=1, le=MAX_CORES, description="CPU cores per unit.")
+    gpus: Count = Field(default=0, ge=0, le=MAX_CORES, description="GPUs per unit.")
+    usd_per_hour: Number = Field(ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR, description="On-demand price of one unit.")
+    spot_usd_per_hour: Number | None = Field(default=None, ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR,
+                                             description="Spot price, if any.")
+    startup_s: Number = Field(default=0.0, ge=0, le=MAX_STARTUP_S, description="Seconds from request to a usable unit.")
+    max_units: Count | None = Field(default=None, ge=1, le=MAX_UNITS, description="How many units the cluster has.")
 
     @model_validator(mode="after")
     def _gpu_has_gpus(self) -> "Hardware":
@@ -62,7 +92,7 @@ class MinCost(_Frozen):
     """Cheapest plan whose pipeline accuracy is at least ``min_accuracy``. Value: USD/h, lower wins."""
 
     kind: Literal["min_cost"]
-    min_accuracy: float = Field(default=0.0, ge=0, le=1)
+    min_accuracy: Number = Field(default=0.0, ge=0, le=1)
 
     unit: ClassVar[str] = "usd_per_hour"
     maximize: ClassVar[bool] = False
@@ -80,7 +110,7 @@ class MaxAccuracy(_Frozen):
     Value: the pipeline accuracy (a fraction), higher wins."""
 
     kind: Literal["max_accuracy"]
-    budget_usd_per_hour: float = Field(gt=0)
+    budget_usd_per_hour: Number = Field(gt=0, le=MAX_BUDGET_USD_PER_HOUR)
 
     unit: ClassVar[str] = "accuracy"
     maximize: ClassVar[bool] = True
@@ -98,8 +128,8 @@ class Weighted(_Frozen):
     (accuracy_weight per unit of accuracy, cost_weight per USD/h), higher wins."""
 
     kind: Literal["weighted"]
-    accuracy_weight: float = Field(gt=0)
-    cost_weight: float = Field(gt=0)
+    accuracy_weight: Number = Field(ge=MIN_WEIGHT, le=MAX_WEIGHT)
+    cost_weight: Number = Field(ge=MIN_WEIGHT, le=MAX_WEIGHT)
 
     unit: ClassVar[str] = "weighted_score"
     maximize: ClassVar[bool] = True
@@ -126,10 +156,13 @@ class StageSpec(_Frozen):
     model: str = Field(min_length=1, description="Model name in the profile table.")
     variants: tuple[str, ...] | None = Field(default=None, description="Allow-list of variants; all if absent.")
     after: tuple[str, ...] = Field(default=(), description="Stages whose output this stage consumes.")
-    fanout: float = Field(default=1.0, gt=0, description="Items this stage receives per pipeline request.")
-    hardware: tuple[str, ...] | None = Field(default=None, description="Overrides the pipeline's hardware list.")
-    batch_sizes: tuple[int, ...] | None = Field(default=None, description="Overrides the pipeline's batch sizes.")
-    max_replicas: int | None = Field(default=None, ge=1, description="Overrides the pipeline's max_replicas.")
+    fanout: Number = Field(default=1.0, ge=MIN_FANOUT, le=MAX_FANOUT,
+                           description="Items this stage receives per pipeline request.")
+    hardware: tuple[str, ...] | None = Field(default=None, min_length=1,
+                                             description="Overrides the pipeline's hardware list.")
+    batch_sizes: tuple[Count, ...] | None = Field(default=None, description="Overrides the pipeline's batch sizes.")
+    max_replicas: Count | None = Field(default=None, ge=1, le=MAX_REPLICAS,
+                                       description="Overrides the pipeline's max_replicas.")
 
     @field_validator("variants")
     @classmethod
@@ -147,25 +180,28 @@ class StageSpec(_Frozen):
 def _check_batches(value: tuple[int, ...]) -> tuple[int, ...]:
     if len(value) == 0:
         raise ValueError("batch_sizes is empty; list at least one batch size, e.g. [1, 4, 16]")
-    if any(b < 1 for b in value):
-        raise ValueError(f"batch sizes must be >= 1, found {list(value)}")
+    if any(not 1 <= b <= MAX_BATCH_SIZE for b in value):
+        raise ValueError(f"batch sizes must be in [1, {MAX_BATCH_SIZE}], found {list(value)}")
     return tuple(sorted(set(value)))
 
 
 class PipelineSpec(_Frozen):
     schema_version: Literal[1] = Field(description="Spec format version.")
     name: str = Field(min_length=1)
-    stages: tuple[StageSpec, ...] = Field(min_length=1)
-    slo_ms: float = Field(gt=0, description="End-to-end p99 latency target, milliseconds.")
-    arrival_rps: float = Field(gt=0, description="Pipeline requests per second to plan for.")
-    arrival_cv: float = Field(default=1.0, ge=0, description="Coefficient of variation of inter-arrival times (1 = Poisson).")
+    stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=MAX_STAGES)
+    slo_ms: Number = Field(ge=MIN_SLO_MS, le=MAX_SLO_MS, description="End-to-end p99 latency target, milliseconds.")
+    arrival_rps: Number = Field(ge=MIN_ARRIVAL_RPS, le=MAX_ARRIVAL_RPS,
+                                description="Pipeline requests per second to plan for.")
+    arrival_cv: Number = Field(default=1.0, ge=0, le=MAX_ARRIVAL_CV,
+                               description="Coefficient of variation of inter-arrival times (1 = Poisson).")
     objective: Objective = Field(default_factory=lambda: MinCost(kind="min_cost"))
     accuracy: AccuracyAggregation = AccuracyAggregation.PRODUCT
-    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    max_replicas: int = Field(default=32, ge=1)
-    hardware: tuple[str, ...] | None = Field(default=None, description="Allowed hardware names; all if absent.")
-    max_utilization: float = Field(default=0.9, gt=0, lt=1, description="Utilisation cap per stage.")
-    batch_timeout_quantiles: tuple[float, ...] = Field(
+    batch_sizes: tuple[Count, ...] = (1, 2, 4, 8, 16, 32)
+    max_replicas: Count = Field(default=32, ge=1, le=MAX_REPLICAS)
+    hardware: tuple[str, ...] | None = Field(default=None, min_length=1,
+                                             description="Allowed hardware names; all if absent (never empty).")
+    max_utilization: Number = Field(default=0.9, gt=0, lt=1, description="Utilisation cap per stage.")
+    batch_timeout_quantiles: tuple[Number, ...] = Field(
         default=(0.5, 0.9, 0.99),
         description="Candidate batch timeouts: these quantiles of the time to fill a batch at the planned load.",
     )
@@ -217,6 +253,8 @@ class PipelineSpec(_Frozen):
                     order.append(s.name)
                     placed.add(s.name)
                     break
+            else:
+                raise ValueError("the stages' 'after' links form a cycle")  # refused at validation
         return tuple(order)
 
     def sinks(self) -> tuple[str, ...]:
@@ -226,27 +264,30 @@ class PipelineSpec(_Frozen):
 
 def find_cycle(spec: PipelineSpec) -> list[str]:
     """A cycle in the 'after' graph as a list of names (first repeated at the end), or []."""
-    parents = {s.name: s.after for s in spec.stages}
-    state: dict[str, int] = {}
-    stack: list[str] = []
+    return find_cycle_in({s.name: s.after for s in spec.stages})
 
-    def visit(node: str) -> list[str]:
-        state[node] = 1
-        stack.append(node)
-        for parent in parents.get(node, ()):
-            if state.get(parent) == 1:
-                return stack[stack.index(parent):] + [parent]
-            if parent not in state:
-                found = visit(parent)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return []
 
-    for s in spec.stages:
-        if s.name not in state:
-            found = visit(s.name)
-            if found:
-                return found
+def find_cycle_in(parents: dict[str, tuple[str, ...]]) -> list[str]:
+    """A cycle in a name -> parents graph (first name repeated at the end), or [].
+
+    Iterative depth-first search (an explicit stack: a 1,500-stage chain exhausted Python's recursion).
+    """
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in parents:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        state[root] = 1
+        pending = [iter(parents.get(root, ()))]
+        while pending:
+            parent = next(pending[-1], None)
+            if parent is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif state.get(parent) == 1:
+                return path[path.index(parent):] + [parent]
+            elif parent not in state:
+                state[parent] = 1
+                path.append(parent)
+                pending.append(iter(parents.get(parent, ())))
     return []

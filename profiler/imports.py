@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from typing import Mapping
 
 from profiler.errors import ImportFormatError
@@ -25,10 +26,18 @@ _MA_COLUMNS = {"model": "Model", "batch": "Batch", "concurrency": "Concurrency",
 
 def _rows(text: str, source: str) -> list[dict[str, str]]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    if not reader.fieldnames:
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise ImportFormatError(f"{source}: not a valid CSV ({exc}).") from None
+    if not fieldnames:
         raise ImportFormatError(f"{source}: the file is empty; expected a CSV with a header row.")
     reader.fieldnames = [f.strip() for f in reader.fieldnames]
-    rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+    try:
+        rows = [{k: (v if isinstance(v, str) else "").strip() for k, v in row.items() if k is not None}
+                for row in reader]
+    except csv.Error as exc:
+        raise ImportFormatError(f"{source}: not a valid CSV at line {reader.line_num} ({exc}).") from None
     if not rows:
         raise ImportFormatError(f"{source}: the CSV has a header but no data rows.")
     return rows
@@ -36,9 +45,21 @@ def _rows(text: str, source: str) -> list[dict[str, str]]:
 
 def _number(source: str, row_no: int, column: str, value: str) -> float:
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise ImportFormatError(f"{source}: row {row_no}, column '{column}': found {value!r}; expected a number.") from None
+    if not math.isfinite(number):
+        raise ImportFormatError(f"{source}: row {row_no}, column '{column}': found {value!r}; expected a finite number.")
+    return number
+
+
+def _whole(source: str, row_no: int, column: str, value: str) -> int:
+    """A whole number >= 1 (a batch size): 2.5 is refused, not truncated to 2."""
+    number = _number(source, row_no, column, value)
+    if number < 1 or number != int(number):
+        raise ImportFormatError(f"{source}: row {row_no}, column '{column}': found {value!r}; expected a whole "
+                                "number >= 1.")
+    return int(number)
 
 
 def _optional(source: str, row_no: int, row: dict[str, str], column: str) -> float | None:
@@ -53,6 +74,8 @@ def _require(source: str, columns: list[str], needed: list[str], hint: str) -> N
 
 
 def _pick_concurrency(values: list[float], wanted: float | None, source: str, what: str) -> float:
+    if wanted is not None and not (math.isfinite(wanted) and wanted > 0):
+        raise ImportFormatError(f"{source}: concurrency {wanted!r} asked for; give a positive number.")
     if wanted is None:
         return min(values)
     if wanted not in values:
@@ -131,7 +154,7 @@ def import_model_analyzer(
     groups: dict[tuple[str, str, int], list[tuple[int, dict[str, str]]]] = {}
     for row_no, row in enumerate(rows, start=1):
         variant = row.get(c["config"]) or row[c["model"]]
-        batch = int(_number(source, row_no, c["batch"], row[c["batch"]]))
+        batch = _whole(source, row_no, c["batch"], row[c["batch"]])
         groups.setdefault((row[c["model"]], variant, batch), []).append((row_no, row))
     records = []
     for (model, variant, batch), members in groups.items():

@@ -90,6 +90,13 @@ class ProfileTable:
         return {r.key: r for r in self.rows}
 
 
+# Plausible ranges: a microsecond to a day per batch, and the throughput those imply; beyond them
+# the queueing maths overflows or divides by zero (1e-300 ms, 1e308 ms).
+_RANGE = {"latency_p50_ms": (1e-6, 1e8), "latency_p99_ms": (1e-6, 1e8), "latency_p95_ms": (1e-6, 1e8),
+          "latency_mean_ms": (1e-6, 1e8), "throughput_rps": (1e-6, 1e12)}
+_MAX_BATCH = 1_000_000
+
+
 def _cell(value: Any) -> Any:
     """Normalise a cell: empty strings and NaN become None."""
     if value is None:
@@ -180,8 +187,8 @@ def _validate_row(
         values[name] = str(value).strip()
     batch = _cell(raw.get("batch_size"))
     batch_f = _as_float(source, row_no, "batch_size", batch)
-    if batch_f < 1 or batch_f != int(batch_f):
-        raise _fail(source, row_no, "batch_size", batch, "expected a whole number >= 1.")
+    if batch_f < 1 or batch_f > _MAX_BATCH or batch_f != int(batch_f):
+        raise _fail(source, row_no, "batch_size", batch, f"expected a whole number in [1, {_MAX_BATCH}].")
     values["batch_size"] = int(batch_f)
     for name in ("latency_p50_ms", "latency_p99_ms", "throughput_rps", "accuracy",
                  "latency_p95_ms", "latency_mean_ms", "memory_mb", "load_time_s", "samples",
@@ -196,6 +203,10 @@ def _validate_row(
             raise _fail(source, row_no, name, value, "expected a number > 0.")
         if name in _NON_NEGATIVE and number < 0:
             raise _fail(source, row_no, name, value, "expected a number >= 0.")
+        if name in _RANGE and not _RANGE[name][0] <= number <= _RANGE[name][1]:
+            low, high = _RANGE[name]
+            raise _fail(source, row_no, name, value, f"expected a value in [{low:g}, {high:g}] (the range the "
+                        "planner's arithmetic is exact in); check the unit.")
         if name == "accuracy" and not 0 < number <= 1:
             raise _fail(source, row_no, name, value,
                         "expected an accuracy in (0, 1]; scale percentages by 1/100.")

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from planner import io
-from planner.estimate.candidates import Sources
 from planner.ilp.backends import SolverName
 from planner.plan import plan_from_dict, plan_to_dict, plan_to_json
 from planner.optimize import PlanRequest, make_plan
@@ -21,13 +20,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 def request_for(name: str, solver: SolverName = SolverName.CBC) -> PlanRequest:
-    spec_path = SYNTHETIC / f"{name}.yaml"
-    spec = io.load_spec(spec_path)
-    profiles_path, catalog_path = io.resolve_inputs(spec_path, spec, None, None)
-    table = io.load_profiles(profiles_path)
-    return PlanRequest(spec=spec, catalog=io.load_catalog(catalog_path), profiles=table, solver=solver,
-                       sources=Sources(str(spec_path), str(profiles_path), str(catalog_path)),
-                       provenance=io.provenance(spec_path, profiles_path, catalog_path, table))
+    return io.load_request(SYNTHETIC / f"{name}.yaml", solver=solver)
 
 
 def plan_for(name: str, solver: SolverName = SolverName.CBC):

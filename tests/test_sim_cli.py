@@ -51,7 +51,7 @@ def test_convert_counts_with_window_scale_and_compression(tmp_path):
     counts = tmp_path / "w.txt"
     counts.write_text(" ".join(["10"] * 100))
     out = tmp_path / "c.csv"
-    result = runner.invoke(app, ["trace", "convert", str(counts), "--format", "counts", "--start-s", "10",
+    result = runner.invoke(app, ["trace", "convert", str(counts), "--trace-format", "counts", "--start-s", "10",
                                  "--duration-s", "50", "--scale", "0.5", "--compress", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     trace = io_read(out)
@@ -73,5 +73,5 @@ def test_bad_inputs_exit_2_with_a_message(tmp_path):
     result = runner.invoke(app, ["simulate", str(tmp_path / "missing.json"), "--trace", str(bad)])
     assert result.exit_code == 2 and "no such plan file" in result.output
     result = runner.invoke(app, ["trace", "generate", "--kind", "gamma", "--cv", "-1", "--out", str(tmp_path / "x.csv")])
-    assert result.exit_code == 2 and "'cv'" in result.output
+    assert result.exit_code == 2 and "--cv" in result.output
     assert not (tmp_path / "x.csv").exists()

@@ -175,7 +175,7 @@ def test_counts_csv_column_and_azure_loader(tmp_path):
 def test_unknown_format_asks_for_one(tmp_path):
     path = tmp_path / "mystery.txt"
     path.write_text("1 2 3\n")
-    with pytest.raises(TraceError, match="--format"):
+    with pytest.raises(TraceError, match="--trace-format"):
         read_trace(path)
 
 

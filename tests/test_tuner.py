@@ -31,10 +31,7 @@ def one_stage_request() -> PlanRequest:
 
 @lru_cache(maxsize=None)
 def video_request() -> PlanRequest:
-    spec_path = SYNTHETIC / "video.yaml"
-    spec = io.load_spec(spec_path)
-    profiles, catalog = io.resolve_inputs(spec_path, spec, None, None)
-    return PlanRequest(spec=spec, catalog=io.load_catalog(catalog), profiles=io.load_profiles(profiles))
+    return io.load_request(SYNTHETIC / "video.yaml")
 
 
 def plan_at(request: PlanRequest, rps: float):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from planner import io
-from planner.estimate.candidates import Sources
 from planner.errors import InfeasibleError
 from planner.optimize import PlanRequest, make_plan
 from planner.sim import SimConfig, simulate
@@ -16,11 +15,7 @@ from tests.fixtures import SYNTHETIC
 
 
 def _request(name: str) -> PlanRequest:
-    spec_path = SYNTHETIC / f"{name}.yaml"
-    spec = io.load_spec(spec_path)
-    profiles, catalog = io.resolve_inputs(spec_path, spec, None, None)
-    return PlanRequest(spec=spec, catalog=io.load_catalog(catalog), profiles=io.load_profiles(profiles),
-                       sources=Sources(str(spec_path), str(profiles), str(catalog)))
+    return io.load_request(SYNTHETIC / f"{name}.yaml")
 
 
 def test_a_plan_that_verifies_at_once_is_the_optimal_plan():

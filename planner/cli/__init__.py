@@ -8,6 +8,7 @@ The names tests and scripts import from planner.cli are re-exported.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 # Importing a command module registers its commands; this order is the order of --help.
@@ -25,8 +26,14 @@ __all__ = ["PARETO_HEADER", "app", "console", "err_console", "frontier_table", "
            "print_plan", "print_verification"]
 
 
+def _terminate(signum, frame) -> None:  # noqa: ANN001 (signal handler signature)
+    # SIGTERM takes the Ctrl-C path: output sets are discarded, solver children killed, temp files removed.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except KeyboardInterrupt:

@@ -6,12 +6,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from planner.cli.common import _fail, _load_request, _read_trace_arg, app, console
-from planner.errors import PipeplanError
+from planner.cli.common import (app, check_json_with_stdout, console, finite_or_none, positive, print_json,
+                                read_trace_arg, seed_option, summary_console, trace_format_option)
+from planner.errors import PipeplanError, TraceError
 from planner.ilp.backends import SolverName
-from planner.plan import Plan, SolveStatus
+from planner.plan import Plan, SolveStatus, plan_to_json
+from planner.traces import TraceFormat
 from profiler.schema import ProfileTable
 
 
@@ -26,38 +29,100 @@ def _ms(value: float) -> str:
     return f"{value:.3f}"
 
 
-def plan_table(plan: Plan) -> Table:
-    table = Table(title=f"Plan for '{plan.pipeline}'", title_justify="left")
-    for header in ("stage", "variant", "hardware", "batch", "timeout (ms)", "replicas", "util",
-                   "p99 (ms)", "= fill + wait + service (ms)", "accuracy", "USD/h"):
-        table.add_column(header, justify="right" if header not in ("stage", "variant", "hardware") else "left",
-                         no_wrap=True)
-    for s in plan.stages:
-        table.add_row(
-            s.stage, s.variant, s.hardware, str(s.batch_size), _ms(s.batch_timeout_ms),
-            str(s.replicas), f"{s.utilization:.2f}", _ms(s.predicted_latency_ms),
-            f"{_ms(s.latency_fill_ms)} + {_ms(s.latency_wait_ms)} + {_ms(s.latency_service_ms)}",
-            f"{s.accuracy:.4f}", f"{s.usd_per_hour:.3f}",
-        )
+# Key columns stay in the main table at any width; below _WIDE_COLUMNS the secondary ones move to
+# a second table under it. No column is ever cut to an ellipsis: long names fold onto a new line.
+_WIDE_COLUMNS = 130
+_KEY = ("stage", "variant", "hardware", "batch", "replicas", "p99 (ms)", "USD/h")
+_SECONDARY = ("timeout (ms)", "util", "= fill + wait + service (ms)", "accuracy")
+_LEFT = ("stage", "variant", "hardware")
+# How the summary line names each objective's unit (SolverReport.objective_unit).
+UNIT_LABEL = {"usd_per_hour": "USD/h", "accuracy": "accuracy", "weighted_score": "weighted score"}
+
+
+def _cells(s) -> dict[str, str]:
+    return {
+        "stage": s.stage, "variant": s.variant, "hardware": s.hardware, "batch": str(s.batch_size),
+        "timeout (ms)": _ms(s.batch_timeout_ms), "replicas": str(s.replicas), "util": f"{s.utilization:.2f}",
+        "p99 (ms)": _ms(s.predicted_latency_ms),
+        "= fill + wait + service (ms)": f"{_ms(s.latency_fill_ms)} + {_ms(s.latency_wait_ms)} + {_ms(s.latency_service_ms)}",
+        "accuracy": f"{s.accuracy:.4f}", "USD/h": f"{s.usd_per_hour:.3f}",
+    }
+
+
+def _table(title: str | None, headers: tuple[str, ...], rows: list[dict[str, str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for header in headers:
+        table.add_column(header, justify="left" if header in _LEFT else "right", overflow="fold",
+                         no_wrap=header not in _LEFT)
+    for row in rows:
+        table.add_row(*(row[h] for h in headers))
     return table
 
 
-def print_plan(plan: Plan, solve_time_ms: float | None, profiles: ProfileTable | None = None) -> None:
-    console.print(plan_table(plan))
+def plan_tables(plan: Plan, width: int) -> list[Table]:
+    """The plan as one table (wide terminals) or a key table plus a latency-breakdown table below it."""
+    rows = [_cells(s) for s in plan.stages]
+    title = f"Plan for '{plan.pipeline}'"
+    if width >= _WIDE_COLUMNS:
+        order = ("stage", "variant", "hardware", "batch", "timeout (ms)", "replicas", "util", "p99 (ms)",
+                 "= fill + wait + service (ms)", "accuracy", "USD/h")
+        return [_table(title, order, rows)]
+    return [_table(title, _KEY, rows), _table(None, ("stage",) + _SECONDARY, rows)]
+
+
+def plan_table(plan: Plan) -> Table:
+    """The one-table form (kept for callers that render at their own width)."""
+    return plan_tables(plan, _WIDE_COLUMNS)[0]
+
+
+def objective_text(plan: Plan) -> str:
+    """``objective min_cost = 0.425 USD/h``: the objective the solver optimised, in its own unit."""
+    kind = plan.objective.get("kind", "objective")
+    unit = UNIT_LABEL.get(plan.solver.objective_unit, plan.solver.objective_unit)
+    return f"objective {kind} = {plan.solver.objective_value:.6g} {unit}"
+
+
+def summary_line(plan: Plan, solve_time_ms: float | None) -> str:
     status = plan.solver.status
-    proven = "proven optimal" if status is SolveStatus.OPTIMAL else f"[bold yellow]NOT proven optimal[/] (time limit, gap {plan.solver.gap})"
+    if status is SolveStatus.OPTIMAL:
+        proven = "proven optimal"
+    else:
+        gap = "unknown" if plan.solver.gap is None else f"{plan.solver.gap:.3g}"
+        proven = f"[bold yellow]NOT proven optimal[/] ({status.value}, gap {gap})"
     timing = f" in {solve_time_ms:.1f} ms" if solve_time_ms is not None else ""
-    console.print(
-        f"cost {plan.cost_usd_per_hour:.4f} USD/h | accuracy {plan.accuracy:.4f} ({plan.accuracy_aggregation}) | "
-        f"predicted p99 {plan.predicted_p99_ms:.2f} ms <= SLO {plan.slo_ms:g} ms at {plan.arrival_rps:g} rps | "
-        f"{plan.solver.name}: {proven}{timing}",
-        highlight=False,
-    )
+    return (f"{objective_text(plan)}, {proven} by {plan.solver.name}{timing} | cost {plan.cost_usd_per_hour:.4f} USD/h "
+            f"| accuracy {plan.accuracy:.4f} ({plan.accuracy_aggregation}) | predicted p99 "
+            f"{plan.predicted_p99_ms:.2f} ms <= SLO {plan.slo_ms:g} ms at {plan.arrival_rps:g} rps")
+
+
+def print_plan(plan: Plan, solve_time_ms: float | None, profiles: ProfileTable | None = None,
+               to: Console | None = None) -> None:
+    to = to or console
+    for table in plan_tables(plan, to.width):
+        to.print(table)
+    to.print(summary_line(plan, solve_time_ms), highlight=False)
     if profiles is not None:
         from planner.advice import unstable_choices
 
         for note in unstable_choices(plan, profiles):
-            console.print(f"[yellow]note:[/] {note}", highlight=False)
+            to.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def plan_summary(plan: Plan, files: dict[str, str], frontier_points: int | None = None) -> dict:
+    """The --json summary of ``pipeplan plan``."""
+    return {
+        "pipeline": plan.pipeline,
+        "objective": {"kind": plan.objective.get("kind"), "value": finite_or_none(plan.solver.objective_value),
+                      "unit": plan.solver.objective_unit},
+        "status": plan.solver.status.value, "solver": plan.solver.name, "gap": plan.solver.gap,
+        "cost_usd_per_hour": plan.cost_usd_per_hour, "accuracy": plan.accuracy,
+        "predicted_p99_ms": plan.predicted_p99_ms, "slo_ms": plan.slo_ms, "arrival_rps": plan.arrival_rps,
+        "stages": [{"stage": s.stage, "variant": s.variant, "hardware": s.hardware, "batch_size": s.batch_size,
+                    "batch_timeout_ms": s.batch_timeout_ms, "replicas": s.replicas,
+                    "predicted_latency_ms": s.predicted_latency_ms, "usd_per_hour": s.usd_per_hour}
+                   for s in plan.stages],
+        "frontier_points": frontier_points, "files": files,
+    }
 
 
 def frontier_table(points: list[Plan]) -> Table:
@@ -87,48 +152,64 @@ def plan(
     spec: Path = typer.Argument(..., help="Pipeline spec (YAML)."),
     profiles: Optional[Path] = typer.Option(None, help="Profile table (CSV or Parquet); default: the spec's."),
     hardware: Optional[Path] = typer.Option(None, help="Hardware catalog (YAML); default: the spec's."),
-    out: Optional[Path] = typer.Option(None, help="Write the plan here (JSON)."),
+    out: Optional[Path] = typer.Option(None, help="Write the plan here (JSON; '-' for standard output)."),
     solver: SolverName = typer.Option(SolverName.CBC, help="MILP solver."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds per solve; returns the best plan found, marked."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", callback=positive,
+                                               help="Seconds per solve; returns the best plan found, marked."),
     pareto: Optional[Path] = typer.Option(None, help="Also write the cost-accuracy frontier (CSV), each point an optimal plan."),
+    lp: Optional[Path] = typer.Option(None, "--lp", help="Also write the program (LP format, readable constraint names)."),
     record_timing: bool = typer.Option(False, "--record-timing", help="Store solve time in the plan (the file then differs run to run)."),
     verify: Optional[Path] = typer.Option(None, "--verify", help="A trace: re-plan until the simulated p99 on it meets the SLO."),
-    verify_seed: int = typer.Option(0, "--verify-seed", help="Seed of the verification simulation (and of per-second count traces)."),
+    verify_seed: int = seed_option("Seed of the verification simulation (and of per-second count traces)."),
+    trace_format: TraceFormat = trace_format_option("Format of the --verify trace."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the tables."),
 ) -> None:
     """Find the optimal configuration for SPEC and print it."""
     from planner import io
-    from planner.optimize import frontier, make_plan
+    from planner.ilp.backends import write_lp
+    from planner.optimize import frontier, make_plan, primary_program
 
+    check_json_with_stdout(as_json, out, pareto, lp)
     report = None
-    try:
-        request = _load_request(spec, profiles, hardware, solver, time_limit, record_timing)
+    with io.outputs({"--out": out, "--pareto": pareto, "--lp": lp}) as files:
+        request = io.load_request(spec, profiles, hardware, solver, time_limit, record_timing)
+        if lp:
+            program = primary_program(request)
+            files.write(lp, lambda tmp: write_lp(program, tmp))
         if verify:
-            from planner.traces import TraceFormat
             from planner.verify import verify_plan
 
-            trace = _read_trace_arg(verify, TraceFormat.AUTO, verify_seed)
+            trace = read_trace_arg(verify, trace_format, verify_seed)
+            if trace.requests == 0:
+                raise TraceError(f"{verify}: the trace has no requests; verification needs arrivals.")
             result, report = verify_plan(request, trace, seed=verify_seed)
         else:
             result = make_plan(request)
         points = frontier(request) if pareto else None
         if out:
-            io.write_plan(result, out)
+            files.write_text(out, plan_to_json(result))
         if pareto:
-            io.write_csv_atomic(pareto, PARETO_HEADER, pareto_rows(points))
-    except PipeplanError as exc:
-        _fail(exc)
-    print_plan(result, result.solver.solve_time_ms, request.profiles)
+            files.write_text(pareto, io.csv_text(PARETO_HEADER, pareto_rows(points)))
+    written = {k: str(v) for k, v in (("plan", out), ("pareto", pareto), ("lp", lp)) if v is not None}
+    if as_json:
+        print_json(plan_summary(result, written, len(points) if points is not None else None))
+        return
+    to = summary_console(files.to_stdout)
+    print_plan(result, result.solver.solve_time_ms, request.profiles, to)
     if report is not None:
-        print_verification(report)
-    if out:
-        console.print(f"plan written to {out}", highlight=False)
+        print_verification(report, to)
+    if out and str(out) != "-":
+        to.print(f"plan written to {out}", highlight=False)
+    if lp:
+        to.print(f"program written to {lp}", highlight=False)
     if pareto:
-        console.print(frontier_table(points))
-        console.print(f"frontier of {len(points)} optimal points written to {pareto}", highlight=False)
+        to.print(frontier_table(points))
+        to.print(f"frontier of {len(points)} optimal points written to {pareto}", highlight=False)
 
 
-def print_verification(report) -> None:
+def print_verification(report, to: Console | None = None) -> None:
     """Print a planner.verify.VerifyReport: every plan tried, predicted next to simulated p99."""
+    to = to or console
     table = Table(title=f"Verification on trace '{report.trace}' ({report.trace_requests} requests, "
                         f"{report.trace_mean_rps:.2f} rps mean; spec plans for {report.spec_arrival_rps:g} rps)",
                   title_justify="left")
@@ -140,8 +221,8 @@ def print_verification(report) -> None:
         table.add_row(str(r.round), r.knob.value, f"{r.latency_budget_ms:.1f}", f"{r.max_utilization:.3f}",
                       f"{r.cost_usd_per_hour:.3f}", f"{r.predicted_p99_ms:.1f}", f"{r.simulated_p99_ms:.1f}",
                       f"{100 * r.slo_attainment:.2f}%", "yes" if r.verified else "no", r.configuration)
-    console.print(table)
-    console.print(f"verified: simulated p99 {report.simulated_p99_ms:.2f} ms <= SLO {report.slo_ms:g} ms "
+    to.print(table)
+    to.print(f"verified: simulated p99 {report.simulated_p99_ms:.2f} ms <= SLO {report.slo_ms:g} ms "
                   f"(predicted {report.predicted_p99_ms:.2f} ms; seed {report.seed}); {report.p99_sample_note}",
                   highlight=False)
 
@@ -173,11 +254,11 @@ def _profiles_label(request) -> str:
 def demo(
     configs: Path = typer.Option(Path("configs"), help="Folder with the example specs (the repository's configs/); "
                                  "specs in its synthetic/ sub-folder are planned after them."),
-    out: Path = typer.Option(Path("reports/demo"), help="Where to write plans and frontiers (synthetic ones "
-                             "under synthetic/)."),
+    out: Path = typer.Option(Path("reports/demo"), help="Folder for plans and frontiers (synthetic ones under "
+                             "synthetic/); created if absent, inside an existing folder."),
 ) -> None:
     """Plan the measured examples in CONFIGS, then the synthetic ones in CONFIGS/synthetic; write plan + Pareto
-    CSV for each."""
+    CSV for each (all files, or none if one spec fails)."""
     from planner import io
     from planner.optimize import frontier, make_plan
 
@@ -187,22 +268,29 @@ def demo(
                f"SYNTHETIC examples: profiles generated from a stated model, not measured (see {synthetic / 'README.md'})")]
     groups = [(target, heading, _example_specs(folder)) for folder, target, heading in groups]
     if not any(specs for *_, specs in groups):
-        _fail(PipeplanError(f"{configs}: no pipeline specs found; the examples ship with the repository, not the "
-                            "installed package: run from the repository root or pass --configs."))
-    for target, heading, specs in groups:
-        if specs and heading:
+        raise PipeplanError(f"{configs}: no pipeline specs found; the examples ship with the repository, not the "
+                            "installed package: run from the repository root or pass --configs.")
+    done = []
+    with io.outputs({}, folders={"--out": out}) as files:
+        for target, heading, specs in groups:
+            for spec_path in specs:
+                plan_path, pareto_path = target / f"{spec_path.stem}.plan.json", target / f"{spec_path.stem}.pareto.csv"
+                try:
+                    request = io.load_request(spec_path)
+                    result = make_plan(request)
+                    points = frontier(request)
+                except PipeplanError as exc:
+                    text = str(exc)
+                    raise type(exc)(text if text.startswith(str(spec_path)) else f"{spec_path}: {text}") from None
+                files.write_text(plan_path, plan_to_json(result))
+                files.write_text(pareto_path, io.csv_text(PARETO_HEADER, pareto_rows(points)))
+                done.append((heading, spec_path, request, result, points, plan_path, pareto_path))
+    shown = set()
+    for heading, spec_path, request, result, points, plan_path, pareto_path in done:
+        if heading and heading not in shown:
             console.rule(f"[bold yellow]{heading}[/]")
-        for spec_path in specs:
-            try:
-                request = _load_request(spec_path, None, None, SolverName.CBC, None, False)
-                result = make_plan(request)
-                points = frontier(request)
-                io.write_plan(result, target / f"{spec_path.stem}.plan.json")
-                io.write_csv_atomic(target / f"{spec_path.stem}.pareto.csv", PARETO_HEADER, pareto_rows(points))
-            except PipeplanError as exc:
-                _fail(exc)
-            console.print(f"[bold]{spec_path}[/]: {_profiles_label(request)}", highlight=False)
-            print_plan(result, None, request.profiles)
-            console.print(frontier_table(points))
-            console.print(f"-> {target / (spec_path.stem + '.plan.json')} and "
-                          f"{target / (spec_path.stem + '.pareto.csv')}\n", highlight=False)
+            shown.add(heading)
+        console.print(f"[bold]{spec_path}[/]: {_profiles_label(request)}", highlight=False)
+        print_plan(result, None, request.profiles)
+        console.print(frontier_table(points))
+        console.print(f"-> {plan_path} and {pareto_path}\n", highlight=False)

@@ -7,6 +7,11 @@
   integer units (microseconds for latency, 1e-9 for accuracy, log-accuracy and dollars) and every
   coefficient is rounded in the direction that keeps the rounded constraint at least as strict, so
   a CP-SAT plan always satisfies the unrounded model (the re-check verifies it).
+
+CBC runs as a child process. pipeplan owns it: its .mps/.sol files live in a temporary folder
+removed after every solve, and the child runs in its own process group (session), so a Ctrl-C at
+the terminal reaches pipeplan only; on Ctrl-C or SIGTERM (which the CLI turns into Ctrl-C) the
+child's group is killed and the folder removed before the interrupt goes on.
 """
 
 from __future__ import annotations
@@ -14,10 +19,16 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from enum import Enum
+from pathlib import Path
+from typing import Iterator
 
 from planner.errors import SolverError
 from planner.plan import SolveStatus
@@ -32,6 +43,9 @@ class SolverName(str, Enum):
 
 def solve(model: LinearModel, solver: SolverName, time_limit_s: float | None = None) -> Solution:
     """Solve ``model``; never raises for infeasibility (status says so), raises SolverError on failure."""
+    if time_limit_s is not None and not (math.isfinite(time_limit_s) and time_limit_s > 0):
+        # A negative limit made CBC stop at once and the plan read as a time-out.
+        raise SolverError(f"time limit {time_limit_s!r} s: give a positive number of seconds (--time-limit).")
     for terms in [model.objective] + [c.terms for c in model.constraints]:
         names = [n for n, _ in terms]
         if len(names) != len(set(names)):
@@ -42,7 +56,8 @@ def solve(model: LinearModel, solver: SolverName, time_limit_s: float | None = N
     return _solve_pulp(model, solver, time_limit_s)
 
 
-def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | None) -> Solution:
+def _pulp_problem(model: LinearModel):
+    """The model as a pulp problem (variable and constraint names kept) and its variables by name."""
     import pulp
 
     prob = pulp.LpProblem(model.name, pulp.LpMaximize if model.maximize else pulp.LpMinimize)
@@ -62,6 +77,63 @@ def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | No
             prob += (expr >= con.rhs, con.name)
         else:
             prob += (expr == con.rhs, con.name)
+    return prob, xs
+
+
+def write_lp(model: LinearModel, path: str | Path) -> None:
+    """Write the program in LP format with its readable variable and constraint names."""
+    prob, _ = _pulp_problem(model)
+    prob.writeLP(str(path))
+
+
+class _OwnedPopen(subprocess.Popen):
+    """subprocess.Popen starting the child in its own session (process group), remembered so that
+    an interrupt can kill its whole group."""
+
+    children: list[subprocess.Popen] = []
+
+    def __init__(self, *args, **kwargs):
+        kwargs["start_new_session"] = True
+        super().__init__(*args, **kwargs)
+        _OwnedPopen.children.append(self)
+
+
+class _SubprocessProxy:
+    """What pulp's CBC module sees as ``subprocess`` during one solve: Popen is _OwnedPopen."""
+
+    Popen = _OwnedPopen
+
+    def __getattr__(self, name: str):
+        return getattr(subprocess, name)
+
+
+@contextlib.contextmanager
+def _owned_cbc() -> Iterator[str]:
+    """A temporary folder for CBC's files, and CBC children in their own process group; on any
+    exit (an interrupt included) live children are killed and the folder removed."""
+    from pulp.apis import coin_api
+
+    folder = tempfile.mkdtemp(prefix="pipeplan-cbc-")
+    saved = coin_api.subprocess
+    coin_api.subprocess = _SubprocessProxy()
+    try:
+        yield folder
+    finally:
+        coin_api.subprocess = saved
+        while _OwnedPopen.children:
+            child = _OwnedPopen.children.pop()
+            if child.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=5)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | None) -> Solution:
+    import pulp
+
+    prob, xs = _pulp_problem(model)
     if solver is SolverName.CBC:
         with warnings.catch_warnings():
             # pulp 3.x deprecates the bundled CBC in favour of a separately installed one (pulp 4);
@@ -80,7 +152,9 @@ def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | No
         backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1, gapRel=0.0)
     start = time.perf_counter()
     try:
-        with _quiet_stdout() if solver is SolverName.HIGHS else contextlib.nullcontext():
+        with _quiet_stdout() if solver is SolverName.HIGHS else _owned_cbc() as folder:
+            if solver is SolverName.CBC:
+                backend.tmpDir = folder
             prob.solve(backend)
     except pulp.PulpSolverError as exc:
         raise SolverError(f"solver {solver.value} failed: {exc}; try another with --solver.") from None

@@ -1,4 +1,10 @@
-"""Every read and write of files for the planner. Writes are atomic (temporary file, then rename)."""
+"""Every read and write of files for the planner.
+
+Reads validate: YAML through a loader that refuses duplicate keys and integers too long to be
+numbers; file models (planner.spec) refuse non-finite, out-of-range and boolean numbers; plan files
+are checked field by field. Writes go through :func:`outputs` (profiler.fileio.OutputSet): every
+output of a command is checked up front, staged beside its target and committed together.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,63 @@ import csv
 import hashlib
 import io
 import json
+import math
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from planner.errors import InputFileError, ProfileError, SpecError
-from planner.plan import PLAN_SCHEMA_VERSION, Plan, plan_from_dict, plan_to_json
-from planner.spec import HardwareCatalog, PipelineSpec
+from planner.plan import PLAN_SCHEMA_VERSION, Plan, StagePlan, plan_from_dict, plan_to_json
+from planner.spec import (MAX_ARRIVAL_RPS, MAX_BATCH_SIZE, MAX_FANOUT, MAX_SLO_MS, MAX_UNITS, HardwareCatalog,
+                          PipelineSpec, find_cycle_in)
 from profiler.schema import ProfileSchemaError, ProfileTable
-from profiler.fileio import atomic_target, format_validation_error
+from profiler.fileio import STDOUT, OutputPathError, OutputSet, atomic_target, format_validation_error, outputs
+
+if TYPE_CHECKING:
+    from planner.ilp.backends import SolverName
+    from planner.optimize import PlanRequest
+
+__all__ = ["STDOUT", "OutputPathError", "OutputSet", "outputs", "load_spec", "load_catalog", "load_profiles",
+           "load_request", "load_plan", "write_plan", "write_text_atomic", "write_csv_atomic", "csv_text"]
+
+# Longer integers are not numbers anyone means (and Python refuses to parse > 4300 digits).
+_MAX_INT_DIGITS = 30
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate keys (YAML says they are an error; PyYAML keeps
+    the last) and integers of more than _MAX_INT_DIGITS digits."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # reported by the base class
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1}); keep one",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):
+        text = str(node.value).replace("_", "").lstrip("+-")
+        if len(text) > _MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(text)} digits; numbers here have at most {_MAX_INT_DIGITS}",
+                node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
 def sha256_file(path: Path) -> str:
@@ -31,7 +83,9 @@ def _read_yaml(path: Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path}: cannot read the {what} ({exc}).") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text.lstrip("\ufeff"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to read; a {what} is a flat mapping (see docs/formats.md).") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -68,6 +122,30 @@ def load_profiles(path: str | Path) -> ProfileTable:
         raise ProfileError(str(exc)) from None
 
 
+def load_request(spec_path: str | Path, profiles: Path | None = None, hardware: Path | None = None,
+                 solver: "SolverName | None" = None, time_limit_s: float | None = None,
+                 record_timing: bool = False) -> "PlanRequest":
+    """A PlanRequest from a spec file and its profile table and hardware catalog (the paths given,
+    else the spec's, relative to the spec file), with sources and content hashes recorded."""
+    from planner.estimate.candidates import Sources
+    from planner.ilp.backends import SolverName
+    from planner.optimize import PlanRequest
+
+    spec_path = Path(spec_path)
+    if time_limit_s is not None and not (math.isfinite(time_limit_s) and time_limit_s > 0):
+        raise SpecError(f"--time-limit: found {time_limit_s!r}; give a positive number of seconds.")
+    spec = load_spec(spec_path)
+    profiles_path, catalog_path = resolve_inputs(spec_path, spec, profiles, hardware)
+    catalog = load_catalog(catalog_path)
+    table = load_profiles(profiles_path)
+    return PlanRequest(
+        spec=spec, catalog=catalog, profiles=table, solver=solver or SolverName.CBC, time_limit_s=time_limit_s,
+        sources=Sources(str(spec_path), str(profiles_path), str(catalog_path)),
+        provenance=provenance(spec_path, profiles_path, catalog_path, table),
+        record_timing=record_timing,
+    )
+
+
 def resolve_inputs(spec_path: Path, spec: PipelineSpec, profiles: Path | None, catalog: Path | None) -> tuple[Path, Path]:
     """Profile and catalog paths: the CLI's if given, else the spec's (relative to the spec file)."""
     def pick(given: Path | None, in_spec: str | None, flag: str, key: str) -> Path:
@@ -91,9 +169,10 @@ def provenance(spec_path: Path, profiles_path: Path, catalog_path: Path, table: 
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    with atomic_target(path) as tmp:
-        tmp.write_text(text, encoding="utf-8", newline="")
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written); the
+    folder must exist. Commands stage several outputs with :func:`outputs` instead."""
+    with outputs({"output": path}) as out:
+        out.write_text(path, text)
 
 
 def write_plan(plan: Plan, path: str | Path) -> None:
@@ -113,15 +192,86 @@ def load_plan(path: str | Path) -> Plan:
         raise SpecError(f"{path}: field 'schema_version': found {found!r}; this pipeplan reads plan "
                         f"schema_version {PLAN_SCHEMA_VERSION}. Re-create the plan with 'pipeplan plan'.")
     try:
-        return plan_from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
+        plan = plan_from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SpecError(f"{path}: not a valid plan ({type(exc).__name__}: {exc}); re-create it with 'pipeplan plan'.") from None
+    _check_plan(path, plan)
+    return plan
 
 
-def write_csv_atomic(path: str | Path, header: list[str], rows: Iterable[list[Any]]) -> None:
+# StagePlan numbers that must be > 0 (the others >= 0); every number must be finite and at most
+# its bound (the spec's ranges; _PLAN_MAX for the rest), so the simulator's arithmetic stays exact.
+_PLAN_POSITIVE = {"batch_size", "replicas", "fanout"}
+_PLAN_BOUND = {"fanout": MAX_FANOUT, "replicas": MAX_UNITS, "batch_size": MAX_BATCH_SIZE, "slo_ms": MAX_SLO_MS,
+               "arrival_rps": MAX_ARRIVAL_RPS, "accuracy": 1.0}
+_PLAN_MAX = 1e12
+
+
+def _bad_plan(path: Path, where: str, found: Any, fix: str) -> SpecError:
+    return SpecError(f"{path}: field '{where}': found {found!r}; {fix} Re-create the plan with 'pipeplan plan'.")
+
+
+def _check_number(path: Path, where: str, value: Any, kind: type, positive: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise _bad_plan(path, where, value, f"expected {'a whole number' if kind is int else 'a number'}.")
+    if not math.isfinite(value):
+        raise _bad_plan(path, where, value, "expected a finite number.")
+    if value < 0 or (positive and value == 0):
+        raise _bad_plan(path, where, value, f"expected a number {'> 0' if positive else '>= 0'}.")
+    bound = _PLAN_BOUND.get(where.rsplit(".", 1)[-1], _PLAN_MAX)
+    if value > bound:
+        raise _bad_plan(path, where, value, f"expected at most {bound:g}.")
+
+
+def _check_plan(path: Path, plan: Plan) -> None:
+    """What a hand-edited plan can get wrong and the simulator would trip over: no stages, types,
+    non-finite or negative numbers, unknown or cyclic 'after' links."""
+    if not plan.stages:
+        raise _bad_plan(path, "stages", [], "a plan has at least one stage.")
+    for name in ("slo_ms", "arrival_rps"):
+        _check_number(path, name, getattr(plan, name), float, positive=True)
+    for name in ("cost_usd_per_hour", "predicted_p99_ms", "accuracy"):
+        _check_number(path, name, getattr(plan, name), float, positive=False)
+    names = [s.stage for s in plan.stages]
+    if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+        raise _bad_plan(path, "stages", names, "stage names must be non-empty and unique.")
+    for i, stage in enumerate(plan.stages):
+        for f in fields(StagePlan):
+            value = getattr(stage, f.name)
+            where = f"stages[{i}] ('{stage.stage}').{f.name}"
+            if f.type in ("int", "float"):
+                _check_number(path, where, value, int if f.type == "int" else float, f.name in _PLAN_POSITIVE)
+            elif f.type in ("float | None",) and value is not None:
+                _check_number(path, where, value, float, positive=False)
+            elif f.type == "str" and not isinstance(value, str):
+                raise _bad_plan(path, where, value, "expected a name.")
+        for parent in stage.after:
+            if parent not in names or parent == stage.stage:
+                raise _bad_plan(path, f"stages[{i}] ('{stage.stage}').after", list(stage.after),
+                                f"'after' names the other stages of the plan ({names}).")
+        curve = stage.service_ms_by_batch
+        for b, p50, p99 in zip(curve.batch_sizes, curve.p50_ms, curve.p99_ms):
+            _check_number(path, f"stages[{i}] ('{stage.stage}').service_ms_by_batch.{b}.p50", p50, float, True)
+            _check_number(path, f"stages[{i}] ('{stage.stage}').service_ms_by_batch.{b}.p99", p99, float, True)
+            if b < 1:
+                raise _bad_plan(path, f"stages[{i}] ('{stage.stage}').service_ms_by_batch", b, "batch sizes are >= 1.")
+        if stage.batch_size not in curve.batch_sizes and stage.batch_size > curve.batch_sizes[-1]:
+            raise _bad_plan(path, f"stages[{i}] ('{stage.stage}').service_ms_by_batch", list(curve.batch_sizes),
+                            f"the service curve must reach batch_size {stage.batch_size}.")
+    cycle = find_cycle_in({s.stage: tuple(s.after) for s in plan.stages})
+    if cycle:
+        raise _bad_plan(path, "stages.after", " -> ".join(cycle), "the stages must form a DAG.")
+
+
+def csv_text(header: list[str], rows: Iterable[list[Any]]) -> str:
+    """CSV text with floats at 10 significant digits (stable bytes)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
         writer.writerow([f"{v:.10g}" if isinstance(v, float) else v for v in row])
-    write_text_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_csv_atomic(path: str | Path, header: list[str], rows: Iterable[list[Any]]) -> None:
+    write_text_atomic(path, csv_text(header, rows))

@@ -28,13 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from planner.errors import InputFileError, TraceError
-from planner.traces import TRACE_SCHEMA_VERSION, Trace, TraceFormat, from_counts, scale_counts, sort_trace
+from planner import traces as _traces
+from planner.traces import (MAX_TRACE_REQUESTS, TRACE_SCHEMA_VERSION, Trace, TraceFormat, from_counts, scale_counts,
+                            sort_trace)
 
 log = logging.getLogger(__name__)
 
 MAGIC = "# pipeplan-trace"
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UNIT_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3}
+_MAX_COUNT = MAX_TRACE_REQUESTS  # requests in one second
+_ARCHIVES = (".tbz2", ".tar.bz2", ".tgz", ".tar.gz", ".gz", ".bz2")
 
 
 # --- bytes in ---------------------------------------------------------------------------------------
@@ -68,7 +72,7 @@ def _read_bytes(path: Path, member: str | None = None) -> bytes:
 
 def _text(path: Path, data: bytes) -> str:
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is not content
     except UnicodeDecodeError as exc:
         raise TraceError(f"{path}: not UTF-8 text (byte {exc.start}); is this a compressed file with an "
                          "unexpected extension?") from None
@@ -81,9 +85,10 @@ def _parse_counts(path: Path, text: str) -> np.ndarray:
     try:
         counts = np.array(tokens, dtype=np.int64) if tokens else np.empty(0, dtype=np.int64)
     except (ValueError, OverflowError):
-        bad = next(i for i, t in enumerate(tokens) if not t.isdigit())
-        raise TraceError(f"{path}: value {bad + 1} (second {bad}): found {tokens[bad]!r}; per-second counts must be "
-                         "non-negative integers separated by spaces or newlines.") from None
+        # str.isdigit accepts '²'; only ASCII digits of a value that fits in int64 are counts.
+        bad = next((i for i, t in enumerate(tokens) if not _is_count(t)), 0)
+        raise TraceError(f"{path}: value {bad + 1} (second {bad}): found {tokens[bad][:40]!r}; per-second counts must "
+                         f"be integers in [0, {_MAX_COUNT}] separated by spaces or newlines.") from None
     if counts.size and counts.min() < 0:
         bad = int(np.argmax(counts < 0))
         raise TraceError(f"{path}: value {bad + 1} (second {bad}): found {counts[bad]}; counts must be >= 0.")
@@ -92,14 +97,32 @@ def _parse_counts(path: Path, text: str) -> np.ndarray:
     return counts
 
 
+def _is_count(token: str) -> bool:
+    digits = token.removeprefix("+")
+    return digits.isascii() and digits.isdigit() and int(digits) <= _MAX_COUNT
+
+
+def _read_csv(path: Path, text: str, **options):
+    """pandas.read_csv with its errors as TraceErrors naming the file (line numbers count the CSV's lines)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(io.StringIO(text), **options)
+    except pd.errors.EmptyDataError:
+        raise TraceError(f"{path}: the file is empty; expected a CSV with a header row.") from None
+    except (pd.errors.ParserError, ValueError, OverflowError) as exc:
+        raise TraceError(f"{path}: not a valid CSV ({' '.join(str(exc).split())}); every row needs the header's "
+                         "fields, separated by commas.") from None
+
+
 def _csv_counts(path: Path, text: str, column: str) -> np.ndarray:
     import pandas as pd  # here, not at import: reading a canonical trace (pipeplan simulate) needs no pandas
 
-    frame = pd.read_csv(io.StringIO(text))
+    frame = _read_csv(path, text)
     if column not in frame.columns:
         raise TraceError(f"{path}: no column '{column}' (columns: {list(frame.columns)}); pass one of them as --column.")
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values))
+    bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values)) | (values > _MAX_COUNT)
     if bad.any():
         row = int(np.argmax(bad))
         raise TraceError(f"{path}: row {row + 2}, field '{column}': found {frame[column].iloc[row]!r}; per-second "
@@ -147,6 +170,8 @@ def read_timestamps(path: str | Path, unit: str = "s") -> Trace:
         raise TraceError(f"{path}: no timestamps found; the file should hold one number per line.")
     stamps_ms = np.asarray(values) * _UNIT_MS[unit]
     offsets = stamps_ms - stamps_ms.min()
+    if not np.all(np.isfinite(offsets)):
+        raise TraceError(f"{path}: the timestamps span more than a float can hold; check --unit.")
     return sort_trace(offsets, float(offsets.max()), path.stem, f"timestamps({path.name}, unit={unit})")
 
 
@@ -155,10 +180,7 @@ def read_azure(path: str | Path) -> Trace:
     import pandas as pd
 
     path = Path(path)
-    try:
-        frame = pd.read_csv(io.StringIO(_text(path, _read_bytes(path))))
-    except pd.errors.ParserError as exc:
-        raise TraceError(f"{path}: not a valid CSV ({exc}).") from None
+    frame = _read_csv(path, _text(path, _read_bytes(path)))
     if "TIMESTAMP" not in frame.columns:
         raise TraceError(f"{path}: no 'TIMESTAMP' column (columns: {list(frame.columns)}); the Azure format has "
                          "TIMESTAMP,ContextTokens,GeneratedTokens; use --format timestamps for plain numbers.")
@@ -167,6 +189,8 @@ def read_azure(path: str | Path) -> Trace:
         row = int(np.argmax(stamps.isna().to_numpy()))
         raise TraceError(f"{path}: row {row + 2}, field 'TIMESTAMP': found {frame['TIMESTAMP'].iloc[row]!r}; "
                          "expected a datetime such as 2023-11-16 18:17:03.9799600.")
+    if frame.empty:
+        raise TraceError(f"{path}: the CSV has a header but no rows; an Azure trace has one row per request.")
     ns = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
     offsets_ms = (ns - ns.min()) / 1e6
     fields: dict[str, np.ndarray] = {}
@@ -213,7 +237,7 @@ def _columns_checked(path: Path, raw: bytes, header_lines: int, columns: list[st
     import pandas as pd
 
     lines = _text(path, raw).splitlines()
-    frame = pd.read_csv(io.StringIO("\n".join(lines[header_lines:])), dtype=str, keep_default_na=False)
+    frame = _read_csv(path, "\n".join(lines[header_lines:]), dtype=str, keep_default_na=False)
     data: dict[str, np.ndarray] = {}
     for name in columns:
         values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
@@ -262,6 +286,9 @@ def read_canonical(path: str | Path) -> Trace:
         if not _FIELD_NAME.match(name):
             raise TraceError(f"{path}: line {header_lines + 1}: field name {name!r} is not a plain identifier; "
                              "use letters, digits and underscores.")
+    if len(set(columns)) != len(columns):
+        raise TraceError(f"{path}: line {header_lines + 1}: the column header {columns} repeats a name; name each "
+                         "column once.")
     first_row_line = header_lines + 2
     data = _columns_fast(raw, header_lines, columns)
     if data is None:  # not plain numbers everywhere: the row-by-row path finds the row and says what is wrong
@@ -292,10 +319,10 @@ def read_canonical(path: str | Path) -> Trace:
 def detect_format(path: Path) -> TraceFormat:
     """Canonical (magic line), Azure (TIMESTAMP header) or counts (archives); otherwise ask the user."""
     name = path.name.lower()
-    if name.endswith((".tbz2", ".tar.bz2", ".tgz", ".tar.gz", ".gz", ".bz2")):
+    if name.endswith(_ARCHIVES):
         return TraceFormat.COUNTS
     try:
-        with path.open("r", encoding="utf-8", errors="replace") as handle:
+        with path.open("r", encoding="utf-8-sig", errors="replace") as handle:
             first = handle.readline()
     except FileNotFoundError:
         raise InputFileError(f"{path}: no such trace file; check the path.") from None
@@ -306,14 +333,27 @@ def detect_format(path: Path) -> TraceFormat:
     if first.split(",")[0].strip() == "TIMESTAMP":
         return TraceFormat.AZURE
     raise TraceError(f"{path}: cannot tell the trace format from its first line ({first.strip()[:60]!r}); pass "
-                     "--format timestamps, counts, azure or canonical.")
+                     "--trace-format timestamps, counts, azure or canonical.")
 
 
 def read_trace(path: str | Path, fmt: TraceFormat = TraceFormat.AUTO, *, rng: np.random.Generator | None = None,
                unit: str = "s", scale: float = 1.0, start_s: float = 0.0, duration_s: float | None = None,
                column: str | None = None, member: str | None = None) -> Trace:
-    """Read a trace in any supported format (``rng`` places arrivals inside seconds for counts)."""
+    """Read a trace in any supported format (``rng`` places arrivals inside seconds for counts).
+
+    Every error names the file, including those of the Trace type itself (too long, too big).
+    """
     path = Path(path)
+    try:
+        return _read(path, fmt, rng, unit, scale, start_s, duration_s, column, member)
+    except TraceError as exc:
+        text = str(exc)
+        if text.startswith(str(path)):
+            raise
+        raise TraceError(f"{path}: {text}") from None
+
+
+def _read(path: Path, fmt: TraceFormat, rng, unit, scale, start_s, duration_s, column, member) -> Trace:
     if fmt is TraceFormat.AUTO:
         fmt = detect_format(path)
     if fmt is TraceFormat.CANONICAL:
@@ -324,6 +364,36 @@ def read_trace(path: str | Path, fmt: TraceFormat = TraceFormat.AUTO, *, rng: np
         return read_timestamps(path, unit)
     return read_counts(path, rng if rng is not None else np.random.default_rng(0), scale=scale, start_s=start_s,
                        duration_s=duration_s, column=column, member=member)
+
+
+def read_window(path: str | Path, fmt: TraceFormat, rng: np.random.Generator, *, unit: str = "s",
+                start_s: float = 0.0, duration_s: float | None = None, scale: float = 1.0,
+                compress: float = 1.0, column: str | None = None, member: str | None = None) -> Trace:
+    """A trace cut to ``[start_s, start_s + duration_s)``, its rate times ``scale``, played ``compress``
+    times faster. Per-second counts are cut and scaled as counts (before arrivals are placed)."""
+    path = Path(path)
+    for name, value in (("--start-s", start_s), ("--duration-s", duration_s), ("--scale", scale),
+                        ("--compress", compress)):
+        if value is not None and not (math.isfinite(value) and (value >= 0 if name == "--start-s" else value > 0)):
+            raise TraceError(f"{name}: found {value!r}; give a finite number "
+                             f"{'>= 0' if name == '--start-s' else '> 0'}.")
+    fmt = detect_format(path) if fmt is TraceFormat.AUTO else fmt
+    try:
+        if fmt is TraceFormat.COUNTS:
+            result = read_trace(path, fmt, rng=rng, scale=scale, start_s=start_s, duration_s=duration_s,
+                                column=column, member=member)
+        else:
+            result = read_trace(path, fmt, rng=rng, unit=unit)
+            if start_s or duration_s is not None:
+                result = _traces.window(result, start_s, duration_s)
+            if scale != 1.0:
+                result = _traces.rescale(result, scale, rng)
+        if compress != 1.0:
+            result = _traces.compress_time(result, compress)
+    except TraceError as exc:
+        text = str(exc)
+        raise TraceError(text if text.startswith(str(path)) else f"{path}: {text}") from None
+    return result
 
 
 # --- text out ---------------------------------------------------------------------------------------

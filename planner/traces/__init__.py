@@ -18,6 +18,10 @@ from planner.errors import TraceError
 
 TRACE_SCHEMA_VERSION = 1
 _MS_PER_S = 1000.0
+# Bounds on what a trace may hold, so that no input asks for unbounded memory: per-second counts
+# take one int64 bin per second (1e7 s, about 116 days: 80 MB), arrivals 8 bytes each (2e7: 160 MB).
+MAX_TRACE_DURATION_S = 1e7
+MAX_TRACE_REQUESTS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,13 @@ class Trace:
         if not math.isfinite(self.duration_ms) or self.duration_ms < (arrivals[-1] if arrivals.size else 0.0):
             raise TraceError(f"trace '{self.name}': duration_ms {self.duration_ms} is shorter than the last arrival; "
                              "set duration_ms to at least the last arrival offset.")
+        if self.duration_ms > MAX_TRACE_DURATION_S * _MS_PER_S:
+            raise TraceError(f"trace '{self.name}' lasts {self.duration_ms / _MS_PER_S:.4g} s, above the limit of "
+                             f"{MAX_TRACE_DURATION_S:.0f} s (about 116 days); cut a window of it, or check the time "
+                             "unit (nanoseconds read as seconds give such spans).")
+        if arrivals.size > MAX_TRACE_REQUESTS:
+            raise TraceError(f"trace '{self.name}' holds {arrivals.size} requests, above the limit of "
+                             f"{MAX_TRACE_REQUESTS}; cut a window or thin it (scale < 1).")
         for key, values in self.fields.items():
             if len(values) != arrivals.size:
                 raise TraceError(f"trace '{self.name}': field '{key}' has {len(values)} values for "
@@ -98,6 +109,22 @@ def _positive(name: str, value: float) -> None:
         raise TraceError(f"generator parameter '{name}': found {value!r}; it must be a positive number.")
 
 
+def _rate(name: str, value: float) -> None:
+    if not (value >= 0 and math.isfinite(value)):
+        raise TraceError(f"generator parameter '{name}': found {value!r}; it must be a finite rate >= 0.")
+
+
+def _bounded(duration_s: float, top_rps: float) -> None:
+    """Refuse, before drawing anything, a trace longer or bigger than the Trace limits."""
+    _positive("duration_s", duration_s)
+    if duration_s > MAX_TRACE_DURATION_S:
+        raise TraceError(f"generator parameter 'duration_s': found {duration_s:g}; at most {MAX_TRACE_DURATION_S:.0f}.")
+    expected = top_rps * duration_s
+    if expected > MAX_TRACE_REQUESTS:
+        raise TraceError(f"a trace at {top_rps:g} rps for {duration_s:g} s holds about {expected:.3g} requests, "
+                         f"above the limit of {MAX_TRACE_REQUESTS}; lower the rate or the duration.")
+
+
 def _renewal(gaps_for: Callable[[int], np.ndarray], mean_gap_ms: float, duration_ms: float) -> np.ndarray:
     """Cumulative sums of gaps drawn in chunks until ``duration_ms`` is passed; arrivals < duration_ms."""
     expected = duration_ms / mean_gap_ms
@@ -123,7 +150,9 @@ def gamma(rate_rps: float, cv: float, duration_s: float, rng: np.random.Generato
     """Renewal arrivals with Gamma gaps of mean ``1/rate_rps`` and coefficient of variation ``cv`` (0.1..8 and beyond)."""
     _positive("rate_rps", rate_rps)
     _positive("cv", cv)
-    _positive("duration_s", duration_s)
+    if cv > 100:
+        raise TraceError(f"generator parameter 'cv': found {cv:g}; at most 100.")
+    _bounded(duration_s, rate_rps)
     mean_gap_ms = _MS_PER_S / rate_rps
     shape = 1.0 / (cv * cv)
     duration_ms = duration_s * _MS_PER_S
@@ -145,8 +174,11 @@ def mmpp(rate_low_rps: float, rate_high_rps: float, mean_low_s: float, mean_high
     for name, value in (("rate_high_rps", rate_high_rps), ("mean_low_s", mean_low_s),
                         ("mean_high_s", mean_high_s), ("duration_s", duration_s)):
         _positive(name, value)
-    if not rate_low_rps >= 0:
-        raise TraceError(f"generator parameter 'rate_low_rps': found {rate_low_rps!r}; it must be >= 0.")
+    _rate("rate_low_rps", rate_low_rps)
+    _bounded(duration_s, max(rate_low_rps, rate_high_rps))
+    if duration_s / min(mean_low_s, mean_high_s) > MAX_TRACE_REQUESTS:
+        raise TraceError(f"mmpp: {duration_s:g} s with sojourns of {min(mean_low_s, mean_high_s):g} s means too many "
+                         "state changes; lengthen mean_low_s / mean_high_s.")
     duration_ms = duration_s * _MS_PER_S
     pieces: list[np.ndarray] = []
     start_ms, high = 0.0, False
@@ -168,7 +200,7 @@ def inhomogeneous_poisson(rate_rps: Callable[[np.ndarray], np.ndarray], max_rate
                           rng: np.random.Generator, name: str = "inhomogeneous", source: str = "") -> Trace:
     """Poisson arrivals with a time-varying rate (a function of time in seconds), by thinning at ``max_rate_rps``."""
     _positive("max_rate_rps", max_rate_rps)
-    _positive("duration_s", duration_s)
+    _bounded(duration_s, max_rate_rps)
     duration_ms = duration_s * _MS_PER_S
     count = rng.poisson(max_rate_rps * duration_s)
     candidates = np.sort(rng.uniform(0.0, duration_ms, count))
@@ -181,6 +213,7 @@ def diurnal(mean_rps: float, amplitude: float, period_s: float, duration_s: floa
     """Poisson arrivals whose rate is ``mean_rps * (1 + amplitude * sin(2 pi t / period_s + phase))``."""
     _positive("mean_rps", mean_rps)
     _positive("period_s", period_s)
+    _positive("duration_s", duration_s)
     if not 0 <= amplitude <= 1:
         raise TraceError(f"generator parameter 'amplitude': found {amplitude!r}; it must be in [0, 1].")
     rate = lambda t: mean_rps * (1.0 + amplitude * np.sin(2.0 * math.pi * t / period_s + phase))
@@ -192,6 +225,11 @@ def diurnal(mean_rps: float, amplitude: float, period_s: float, duration_s: floa
 def step(rate_before_rps: float, rate_after_rps: float, step_at_s: float, duration_s: float,
          rng: np.random.Generator) -> Trace:
     """Poisson arrivals whose rate jumps from ``rate_before_rps`` to ``rate_after_rps`` at ``step_at_s``."""
+    _rate("rate_before_rps", rate_before_rps)
+    _rate("rate_after_rps", rate_after_rps)
+    _positive("duration_s", duration_s)
+    if not (math.isfinite(step_at_s) and 0 <= step_at_s <= duration_s):
+        raise TraceError(f"generator parameter 'step_at_s': found {step_at_s!r}; it must be in [0, duration_s].")
     top = max(rate_before_rps, rate_after_rps)
     rate = lambda t: np.where(t < step_at_s, rate_before_rps, rate_after_rps)
     source = (f"step(rate_before_rps={rate_before_rps:g}, rate_after_rps={rate_after_rps:g}, "
@@ -201,10 +239,61 @@ def step(rate_before_rps: float, rate_after_rps: float, step_at_s: float, durati
 
 def ramp(rate_start_rps: float, rate_end_rps: float, duration_s: float, rng: np.random.Generator) -> Trace:
     """Poisson arrivals whose rate changes linearly from ``rate_start_rps`` to ``rate_end_rps``."""
+    _rate("rate_start_rps", rate_start_rps)
+    _rate("rate_end_rps", rate_end_rps)
+    _positive("duration_s", duration_s)
     top = max(rate_start_rps, rate_end_rps)
     rate = lambda t: rate_start_rps + (rate_end_rps - rate_start_rps) * t / duration_s
     source = f"ramp(rate_start_rps={rate_start_rps:g}, rate_end_rps={rate_end_rps:g}, duration_s={duration_s:g})"
     return inhomogeneous_poisson(rate, top, duration_s, rng, TraceKind.RAMP.value, source)
+
+
+@dataclass(frozen=True)
+class GeneratorParams:
+    """Every synthetic generator's parameters (each kind reads its own; see :data:`GENERATORS`).
+
+    ``None`` rates take the documented defaults: mmpp's high state 4x ``rate_rps``, step's and
+    ramp's second rate 2x ``rate_rps``; the step happens half way unless ``step_at_s`` says.
+    """
+
+    rate_rps: float = 10.0
+    duration_s: float = 600.0
+    cv: float = 1.0
+    rate_high_rps: float | None = None
+    mean_low_s: float = 30.0
+    mean_high_s: float = 5.0
+    amplitude: float = 0.5
+    period_s: float = 86400.0
+    rate_after_rps: float | None = None
+    step_at_s: float | None = None
+    rate_end_rps: float | None = None
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+# One generator per TraceKind (the CLI's `trace generate --kind` dispatches through this).
+GENERATORS: dict[TraceKind, Callable[[GeneratorParams, np.random.Generator], Trace]] = {
+    TraceKind.POISSON: lambda p, rng: poisson(p.rate_rps, p.duration_s, rng),
+    TraceKind.GAMMA: lambda p, rng: gamma(p.rate_rps, p.cv, p.duration_s, rng),
+    TraceKind.MMPP: lambda p, rng: mmpp(p.rate_rps, _or(p.rate_high_rps, 4 * p.rate_rps), p.mean_low_s,
+                                        p.mean_high_s, p.duration_s, rng),
+    TraceKind.DIURNAL: lambda p, rng: diurnal(p.rate_rps, p.amplitude, p.period_s, p.duration_s, rng),
+    TraceKind.STEP: lambda p, rng: step(p.rate_rps, _or(p.rate_after_rps, 2 * p.rate_rps),
+                                        _or(p.step_at_s, p.duration_s / 2), p.duration_s, rng),
+    TraceKind.RAMP: lambda p, rng: ramp(p.rate_rps, _or(p.rate_end_rps, 2 * p.rate_rps), p.duration_s, rng),
+}
+
+
+def generate(kind: TraceKind, params: GeneratorParams, rng: np.random.Generator) -> Trace:
+    """A synthetic trace of ``kind``; parameters are checked (finite, in range, bounded size) first."""
+    for name in ("rate_rps", "duration_s", "cv", "rate_high_rps", "mean_low_s", "mean_high_s", "amplitude",
+                 "period_s", "rate_after_rps", "step_at_s", "rate_end_rps"):
+        value = getattr(params, name)
+        if value is not None and not math.isfinite(value):
+            raise TraceError(f"generator parameter '{name}': found {value!r}; it must be a finite number.")
+    return GENERATORS[kind](params, rng)
 
 
 # --- per-second counts ------------------------------------------------------------------------------
@@ -214,6 +303,13 @@ def from_counts(counts_per_s: np.ndarray, rng: np.random.Generator, name: str = 
     counts = np.asarray(counts_per_s, dtype=np.int64)
     if counts.size and counts.min() < 0:
         raise TraceError(f"trace '{name}': per-second counts must be >= 0, found {int(counts.min())}.")
+    if counts.size > MAX_TRACE_DURATION_S:
+        raise TraceError(f"trace '{name}': {counts.size} seconds of counts, above the limit of "
+                         f"{MAX_TRACE_DURATION_S:.0f}; cut a window (--start-s, --duration-s).")
+    total = int(counts.sum(dtype=np.float64)) if counts.size else 0
+    if total > MAX_TRACE_REQUESTS:
+        raise TraceError(f"trace '{name}': the counts add up to {total} requests, above the limit of "
+                         f"{MAX_TRACE_REQUESTS}; cut a window or scale down (--scale).")
     seconds = np.repeat(np.arange(counts.size, dtype=np.float64), counts)
     # second + offset stays inside its second (clamped: rounding could reach the next one), so one
     # sort orders arrivals within each second only.
@@ -226,12 +322,16 @@ def scale_counts(counts_per_s: np.ndarray, factor: float, rng: np.random.Generat
     """Multiply per-second counts by ``factor`` with stochastic rounding (the mean is kept exactly)."""
     _positive("factor", factor)
     scaled = np.asarray(counts_per_s, dtype=np.float64) * factor
+    if scaled.sum() > MAX_TRACE_REQUESTS:
+        raise TraceError(f"scaling by {factor:g} gives {scaled.sum():.3g} requests, above the limit of "
+                         f"{MAX_TRACE_REQUESTS}; lower --scale or cut a window.")
     whole = np.floor(scaled)
     return (whole + (rng.random(scaled.size) < scaled - whole)).astype(np.int64)
 
 
 def counts_per_second(trace: Trace) -> np.ndarray:
-    """Arrivals in each whole second of the trace (the last, partial second included)."""
+    """Arrivals in each whole second of the trace (the last, partial second included); at most
+    MAX_TRACE_DURATION_S bins, as the Trace type bounds its duration."""
     seconds = max(1, math.ceil(trace.duration_ms / _MS_PER_S - 1e-9))
     index = np.minimum((trace.arrival_ms // _MS_PER_S).astype(np.int64), seconds - 1)
     return np.bincount(index, minlength=seconds)
@@ -249,6 +349,9 @@ def rescale(trace: Trace, factor: float, rng: np.random.Generator) -> Trace:
     """
     _positive("factor", factor)
     n = trace.requests
+    if n * factor > MAX_TRACE_REQUESTS:
+        raise TraceError(f"trace '{trace.name}': scaling {n} requests by {factor:g} exceeds the limit of "
+                         f"{MAX_TRACE_REQUESTS} requests; lower the scale or cut a window.")
     if factor <= 1.0:
         keep = rng.random(n) < factor
         return Trace(trace.arrival_ms[keep], trace.duration_ms, trace.name, _note(trace, f"rescale({factor:g})"),

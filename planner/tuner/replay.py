@@ -102,6 +102,12 @@ def tune(book: PlanBook, trace: Trace, kind: PolicyKind, settings: TuneSettings 
         raise TraceError(f"trace '{trace.name}' has no requests; tune needs arrivals.")
     if interval_s < 1:
         raise TraceError(f"interval_s must be a whole number of seconds >= 1, found {interval_s}.")
+    if trace.duration_ms < 1000.0:
+        # Rates, costs per hour and intervals are all per unit of time: a trace whose arrivals all
+        # fall at one instant (one request, or all at t=0) has none (it divided by zero here).
+        raise TraceError(f"trace '{trace.name}' lasts {trace.duration_ms:g} ms; tune replays it in intervals of "
+                         "seconds and needs a trace of at least one second (all arrivals at one instant have no "
+                         "rate). Give a longer trace, or set its duration_ms header.")
     counts = counts_per_second(trace)
     intervals = math.ceil(counts.size / interval_s)
     bounds = np.searchsorted(trace.arrival_ms, 1000.0 * interval_s * np.arange(intervals + 1), side="left")
