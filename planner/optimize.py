@@ -18,7 +18,8 @@ from planner.estimate.paths import aggregate_accuracy, longest_path_ms
 from planner.ilp.formulation import Goal, Problem
 from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
 from planner.recheck import recheck
-from planner.solve import PlanRequest, Solved, solve_problem
+from planner.ilp.formulation import formulate
+from planner.solve import PlanRequest, Solved, hardware_units, solve_problem
 from planner.spec import AccuracyAggregation, MaxAccuracy, MinCost, PipelineSpec, Weighted
 
 __all__ = ["PlanRequest", "build_plan", "frontier", "make_plan"]

@@ -8,9 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from planner.cli.common import _fail, _load_request, app, console
-from planner.errors import InputFileError, PipeplanError
-from planner.ilp.backends import SolverName
+from planner.cli.common import app, console
+from planner.errors import InputFileError
 
 
 def _request_for(plan_file: Path, plan, spec: Optional[Path], profiles: Optional[Path], hardware: Optional[Path],
@@ -26,7 +25,9 @@ def _request_for(plan_file: Path, plan, spec: Optional[Path], profiles: Optional
         if required:
             raise InputFileError(message)
         return None, [message.split(": ", 1)[1] + " Without it the report has no what-ifs or explanation."]
-    request = _load_request(spec_path, profiles, hardware, SolverName.CBC, None, False)
+    from planner import io
+
+    request = io.load_request(spec_path, profiles, hardware)
     notes = changed_inputs(plan.provenance, spec_path, Path(request.sources.profiles), Path(request.sources.catalog))
     return request, notes
 
@@ -53,21 +54,18 @@ def report(
     from planner.io.report import read_pareto, read_request_latencies, read_tuner_runs, write_report
     from planner.report import ReportInputs, build_report
 
-    try:
-        plan_value = io.load_plan(plan_file)
-        request, notes = _request_for(plan_file, plan_value, spec, profiles, hardware, required=False)
-        table = io.load_profiles(profiles) if profiles is not None and request is None else None
-        inputs = ReportInputs(
-            plan=plan_value, request=request, profiles=table,
-            frontier=read_pareto(pareto) if pareto else None,
-            simulated=read_request_latencies(sim, "simulated") if sim else None,
-            measured=read_request_latencies(measured, "measured") if measured else None,
-            tuner=read_tuner_runs(tune) if tune else (),
-            notes=tuple(notes))
-        result = build_report(inputs)
-        written = write_report(result, out)
-    except PipeplanError as exc:
-        _fail(exc)
+    plan_value = io.load_plan(plan_file)
+    request, notes = _request_for(plan_file, plan_value, spec, profiles, hardware, required=False)
+    table = io.load_profiles(profiles) if profiles is not None and request is None else None
+    inputs = ReportInputs(
+        plan=plan_value, request=request, profiles=table,
+        frontier=read_pareto(pareto) if pareto else None,
+        simulated=read_request_latencies(sim, "simulated") if sim else None,
+        measured=read_request_latencies(measured, "measured") if measured else None,
+        tuner=read_tuner_runs(tune) if tune else (),
+        notes=tuple(notes))
+    result = build_report(inputs)
+    written = write_report(result, out)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"{len(result.figures)} figures ({', '.join(f.name for f in result.figures)}) as SVG and PNG in "
@@ -115,12 +113,9 @@ def explain(
     from planner import io
     from planner.report.explain import explain as explain_plan
 
-    try:
-        plan_value = io.load_plan(plan_file)
-        request, notes = _request_for(plan_file, plan_value, spec, profiles, hardware, required=True)
-        explanation = explain_plan(request, plan_value)
-    except PipeplanError as exc:
-        _fail(exc)
+    plan_value = io.load_plan(plan_file)
+    request, notes = _request_for(plan_file, plan_value, spec, profiles, hardware, required=True)
+    explanation = explain_plan(request, plan_value)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     print_explanation(plan_value, explanation)

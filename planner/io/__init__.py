@@ -25,7 +25,7 @@ from planner.plan import PLAN_SCHEMA_VERSION, Plan, StagePlan, plan_from_dict, p
 from planner.spec import (MAX_ARRIVAL_RPS, MAX_BATCH_SIZE, MAX_FANOUT, MAX_SLO_MS, MAX_UNITS, HardwareCatalog,
                           PipelineSpec, find_cycle_in)
 from profiler.schema import ProfileSchemaError, ProfileTable
-from profiler.fileio import STDOUT, OutputPathError, OutputSet, atomic_target, format_validation_error, outputs
+from profiler.fileio import STDOUT, OutputPathError, OutputSet, format_validation_error, outputs
 
 if TYPE_CHECKING:
     from planner.ilp.backends import SolverName

@@ -253,7 +253,7 @@ def _columns_checked(path: Path, raw: bytes, header_lines: int, columns: list[st
 def read_canonical(path: str | Path) -> Trace:
     """pipeplan's trace CSV (header lines, then ``arrival_ms`` and optional fields), checked row by row."""
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = _read_bytes(path).removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not part of the header
     head_end = _header_end(raw)  # decode only the header: the body is parsed as columns
     lines = _text(path, raw if head_end is None else raw[:head_end]).splitlines()
     if not lines or not lines[0].startswith(MAGIC):

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.sim.result import SimResult, quantile
+from planner.sim.result import SimResult
+from planner.sim.run import quantile
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import numpy as np
 
 from planner.plan import Plan
 from planner.sim.config import Prepared, SimConfig
-from planner.sim.run import RawRun, StageRun, quantile
+from planner.sim.run import RawRun, StageRun
 from planner.traces import Trace
 
 SIM_RESULT_SCHEMA_VERSION = 1

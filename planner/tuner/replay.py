@@ -18,7 +18,7 @@ import numpy as np
 from planner.errors import TraceError
 from planner.plan import Plan
 from planner.sim.config import ServiceModel, SimConfig
-from planner.sim.result import quantile
+from planner.sim.run import quantile
 from planner.sim.schedule import simulate_schedule
 from planner.traces import Trace, counts_per_second
 from planner.tuner.forecast import gaps_cv, interval_peaks_rps

@@ -14,7 +14,7 @@ from planner.report.figures_runs import latency_cdf_figure, tuner_timeline_figur
 from planner.report.inputs import RequestLatencies, TunerRun
 from planner.report.render import png_bytes, svg_bytes
 from planner.report.whatif import load_sweep, slo_sweep
-from planner.sim.result import quantile
+from planner.sim.run import quantile
 
 
 def line(ax, label):
