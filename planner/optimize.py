@@ -13,6 +13,7 @@ from typing import Callable
 from planner import __version__
 from planner.diagnose import diagnose
 from planner.errors import InfeasibleError, SolverError
+from planner.estimate import flow
 from planner.estimate.candidates import CandidateSet, build_candidates
 from planner.estimate.paths import aggregate_accuracy, longest_path_ms
 from planner.ilp.formulation import Goal, Problem
@@ -31,15 +32,23 @@ _FLOOR_STEP = 1e-5
 # Second (tie-breaking) solves accept this relative slack on the first solve's optimum, so that
 # integer rounding (CP-SAT) or integrality tolerance cannot cut off the optimum itself.
 _TIE_REL = 1e-6
+# Rounds of raising the assumed arrival scv of later stages, and the factor it is raised by.
+_FLOW_ROUNDS = 6
+_FLOW_STEP = 1.05
 
 
 def build_plan(request: PlanRequest, solved: Solved, solve_time_ms: float | None = None) -> Plan:
     """Turn chosen options into a Plan (deterministic: stages in the spec's order)."""
     spec, rows = request.spec, request.profiles.index()
     hardware = request.catalog.by_name()
+    # Each stage at the arrival variability this plan itself passes down (<= what its option assumed).
+    evaluated = flow.evaluate(spec, rows, {name: flow.StageChoice(o.variant, o.hardware, o.batch_size,
+                                                                  o.batch_timeout_ms, o.replicas)
+                                           for name, o in solved.options.items()})
     stages = []
     for stage in spec.stages:
         o = solved.options[stage.name]
+        est = evaluated[stage.name].estimate
         allowed = stage.batch_sizes or spec.batch_sizes
         curve = ServiceCurve.from_points({
             b: ServicePoint(rows[(o.model, o.variant, o.hardware, b)].latency_p50_ms,
@@ -49,9 +58,9 @@ def build_plan(request: PlanRequest, solved: Solved, solve_time_ms: float | None
         stages.append(StagePlan(
             stage=stage.name, model=o.model, variant=o.variant, hardware=o.hardware,
             batch_size=o.batch_size, batch_timeout_ms=o.batch_timeout_ms, replicas=o.replicas,
-            capacity_rps=o.capacity_rps, utilization=o.utilization,
-            predicted_latency_ms=o.latency_ms, latency_fill_ms=o.latency.fill_ms,
-            latency_wait_ms=o.latency.wait_ms, latency_service_ms=o.latency.service_ms,
+            capacity_rps=o.capacity_rps, utilization=est.utilization,
+            predicted_latency_ms=est.latency.total_ms, latency_fill_ms=est.latency.fill_ms,
+            latency_wait_ms=est.latency.wait_ms, latency_service_ms=est.latency.service_ms,
             accuracy=o.accuracy, usd_per_hour=o.usd_per_hour, load_rps=o.load_rps,
             fanout=stage.fanout, after=stage.after, service_ms_by_batch=curve,
             load_time_s=row.load_time_s, startup_s=hardware[o.hardware].startup_s,
@@ -97,12 +106,15 @@ def _accuracy_floor_problem(spec: PipelineSpec, floor: float | None, budget: flo
 
 
 def frontier(request: PlanRequest, candidates: CandidateSet | None = None, max_points: int = 200,
-             stop_below: Weighted | None = None) -> list[Plan]:
+             stop_below: Weighted | None = None, check: bool = True) -> list[Plan]:
     """The cost-accuracy Pareto frontier under the SLO, cheapest first; each point an optimal plan.
 
     Walks floors upward: the cheapest plan at floor F has accuracy A >= F; the next floor is just
     above A. With ``stop_below`` (a weighted objective) the walk stops once no costlier point can
-    beat the best weighted value found (accuracy cannot exceed its upper bound).
+    beat the best weighted value found (accuracy cannot exceed its upper bound). Without
+    ``candidates`` the options of later stages are estimated for the largest arrival scv their
+    parents' options can emit, so every point re-checks; ``check=False`` leaves the re-check to
+    the caller (make_plan, which first makes the assumed and the plan's own scv agree).
     """
     spec = request.spec
     candidates = candidates or build_candidates(spec, request.catalog, request.profiles, request.sources)
@@ -120,7 +132,9 @@ def frontier(request: PlanRequest, candidates: CandidateSet | None = None, max_p
         solved = solve_problem(request, candidates, _accuracy_floor_problem(spec, floor, budget))
         if solved is None:
             break
-        plan = _checked(request, build_plan(request, solved))
+        plan = build_plan(request, solved)
+        if check:
+            plan = _checked(request, plan)
         if points and plan.accuracy <= points[-1].accuracy:
             # The solver met the raised floor only within its integrality tolerance: step further.
             step *= 10
@@ -165,7 +179,15 @@ def _min_cost(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
     if tie is not None and tie.solution.status is SolveStatus.OPTIMAL and solved.solution.status is SolveStatus.OPTIMAL:
         solved = Solved(tie.options, replace(tie.solution, objective=solved.solution.objective))
         total_ms += tie.solution.solve_time_ms
-    return _checked(request, build_plan(request, solved, solve_time_ms=total_ms))
+        achieved = aggregate_accuracy([o.accuracy for o in tie.options.values()], spec.accuracy)
+        # Equal cost and accuracy: take the most latency headroom, the same plan from every solver.
+        third = _tie_break(request, candidates, Problem(
+            Goal.MIN_LATENCY, spec.accuracy, accuracy_floor=achieved * (1 - _TIE_REL),
+            budget_usd_per_hour=solved.solution.objective * (1 + _TIE_REL)))
+        if third is not None and third.solution.status is SolveStatus.OPTIMAL:
+            solved = Solved(third.options, replace(third.solution, objective=solved.solution.objective))
+            total_ms += third.solution.solve_time_ms
+    return build_plan(request, solved, solve_time_ms=total_ms)
 
 
 def _max_accuracy(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
@@ -180,7 +202,15 @@ def _max_accuracy(request: PlanRequest, candidates: CandidateSet) -> Plan | None
         spec, achieved * (1 - _TIE_REL), objective.budget_usd_per_hour))
     chosen = second if second is not None and first.solution.status is SolveStatus.OPTIMAL else first
     total_ms = first.solution.solve_time_ms + (second.solution.solve_time_ms if second else 0.0)
-    return _checked(request, build_plan(request, chosen, solve_time_ms=total_ms))
+    if chosen is second and second.solution.status is SolveStatus.OPTIMAL:
+        # Equal accuracy and cost: take the most latency headroom, the same plan from every solver.
+        third = _tie_break(request, candidates, Problem(
+            Goal.MIN_LATENCY, spec.accuracy, accuracy_floor=achieved * (1 - _TIE_REL),
+            budget_usd_per_hour=second.solution.objective * (1 + _TIE_REL)))
+        if third is not None and third.solution.status is SolveStatus.OPTIMAL:
+            chosen = Solved(third.options, replace(third.solution, objective=second.solution.objective))
+            total_ms += third.solution.solve_time_ms
+    return build_plan(request, chosen, solve_time_ms=total_ms)
 
 
 def _weighted(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
@@ -188,13 +218,13 @@ def _weighted(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
     if spec.accuracy is AccuracyAggregation.PRODUCT:
         # A product of accuracies is not linear in the choices: walk the frontier instead (each
         # point optimal), stopping once no costlier point can win.
-        points = frontier(request, candidates, max_points=10_000, stop_below=objective)
+        points = frontier(request, candidates, max_points=10_000, stop_below=objective, check=False)
         if not points:
             return None
         return max(points, key=lambda p: (p.solver.objective_value, -p.cost_usd_per_hour))
     solved = solve_problem(request, candidates, Problem(
         Goal.WEIGHTED, spec.accuracy, accuracy_weight=objective.accuracy_weight, cost_weight=objective.cost_weight))
-    return None if solved is None else _checked(request, build_plan(request, solved))
+    return None if solved is None else build_plan(request, solved)
 
 
 # One planning strategy per objective kind; each returns None when no plan meets the constraints.
@@ -222,10 +252,54 @@ def primary_program(request: PlanRequest, candidates: CandidateSet | None = None
     return formulate(request.spec, candidates, hardware_units(request.catalog), primary_problem(request.spec)).model
 
 
+def _flow_consistent(request: PlanRequest, plan: Plan, assumed: dict[str, float]) -> dict[str, float] | None:
+    """None when every stage's own arrival scv is within what its options assumed; else the raised assumption."""
+    spec = request.spec
+    evaluated = flow.evaluate(spec, request.profiles.index(), {
+        s.stage: flow.StageChoice(s.variant, s.hardware, s.batch_size, s.batch_timeout_ms, s.replicas)
+        for s in plan.stages})
+    raised = dict(assumed)
+    consistent = True
+    for name, value in assumed.items():
+        actual = evaluated[name].request_scv_in
+        if actual > value * (1 + 1e-9) + 1e-12:
+            consistent = False
+            raised[name] = max(actual * _FLOW_STEP, actual + 0.01)
+    return None if consistent else raised
+
+
 def make_plan(request: PlanRequest) -> Plan:
-    """The optimal plan for the spec's objective, re-checked; raises InfeasibleError with a diagnosis."""
-    candidates = build_candidates(request.spec, request.catalog, request.profiles, request.sources)
-    plan = _STRATEGIES[type(request.spec.objective)](request, candidates)
+    """The optimal plan for the spec's objective, re-checked; raises InfeasibleError with a diagnosis.
+
+    Later stages' options depend on the arrival scv their parents pass on (planner.estimate.flow),
+    which depends on what the parents run. Start by assuming the pipeline's cv^2 everywhere; solve;
+    wherever the chosen plan passes on a larger scv than assumed, raise the assumption there and
+    solve again (assumptions only rise, so this ends). The returned plan is optimal among plans
+    whose stages see at most the assumed scv, and each stage's latency is the model's at the scv
+    the plan itself passes on. After ``_FLOW_ROUNDS`` rounds the bound over every parent option is
+    used instead (always consistent); it also decides when a round finds no plan.
+    """
+    spec = request.spec
+    strategy = _STRATEGIES[type(spec.objective)]
+    assumed: dict[str, float] | None = {s.name: flow.source_scv(spec) for s in spec.stages if s.after}
+    for _ in range(_FLOW_ROUNDS):
+        candidates = build_candidates(spec, request.catalog, request.profiles, request.sources,
+                                      request_scv=assumed)
+        plan = strategy(request, candidates)
+        if plan is None:
+            break  # the bound below decides (the first round's candidates are the least pessimistic)
+        raised = _flow_consistent(request, plan, assumed) if assumed else None
+        if raised is None:
+            return _checked(request, _with_assumption(plan, candidates))
+        assumed = raised
+    candidates = build_candidates(spec, request.catalog, request.profiles, request.sources)
+    plan = strategy(request, candidates)
     if plan is None:
         raise InfeasibleError(diagnose(request, candidates))
-    return plan
+    return _checked(request, _with_assumption(plan, candidates))
+
+
+def _with_assumption(plan: Plan, candidates: CandidateSet) -> Plan:
+    """Record the arrival scv each stage's options were estimated for (the plan is optimal under it)."""
+    assumed = {s.stage: round(s.request_scv_in, 6) for s in candidates.stages}
+    return replace(plan, provenance={**plan.provenance, "planned_arrival_scv": assumed})

@@ -1,5 +1,8 @@
 """The independent re-check: evaluate a Plan with the latency model and list every disagreement.
 
+Each stage is re-derived from the profile rows at the arrival variability the plan itself passes
+down the DAG (planner.estimate.flow.evaluate), not from the candidate options.
+
 The planner runs it on every plan it returns, so a formulation or solver bug fails loudly instead
 of producing a plan that silently misses its SLO.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from planner.estimate import latency as lat
+from planner.estimate import flow
 from planner.estimate.paths import aggregate_accuracy, longest_path_ms
 from planner.plan import Plan
 from planner.spec import HardwareCatalog, PipelineSpec
@@ -26,21 +29,22 @@ def recheck(plan: Plan, spec: PipelineSpec, catalog: HardwareCatalog, profiles: 
     units: dict[str, int] = {}
     for sp in plan.stages:
         stage = spec.stage(sp.stage)
-        row = rows.get((stage.model, sp.variant, sp.hardware, sp.batch_size))
-        if row is None:
+        if (stage.model, sp.variant, sp.hardware, sp.batch_size) not in rows:
             problems.append(f"stage '{sp.stage}': no profile row for {sp.variant} on {sp.hardware} at batch {sp.batch_size}")
-            continue
-        load_rps = plan.arrival_rps * stage.fanout
-        terms, utilization = lat.stage_latency(
-            lat.ServicePoint(row.batch_size, row.latency_p50_ms, row.latency_p99_ms, row.throughput_rps),
-            sp.replicas, load_rps, sp.batch_timeout_ms, spec.arrival_cv, stage.fanout, source=not stage.after,
-        )
-        latencies[sp.stage] = terms.total_ms
-        if not math.isclose(terms.total_ms, sp.predicted_latency_ms, rel_tol=_REL, abs_tol=1e-6):
-            problems.append(f"stage '{sp.stage}': latency model gives {terms.total_ms:.6f} ms, plan says "
+    if problems:
+        return problems
+    evaluated = flow.evaluate(spec, rows, {
+        sp.stage: flow.StageChoice(sp.variant, sp.hardware, sp.batch_size, sp.batch_timeout_ms, sp.replicas)
+        for sp in plan.stages}, plan.arrival_rps)
+    for sp in plan.stages:
+        est = evaluated[sp.stage].estimate
+        total_ms = est.latency.total_ms
+        latencies[sp.stage] = total_ms
+        if not math.isclose(total_ms, sp.predicted_latency_ms, rel_tol=_REL, abs_tol=1e-6):
+            problems.append(f"stage '{sp.stage}': latency model gives {total_ms:.6f} ms, plan says "
                             f"{sp.predicted_latency_ms:.6f} ms")
-        if utilization > spec.max_utilization * (1 + _REL):
-            problems.append(f"stage '{sp.stage}': utilisation {utilization:.4f} exceeds max_utilization "
+        if est.utilization > spec.max_utilization * (1 + _REL):
+            problems.append(f"stage '{sp.stage}': utilisation {est.utilization:.4f} exceeds max_utilization "
                             f"{spec.max_utilization}")
         expected_cost = sp.replicas * hardware[sp.hardware].usd_per_hour
         if not math.isclose(expected_cost, sp.usd_per_hour, rel_tol=_REL):

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from planner.estimate import flow
 from planner.estimate import latency as lat
 from planner.estimate.candidates import timeouts_for
 from planner.estimate.paths import aggregate_accuracy, longest_path_ms
@@ -47,16 +48,21 @@ class Brute:
     accuracy: float | None = None
 
 
-def stage_configs(request: PlanRequest, stage_name: str) -> list[tuple]:
+def stage_configs(request: PlanRequest, stage_name: str, request_scv: float) -> list[tuple]:
     """Every (variant, hardware, batch, timeout, replicas) of a stage that carries its load, with
-    (cost, latency_ms, accuracy, hardware, replicas); replicas scanned up to max_replicas."""
+    (cost, latency_ms, accuracy, hardware, replicas), at this arrival scv; replicas scanned 1..max_replicas."""
     spec, rows = request.spec, request.profiles.rows
     stage = spec.stage(stage_name)
     hardware = request.catalog.by_name()
     load = spec.arrival_rps * stage.fanout
+    batches = stage.batch_sizes or spec.batch_sizes
+    by_vh: dict[tuple[str, str], dict[int, object]] = {}
+    for row in rows:
+        if row.model == stage.model and row.batch_size in batches:
+            by_vh.setdefault((row.variant, row.hardware), {})[row.batch_size] = row
     out = []
     for row in rows:
-        if row.model != stage.model or row.batch_size not in (stage.batch_sizes or spec.batch_sizes):
+        if row.model != stage.model or row.batch_size not in batches:
             continue
         if stage.variants and row.variant not in stage.variants:
             continue
@@ -64,21 +70,23 @@ def stage_configs(request: PlanRequest, stage_name: str) -> list[tuple]:
         if allowed_hw and row.hardware not in allowed_hw:
             continue
         hw = hardware[row.hardware]
-        point = lat.ServicePoint(row.batch_size, row.latency_p50_ms, row.latency_p99_ms, row.throughput_rps)
+        service = flow.batch_service(by_vh[(row.variant, row.hardware)], batches, row.batch_size)
         for timeout in timeouts_for(row.batch_size, load, spec.batch_timeout_quantiles):
-            for n in range(1, (stage.max_replicas or spec.max_replicas) + 1):
-                terms, util = lat.stage_latency(point, n, load, timeout, spec.arrival_cv, stage.fanout,
-                                                source=not stage.after)
-                if util > spec.max_utilization * (1 + 1e-9):
+            queue = lat.StageQueue(service, load, timeout, flow.item_scv(request_scv, stage.fanout), stage.fanout)
+            for est in queue.scan(1, stage.max_replicas or spec.max_replicas):
+                if est.utilization > spec.max_utilization * (1 + 1e-9):
                     continue
-                out.append((n * hw.usd_per_hour, terms.total_ms, row.accuracy, row.hardware, n))
+                out.append((est.replicas * hw.usd_per_hour, est.latency.total_ms, row.accuracy, row.hardware,
+                            est.replicas))
     return out
 
 
-def brute_force(request: PlanRequest) -> Brute:
+def brute_force(request: PlanRequest, request_scv: dict[str, float] | None = None) -> Brute:
+    """The optimum by enumeration, each later stage at the given arrival scv (default: the pipeline's cv^2)."""
     spec = request.spec
     names = [s.name for s in spec.stages]
-    per_stage = [stage_configs(request, n) for n in names]
+    scv = {s.name: (request_scv or {}).get(s.name, spec.arrival_cv ** 2) for s in spec.stages}
+    per_stage = [stage_configs(request, n, scv[n]) for n in names]
     caps = {h.name: h.max_units for h in request.catalog.hardware if h.max_units is not None}
     objective = spec.objective
     best: tuple | None = None

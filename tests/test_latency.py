@@ -4,7 +4,9 @@ import math
 
 import pytest
 
+from planner.estimate import flow
 from planner.estimate import latency as lat
+from planner.plan import ServiceCurve, ServicePoint
 
 
 def test_erlang_c_textbook_values():
@@ -57,19 +59,38 @@ def test_fanout_raises_the_item_quantile():
     assert lat.item_quantile(6.0) == pytest.approx(0.99 ** (1 / 6))
 
 
-def test_stage_latency_adds_three_terms_and_reports_utilisation():
-    point = lat.ServicePoint(batch_size=4, latency_p50_ms=10.0, latency_p99_ms=12.0, throughput_rps=400.0)
-    terms, util = lat.stage_latency(point, replicas=2, load_rps=300.0, batch_timeout_ms=5.0,
-                                    arrival_cv=1.0, fanout=1.0)
-    assert terms.fill_ms == 5.0 and terms.service_ms == 12.0
-    assert terms.total_ms == pytest.approx(terms.fill_ms + terms.wait_ms + terms.service_ms)
-    mean_batch = lat.expected_batch(4, 0.3, 5.0)
-    assert util == pytest.approx(300.0 / (2 * 400.0 * mean_batch / 4))
+def _service(batches, overhead_ms=2.0, per_item_ms=1.0, spread=1.2):
+    points = {b: ServicePoint(overhead_ms + per_item_ms * b, (overhead_ms + per_item_ms * b) * spread) for b in batches}
+    return lat.BatchService.from_curve(ServiceCurve.from_points(points), max(batches))
+
+
+def test_partial_batches_are_charged_by_the_service_curve():
+    curve = ServiceCurve.from_points({1: ServicePoint(3.0, 4.0), 4: ServicePoint(6.0, 8.0)})
+    service = lat.BatchService.from_curve(curve, 4)
+    assert service.p99(2) == pytest.approx(curve.at(2).p99_ms)
+    assert service.p99(2.5) == pytest.approx((curve.at(2).p99_ms + curve.at(3).p99_ms) / 2)
+
+
+def test_stage_terms_add_up_and_utilisation_is_against_full_batches():
+    service = _service([1, 2, 4])
+    est = lat.StageQueue(service, load_rps=300.0, batch_timeout_ms=5.0, item_scv=1.0).at(2)
+    assert est.latency.total_ms == pytest.approx(est.latency.fill_ms + est.latency.wait_ms + est.latency.service_ms)
+    assert est.latency.fill_ms >= 5.0
+    assert est.utilization == pytest.approx(0.3 * service.mean(4) / (2 * 4))
+
+
+def test_greedy_batches_fill_from_the_queue_under_load():
+    """tau = 0 at a load one item per dispatch cannot carry: the batch grows until it keeps up."""
+    service = _service([1, 2, 4, 8, 16], overhead_ms=10.0, per_item_ms=1.0)
+    lam = 0.15  # per ms: 1.5 x what batch-1 service carries on one replica
+    est = lat.StageQueue(service, lam * 1000, 0.0, 1.0).at(1)
+    assert est.mean_batch > 1.0 and est.mean_batch == pytest.approx(lam * service.mean(est.mean_batch), rel=1e-9)
+    assert est.utilization < 1.0 and math.isfinite(est.latency.total_ms)
 
 
 def test_more_replicas_never_wait_longer():
-    point = lat.ServicePoint(1, 10.0, 15.0, 100.0)
-    waits = [lat.stage_latency(point, n, 80.0, 0.0, 1.0, 1.0)[0].wait_ms for n in range(1, 8)]
+    service = _service([1])
+    waits = [lat.StageQueue(service, 80.0, 0.0, 1.0).at(n).latency.total_ms for n in range(1, 8)]
     assert all(a >= b for a, b in zip(waits, waits[1:]))
 
 
@@ -90,20 +111,34 @@ def test_bursty_arrivals_wait_longer_than_poisson():
 
 
 def test_item_arrival_variability():
-    assert lat.item_arrival_scv(2.0, 1.0, source=True) == pytest.approx(4.0)
-    assert lat.item_arrival_scv(0.5, 1.0, source=False) == pytest.approx(1.0)  # departures: at least Poisson
-    assert lat.item_arrival_scv(1.0, 3.0, source=True) == pytest.approx(3.0)  # bulks of 3
-    assert lat.item_arrival_scv(0.5, 0.5, source=True) == pytest.approx(0.5 * 0.25 + 0.5)  # thinning
+    assert flow.item_scv(4.0, 1.0) == pytest.approx(4.0)
+    assert flow.item_scv(1.0, 3.0) == pytest.approx(3.0)  # bulks of 3
+    assert flow.item_scv(0.25, 0.5) == pytest.approx(0.5 * 0.25 + 0.5)  # thinning
+
+
+def test_smooth_servers_smooth_their_output_and_batches_make_it_bulky():
+    smooth = lat.StageQueue(_service([1], spread=1.01), 150.0, 0.0, 1.0).at(1)
+    assert smooth.departure_scv < 1.0
+    bulky = lat.StageQueue(_service([1, 8], spread=1.01), 150.0, 50.0, 1.0).at(1)
+    assert bulky.departure_scv > 1.0
 
 
 @pytest.mark.parametrize("scv", [0.25, 1.0, 4.0])
-def test_replica_scan_agrees_with_the_closed_form_wait(scv):
-    """The candidate generation's incremental scan and wait_quantile_ms are the same formula."""
-    point = lat.ServicePoint(1, 10.0, 14.0, 100.0)
-    cv = scv**0.5
-    queue = lat.StageQueue(point, load_rps=250.0, batch_timeout_ms=0.0, arrival_cv=cv, fanout=1.0)
-    scv_service = lat.service_scv(10.0, 14.0)
-    for replicas, terms, rho in queue.scan(3, 9):
-        assert rho == pytest.approx(250.0 / (replicas * 100.0))
-        expected = lat.wait_quantile_ms(replicas, rho, 10.0, scv, scv_service, 0.99)
-        assert terms.wait_ms == pytest.approx(expected, rel=1e-9, abs=1e-12)
+def test_batch_one_wait_is_the_closed_form_gi_g_c_wait(scv):
+    """With b = 1 the model's wait is exactly wait_quantile_ms (GI/M/c with the service factor)."""
+    service = _service([1], overhead_ms=9.0, per_item_ms=1.0, spread=1.4)
+    queue = lat.StageQueue(service, load_rps=250.0, batch_timeout_ms=0.0, item_scv=scv)
+    for est in queue.scan(3, 9):
+        rho = 0.25 * service.mean(1) / est.replicas
+        assert est.utilization == pytest.approx(rho)
+        expected = lat.wait_quantile_ms(est.replicas, rho, service.mean(1), scv, service.cs2(1), 0.99)
+        assert est.latency.wait_ms == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("load_rps, max_utilization, throughput", [
+    (1e9, 0.9, 100.0), (1e39, 0.9, 100.0), (10.0, 1e-9, 100.0), (10.0, 0.9, 1e-300)])
+def test_the_first_useful_replica_count_is_computed_not_counted_to(load_rps, max_utilization, throughput):
+    curve = ServiceCurve.from_points({1: ServicePoint(10.0, 12.0)})
+    service = lat.BatchService.from_curve(curve, 1, {1: throughput})
+    first = lat.first_useful_replicas(service, load_rps, max_utilization)
+    assert first > 64  # beyond any max_replicas: the scan never starts

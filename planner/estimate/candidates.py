@@ -1,8 +1,11 @@
 """Per-stage options with their cost, capacity and latency: the estimation step before the ILP.
 
-For every stage this enumerates variant x hardware x batch size x batch timeout, and for each the
-replica counts worth considering: from the fewest that carry the load under ``max_utilization`` up
-to the count beyond which another replica no longer shortens the p99 wait. Options that another
+For every stage this enumerates variant x hardware x batch size x batch timeout (0, i.e. take
+what is queued, and the spec's fill-time quantiles), and for each the replica counts worth
+considering: from the fewest whose full-batch capacity carries the load under ``max_utilization``
+(started there, never counted up to) to ``max_replicas`` or the count beyond which another replica
+no longer shortens the p99 wait. A stage after others is estimated for an assumed request scv
+(planner.estimate.flow); with none given, for the largest its parents' kept options can emit. Options that another
 option of the same stage beats on every count (cost, latency, accuracy and, where the hardware is
 capped, units) are dropped: no optimal plan needs them, and the ILP becomes a small
 multiple-choice problem.
@@ -11,9 +14,10 @@ multiple-choice problem.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, replace
+from typing import Mapping, NamedTuple
 
+from planner.estimate import flow
 from planner.estimate import latency as lat
 from planner.errors import ProfileError, SpecError
 from planner.spec import Hardware, HardwareCatalog, PipelineSpec, StageSpec
@@ -51,6 +55,9 @@ class Option:
     utilization: float
     latency: lat.StageLatency
     latency_ms: float  # = latency.total_ms, stored: the pruning and the ILP read it often
+    mean_batch: float = 1.0
+    request_scv_in: float = 1.0  # the arrival scv this option was estimated for
+    request_scv_out: float = 1.0  # the scv of the request stream it passes on
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class StageCandidates:
     load_rps: float
     best_latency_ms: float  # fastest option that carries the load (before the SLO and unit filters)
     max_capacity_rps: float  # most items/s any option can carry within max_replicas
+    request_scv_in: float = 1.0  # the arrival scv the options were estimated for
 
 
 @dataclass(frozen=True)
@@ -135,12 +143,10 @@ def stage_rows(
 
 
 def timeouts_for(batch_size: int, load_rps: float, quantiles: tuple[float, ...]) -> tuple[float, ...]:
-    """Candidate batch timeouts (ms) at this load: quantiles of the batch fill time, rounded to 1 us."""
+    """Candidate batch timeouts (ms) at this load: 0 (greedy) and quantiles of the batch fill time, to 1 us."""
     if batch_size <= 1:
         return (0.0,)
-    return tuple(
-        sorted({round(lat.fill_time_ms(batch_size, load_rps / 1000.0, q), 3) for q in quantiles})
-    )
+    return tuple(sorted({0.0} | {round(lat.fill_time_ms(batch_size, load_rps / 1000.0, q), 3) for q in quantiles}))
 
 
 class _Raw(NamedTuple):
@@ -154,9 +160,8 @@ class _Raw(NamedTuple):
     batch_size: int
     batch_timeout_ms: float
     replicas: int
-    terms: lat.StageLatency
-    utilization: float
-    throughput_rps: float
+    estimate: lat.StageEstimate
+    capacity_rps: float
 
 
 def _replica_options(
@@ -164,61 +169,66 @@ def _replica_options(
     stage: StageSpec,
     hw: Hardware,
     row: ProfileRow,
+    service: lat.BatchService,
     timeout_ms: float,
     load_rps: float,
+    item_scv: float,
     max_replicas: int,
     max_units: int | None,
 ) -> tuple[list[_Raw], float]:
-    """Replica counts within the SLO and the unit cap, and the lowest latency seen ignoring both."""
-    point = lat.ServicePoint(row.batch_size, row.latency_p50_ms, row.latency_p99_ms, row.throughput_rps)
-    queue = lat.StageQueue(point, load_rps, timeout_ms, spec.arrival_cv, stage.fanout, source=not stage.after)
-    first = max(1, math.ceil(queue.offered_erlangs / spec.max_utilization - 1e-9))
+    """Replica counts within the SLO and the unit cap, and the lowest latency seen ignoring both.
+
+    The scan starts at the first count whose full-batch capacity carries the load (a huge load or
+    a tiny throughput gives a first count beyond max_replicas: no options, no loop)."""
+    first = lat.first_useful_replicas(service, load_rps, spec.max_utilization)
+    if not first <= max_replicas:
+        return [], math.inf
+    first = int(first)
     last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
+    queue = lat.StageQueue(service, load_rps, timeout_ms, item_scv, stage.fanout)
     raws: list[_Raw] = []
     best_ms = math.inf
-    for replicas, terms, utilization in queue.scan(first, last):
-        total_ms = terms.total_ms
+    per_replica_rps = 1000.0 * row.batch_size / service.mean_ms[-1]
+    for est in queue.scan(first, last):
+        total_ms = est.latency.total_ms
         best_ms = min(best_ms, total_ms)
-        if total_ms <= spec.slo_ms and (max_units is None or replicas <= max_units):
-            raws.append(_Raw(replicas * hw.usd_per_hour, total_ms, row.accuracy, row.variant, hw.name,
-                             row.batch_size, timeout_ms, replicas, terms, utilization, row.throughput_rps))
-        if terms.wait_ms == 0.0:
+        if total_ms <= spec.slo_ms and (max_units is None or est.replicas <= max_units):
+            raws.append(_Raw(est.replicas * hw.usd_per_hour, total_ms, row.accuracy, row.variant, hw.name,
+                             row.batch_size, timeout_ms, est.replicas, est, est.replicas * per_replica_rps))
+        if est.latency.wait_ms == 0.0 and est.latency.fill_ms <= timeout_ms:
             break
     return raws, best_ms
 
 
-def _prune(raws: list[_Raw], capped: set[str]) -> list[_Raw]:
-    """Drop options that another option beats or ties on cost, latency, accuracy (and units when capped)."""
-    ordered = sorted(raws, key=lambda o: (o.usd_per_hour, o.latency_ms, -o.accuracy) + o[3:8])
-    # Pass 1, per (variant, hardware group): a 2-D skyline in (cost, latency) at fixed accuracy.
-    kept: list[_Raw] = []
-    best_latency: dict[tuple[str, float, str], float] = {}
-    for o in ordered:
-        key = (o.variant, o.accuracy, o.hardware if o.hardware in capped else "*")
-        if o.latency_ms < best_latency.get(key, math.inf):
-            best_latency[key] = o.latency_ms
-            kept.append(o)
-    # Pass 2, across variants: full dominance test on the survivors (few per stage).
+def _prune(raws: list[_Raw], capped: set[str], feeds_others: bool) -> list[_Raw]:
+    """Drop options that another option beats or ties on cost, latency, accuracy, output scv (only
+    when a later stage reads it) and, where the hardware is capped, units."""
+    if not feeds_others:
+        raws = [o._replace(estimate=replace(o.estimate, departure_scv=0.0)) for o in raws]
+    ordered = sorted(raws, key=lambda o: (o.usd_per_hour, o.latency_ms, -o.accuracy, o.estimate.departure_scv) + o[3:8])
     survivors: list[_Raw] = []
-    for o in kept:
+    for o in ordered:
         group = o.hardware if o.hardware in capped else "*"
         if not any(
             (s.hardware if s.hardware in capped else "*") == group
             and s.usd_per_hour <= o.usd_per_hour
             and s.latency_ms <= o.latency_ms
             and s.accuracy >= o.accuracy
+            and s.estimate.departure_scv <= o.estimate.departure_scv
             for s in survivors
         ):
             survivors.append(o)
     return survivors
 
 
-def _option(stage: StageSpec, load_rps: float, o: _Raw) -> Option:
+def _option(stage: StageSpec, load_rps: float, r_in: float, o: _Raw) -> Option:
     return Option(
         stage=stage.name, model=stage.model, variant=o.variant, hardware=o.hardware,
         batch_size=o.batch_size, batch_timeout_ms=o.batch_timeout_ms, replicas=o.replicas,
-        accuracy=o.accuracy, usd_per_hour=o.usd_per_hour, capacity_rps=o.replicas * o.throughput_rps,
-        load_rps=load_rps, utilization=o.utilization, latency=o.terms, latency_ms=o.latency_ms,
+        accuracy=o.accuracy, usd_per_hour=o.usd_per_hour, capacity_rps=o.capacity_rps,
+        load_rps=load_rps, utilization=o.estimate.utilization, latency=o.estimate.latency, latency_ms=o.latency_ms,
+        mean_batch=o.estimate.mean_batch, request_scv_in=r_in,
+        request_scv_out=flow.request_scv_out(r_in, o.estimate.departure_scv, stage.fanout),
     )
 
 
@@ -229,19 +239,32 @@ def build_candidates(
     sources: Sources = Sources(),
     arrival_rps: float | None = None,
     unit_caps: bool = True,
+    request_scv: Mapping[str, float] | None = None,
 ) -> CandidateSet:
     """Every stage's non-dominated options at ``arrival_rps`` (default: the spec's).
 
-    ``unit_caps=False`` ignores the hardware's ``max_units`` (the diagnosis uses it to tell whether
-    the unit limits are what makes a problem infeasible).
+    ``request_scv`` gives the arrival scv each non-source stage is estimated for; without it (or
+    for a stage it does not name) the largest output scv of the parents' kept options is used, a
+    bound whatever they choose. ``unit_caps=False`` ignores the hardware's ``max_units`` (the
+    diagnosis uses it to tell whether the unit limits are what makes a problem infeasible).
     """
     rate_rps = spec.arrival_rps if arrival_rps is None else arrival_rps
+    if not (math.isfinite(rate_rps) and rate_rps > 0):
+        raise SpecError(f"{sources.spec}: arrival_rps must be a positive finite number, found {rate_rps}.")
     hardware = catalog.by_name()
     capped = {h.name for h in catalog.hardware if h.max_units is not None} if unit_caps else set()
-    stages: list[StageCandidates] = []
-    for stage in spec.stages:
+    built: dict[str, StageCandidates] = {}
+    parents = {p for s in spec.stages for p in s.after}
+    for name in spec.topological_order():
+        stage = spec.stage(name)
         grouped = stage_rows(spec, stage, catalog, profiles, sources)
         load_rps = rate_rps * stage.fanout
+        if stage.after and request_scv is not None and name in request_scv:
+            r_in = request_scv[name]
+        else:
+            r_in = max((max((o.request_scv_out for o in built[p].options), default=built[p].request_scv_in)
+                        for p in stage.after), default=flow.source_scv(spec))
+        v = flow.item_scv(r_in, stage.fanout)
         batches = stage.batch_sizes or spec.batch_sizes
         max_replicas = stage.max_replicas or spec.max_replicas
         raws: list[_Raw] = []
@@ -253,24 +276,25 @@ def build_candidates(
                 row = by_batch.get(batch)
                 if row is None:  # above where this variant's sweep stopped
                     continue
+                service = flow.batch_service(by_batch, batches, batch)
+                units = min(max_replicas, hw.max_units or max_replicas)
+                max_capacity = max(max_capacity, units * 1000.0 * batch / service.mean_ms[-1])
+                if not (math.isfinite(load_rps) and load_rps > 0):
+                    continue
                 for timeout_ms in timeouts_for(batch, load_rps, spec.batch_timeout_quantiles):
-                    mean_batch = lat.expected_batch(batch, load_rps / 1000.0, timeout_ms)
-                    units = min(max_replicas, hw.max_units or max_replicas)
-                    max_capacity = max(max_capacity, units * row.throughput_rps * mean_batch / batch)
                     # The diagnosis wants the fastest option even beyond the hardware's unit cap,
                     # to tell "the SLO binds" from "the unit limits bind"; the ILP gets only
                     # options within both.
-                    kept, fastest_ms = _replica_options(spec, stage, hw, row, timeout_ms, load_rps, max_replicas,
-                                                        hw.max_units if unit_caps else None)
+                    kept, fastest_ms = _replica_options(spec, stage, hw, row, service, timeout_ms, load_rps, v,
+                                                        max_replicas, hw.max_units if unit_caps else None)
                     raws.extend(kept)
                     best_latency = min(best_latency, fastest_ms)
-        stages.append(
-            StageCandidates(
-                stage=stage.name,
-                options=tuple(_option(stage, load_rps, o) for o in _prune(raws, capped)),
-                load_rps=load_rps,
-                best_latency_ms=best_latency,
-                max_capacity_rps=max_capacity * spec.max_utilization,
-            )
+        built[name] = StageCandidates(
+            stage=stage.name,
+            options=tuple(_option(stage, load_rps, r_in, o) for o in _prune(raws, capped, name in parents)),
+            load_rps=load_rps,
+            best_latency_ms=best_latency,
+            max_capacity_rps=max_capacity * spec.max_utilization,
+            request_scv_in=r_in,
         )
-    return CandidateSet(tuple(stages))
+    return CandidateSet(tuple(built[s.name] for s in spec.stages))

@@ -1,36 +1,63 @@
 """The latency model of one pipeline stage: pure functions, times in milliseconds.
 
-A stage is one central FIFO queue feeding ``replicas`` identical servers with dynamic batching: a
-free replica takes up to ``batch_size`` queued items at once if that many wait, otherwise it waits
-until the oldest queued item has waited ``batch_timeout_ms`` (0 = take what is there). Its p99
-latency, as seen by one pipeline request, is the sum of three terms:
+A stage is one central FIFO queue feeding ``c`` identical replicas with dynamic batching: a free
+replica takes up to ``b`` queued items at once if that many wait, otherwise it waits until the
+oldest queued item has waited ``tau = batch_timeout_ms`` (tau = 0: take what is there). Items
+arrive at ``lam`` per ms with squared coefficient of variation ``v`` (the item stream's; see
+planner.estimate.flow for how v is passed down the DAG).
 
-1. **Batch fill** ``fill_ms = batch_timeout_ms``. The first item of a batch that finds an idle
-   replica waits at most the timeout for the batch to fill; later items wait less. The planner sets
-   the timeout to a quantile of the time that ``batch_size - 1`` further Poisson arrivals take at the
-   stage's load (a Gamma(b-1, rate) quantile), so the bound is tight at the planned load.
-2. **Queueing** ``wait_ms``: batches are customers of a GI/G/c queue with c = replicas. For
-   renewal arrivals with Gamma gaps and exponential service the GI/M/c result is exact: the wait,
-   when there is one, is exponential with rate ``c (1 - sigma) / E[S]``, where sigma solves
-   ``sigma = A*(c (1 - sigma) / E[S])`` (A* the Laplace-Stieltjes transform of the batch
-   inter-arrival time; sigma = rho for Poisson arrivals, more for burstier ones). The probability
-   of waiting is Erlang C scaled by ``sigma / rho`` (exact for one replica and for Poisson
-   arrivals), and other service variability scales the wait by ``(ca2 + cs2) / (ca2 + 1)`` (the
-   Kingman / Allen-Cunneen factor; 1 for exponential service). So the q-quantile wait is
-   ``factor * E[S] / (c (1 - sigma)) * ln(P(wait) / (1 - q))`` when P(wait) > 1 - q, else 0.
-   Batches of b items from an item stream of squared coefficient of variation ``v`` arrive with
-   ``ca2 = v / b``. A source stage sees ``v = cv^2``; a later stage sees upstream departures,
-   whose variability lies between the input's and 1 (QNA), so ``v = max(cv^2, 1)``; a fan-out
-   k >= 1 delivers items in bulks (``v x k``), a fan-out p < 1 thins the stream
-   (``p v + 1 - p``). Service variability ``cs2`` is fitted from the profile's p50 and p99
-   (lognormal). ``benchmarks/bench_model_fidelity.py`` measures how this compares with simulation.
-3. **Service** ``service_ms = latency_p99_ms`` of a full batch from the profile.
+**Service of a partial batch.** A batch of m items is charged ``ServiceCurve.at(m)`` (planner.plan:
+the profiled time at m, or the linear interpolation between neighbouring profiled sizes), p50 and
+p99 separately; a real m interpolates between the integers around it (the same straight line).
+Service is lognormal with that median and p99: ``sigma(m) = ln(p99 / p50) / z_0.99``, mean
+``S(m) = p50 exp(sigma^2 / 2)``, scv ``cs2(m) = exp(sigma^2) - 1``.
 
-Partial batches (the timeout fired first) are served at the full batch's cost, so the model is
-conservative: the effective throughput of a replica is ``throughput_rps * E[batch] / batch_size``,
-with ``E[batch] = E[min(b, 1 + Poisson(lambda * timeout))]``. A request whose stage sees k > 1
-items completes when all k are done, so each term is taken at the item quantile ``q ** (1 / k)``.
-The end-to-end p99 is the longest path of stage p99s through the DAG (a conservative sum).
+**Batch formation under load.** The mean batch is ``m = max(m_fill, m_busy)`` (both <= b):
+
+- ``m_fill = max(E[min(b, 1 + N)], min(b, floor(k)))``, ``N ~ Poisson(lam tau)``: the batch a
+  timeout collects when the queue starts empty (light load), and at least the k items one request
+  sends at once;
+- ``m_busy``: the smallest m in [1, b] with ``m >= lam S(m) / c``. With every replica busy, a
+  replica that frees takes what arrived since the previous dispatch, ``lam S(m) / c`` items; a
+  batch that size keeps up, so batches grow with the load until they do (m_busy = 1 when one item
+  per dispatch already keeps up). Partial batches are thus charged at their size, and a batch > 1
+  option with tau = 0 carries up to ``c b / S(b)`` items per ms.
+
+**Capacity and utilisation.** Under a backlog every batch is full, so the stage is stable iff
+``rho_b = lam S(b) / (c b) < 1``; ``rho_b`` is the utilisation held to ``max_utilization``. The
+replicas are busy a fraction ``rho_m = min(1, lam S(m) / (c m))`` of the time.
+
+**p99 latency** of an item (taken at the item quantile ``q_k = q^(1 / k)`` when a request sends
+k > 1 items, since the request waits for all of them; tail ``e = 1 - q_k``) is
+
+    L = max(tau, R) + W + T
+
+1. ``R`` (b > 1): the wait for a replica to free when all are busy. An arrival finds all busy with
+   probability ``P = min(1, C(c, c rho_m) sigma_m / rho_m)`` (Erlang C, scaled for non-Poisson
+   batch arrivals by the GI/M/c root sigma_m, below); the first of c replicas frees after an
+   exponential time of mean ``S(m) / c``, and never later than one batch's p99:
+   ``R = min(T99(m_hi), S(m) / c ln(P / e))`` when P > e, else 0. The item then waits at most
+   max(tau, R): the replica dispatches at once if the oldest item is older than tau.
+2. ``W``: the queueing beyond the next dispatch, which only a backlog of more than the next batches
+   causes; batches are then full, so it is the GI/G/c wait of full-batch customers: renewal
+   arrivals with ``ca2 = v / b``, mean service S(b), c servers. For Gamma gaps and exponential
+   service GI/M/c is exact: the wait, when there is one, is exponential with rate
+   ``c (1 - sigma) / S``, sigma solving ``sigma = A*(c (1 - sigma) / S)`` (A* the
+   Laplace-Stieltjes transform of the inter-arrival time; sigma = rho for Poisson); P(wait) is
+   Erlang C scaled by sigma / rho; other service variability scales the wait by
+   ``(ca2 + cs2) / (ca2 + 1)`` (Kingman / Allen-Cunneen). So
+   ``W = factor S / (c (1 - sigma)) ln(P(wait) / e)`` when P(wait) > e, else 0. For b = 1 this is
+   the whole wait (R is part of it).
+3. ``T``: the p99 service of the item's batch. Items sit in larger batches than the mean (size
+   bias), so T is taken at ``m_hi = min(b, m + z_q sqrt(m v))``; at b when W > 0 (a backlog
+   serves full batches).
+
+**Departures** (QNA, Whitt 1983) at the batch level: ``cd2 = 1 + (1 - rho_m^2)(v / m - 1) +
+rho_m^2 (cs2(m) - 1) / sqrt(c)``; items leave in bulks of m, so the item stream a child stage sees
+has scv ``m (1 + cd2) - 1`` (a gap of m / lam then m - 1 zero gaps). Nearly deterministic servers
+(cs2 ~ 0) smooth their output (cd2 < 1); large batches make it bulky.
+
+``benchmarks/bench_model_fidelity.py`` measures all of this against simulation.
 """
 
 from __future__ import annotations
@@ -38,15 +65,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Iterator
 
 from scipy import stats
+
+from planner.plan import ServiceCurve
 
 Z_99 = 2.3263478740408408  # standard normal 0.99 quantile, for the lognormal fit
 
 
 @dataclass(frozen=True)
 class StageLatency:
-    """The three p99 terms of one stage, milliseconds."""
+    """The p99 terms of one stage, milliseconds: fill = max(tau, R), wait = W, service = T."""
 
     fill_ms: float
     wait_ms: float
@@ -55,6 +85,18 @@ class StageLatency:
     @property
     def total_ms(self) -> float:
         return self.fill_ms + self.wait_ms + self.service_ms
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    """One stage configuration at one load: its p99 terms, utilisation, batching and output stream."""
+
+    replicas: int
+    latency: StageLatency
+    utilization: float  # rho_b: load over full-batch capacity
+    busy: float  # rho_m: fraction of time the replicas serve
+    mean_batch: float
+    departure_scv: float  # scv of the item stream it passes to child stages
 
 
 def erlang_c(servers: int, offered_erlangs: float) -> float:
@@ -78,7 +120,7 @@ def item_quantile(fanout: float, quantile: float = 0.99) -> float:
 @lru_cache(maxsize=65536)
 def fill_time_ms(batch_size: int, rate_per_ms: float, quantile: float) -> float:
     """Quantile of the time for ``batch_size - 1`` more Poisson arrivals at ``rate_per_ms``."""
-    if batch_size <= 1:
+    if batch_size <= 1 or not rate_per_ms > 0 or not math.isfinite(rate_per_ms):
         return 0.0
     return float(stats.gamma.ppf(quantile, a=batch_size - 1, scale=1.0 / rate_per_ms))
 
@@ -89,8 +131,10 @@ def expected_batch(batch_size: int, rate_per_ms: float, timeout_ms: float) -> fl
     if batch_size <= 1:
         return 1.0
     mean = rate_per_ms * timeout_ms
-    if mean <= 0.0:
+    if not mean > 0.0:
         return 1.0
+    if not math.isfinite(mean) or mean > 50.0 * batch_size:
+        return float(batch_size)
     log_mean = math.log(mean)
     partial = below = 0.0
     for k in range(batch_size - 1):  # P(N = k) in log space: no overflow for large means
@@ -102,42 +146,10 @@ def expected_batch(batch_size: int, rate_per_ms: float, timeout_ms: float) -> fl
 
 def service_scv(latency_p50_ms: float, latency_p99_ms: float) -> float:
     """Squared coefficient of variation of a lognormal with this median and p99."""
+    if not latency_p99_ms > latency_p50_ms:
+        return 0.0
     sigma = math.log(latency_p99_ms / latency_p50_ms) / Z_99
     return math.expm1(sigma * sigma)
-
-
-def wait_quantile_ms(
-    servers: int,
-    utilization: float,
-    mean_service_ms: float,
-    arrival_scv: float,
-    service_scv_: float,
-    quantile: float,
-) -> float:
-    """The q-quantile wait of a GI/G/c queue (module docstring, term 2); infinite when utilisation >= 1."""
-    if utilization >= 1.0:
-        return math.inf
-    if utilization <= 0.0:
-        return 0.0
-    offered = servers * utilization
-    sigma = renewal_root(arrival_scv, offered, servers)
-    factor = (arrival_scv + service_scv_) / (arrival_scv + 1.0)
-    return _wait_ms(erlang_c(servers, offered), sigma, utilization, servers, mean_service_ms, factor,
-                    1.0 - quantile)
-
-
-def item_arrival_scv(arrival_cv: float, fanout: float, source: bool) -> float:
-    """Squared coefficient of variation of the item arrivals a stage sees.
-
-    A source stage sees the pipeline's arrivals (scv = cv^2). A later stage sees departures of the
-    stages before it; by the QNA departure approximation their scv lies between the input's and 1
-    (for service scv <= 1), so the larger of the two is used. A fan-out k >= 1 delivers items in
-    bulks of k (k times the scv); a fan-out p < 1 thins the stream (p scv + 1 - p).
-    """
-    scv = arrival_cv**2 if source else max(arrival_cv**2, 1.0)
-    if fanout >= 1.0:
-        return scv * fanout
-    return fanout * scv + (1.0 - fanout)
 
 
 def renewal_root(arrival_scv: float, offered_erlangs: float, servers: int) -> float:
@@ -175,92 +187,172 @@ def renewal_root(arrival_scv: float, offered_erlangs: float, servers: int) -> fl
 
 def _wait_ms(erlang: float, sigma: float, rho: float, servers: int, mean_service_ms: float,
              factor: float, tail: float) -> float:
-    """The q-quantile wait of module docstring term 2, from Erlang C and the GI/M/c root."""
+    """The q-quantile GI/M/c wait (module docstring, term 2), from Erlang C and the GI/M/c root."""
     p_wait = min(1.0, erlang * sigma / rho)
     if p_wait <= tail:
         return 0.0
     return factor * mean_service_ms / (servers * (1.0 - sigma)) * math.log(p_wait / tail)
 
 
+def wait_quantile_ms(
+    servers: int,
+    utilization: float,
+    mean_service_ms: float,
+    arrival_scv: float,
+    service_scv_: float,
+    quantile: float,
+) -> float:
+    """The q-quantile wait of a GI/G/c queue (module docstring, term 2); infinite when utilisation >= 1."""
+    if utilization >= 1.0:
+        return math.inf
+    if utilization <= 0.0:
+        return 0.0
+    offered = servers * utilization
+    sigma = renewal_root(arrival_scv, offered, servers)
+    factor = (arrival_scv + service_scv_) / (arrival_scv + 1.0)
+    return _wait_ms(erlang_c(servers, offered), sigma, utilization, servers, mean_service_ms, factor,
+                    1.0 - quantile)
+
+
 @dataclass(frozen=True)
-class ServicePoint:
-    """What the latency model needs from one profile row."""
+class BatchService:
+    """Service of m-item batches, m = 1..b, by ServiceCurve.at; per-m mean, p99 and scv tables.
+
+    ``min_ms_per_item`` floors the mean at the profile's measured throughput (1000 b / rps at each
+    profiled size, interpolated), so a row whose throughput is below its p50 implies is not
+    given more capacity than it measured.
+    """
 
     batch_size: int
-    latency_p50_ms: float
-    latency_p99_ms: float
-    throughput_rps: float
+    mean_ms: tuple[float, ...]  # index m - 1
+    p99_ms: tuple[float, ...]
+    scv: tuple[float, ...]
+
+    @classmethod
+    def from_curve(cls, curve: ServiceCurve, batch_size: int,
+                   throughput_rps: dict[int, float] | None = None) -> "BatchService":
+        thr_ms = None
+        if throughput_rps:
+            pts = sorted((b, 1000.0 * b / r) for b, r in throughput_rps.items() if b <= batch_size and r > 0)
+            thr_ms = pts or None
+        means, p99s, scvs = [], [], []
+        for m in range(1, batch_size + 1):
+            point = curve.at(m)
+            scv = service_scv(point.p50_ms, point.p99_ms)
+            mean = point.p50_ms * math.sqrt(1.0 + scv)  # lognormal: mean = median exp(sigma^2 / 2)
+            if thr_ms:
+                mean = max(mean, _interp(m, thr_ms))
+            means.append(mean)
+            p99s.append(max(point.p99_ms, mean))
+            scvs.append(scv)
+        return cls(batch_size, tuple(means), tuple(p99s), tuple(scvs))
+
+    def _at(self, table: tuple[float, ...], m: float) -> float:
+        if m <= 1.0:
+            return table[0]
+        if m >= self.batch_size:
+            return table[-1]
+        lo = int(m)
+        w = m - lo
+        return table[lo - 1] + w * (table[lo] - table[lo - 1])
+
+    def mean(self, m: float) -> float:
+        return self._at(self.mean_ms, m)
+
+    def p99(self, m: float) -> float:
+        return self._at(self.p99_ms, m)
+
+    def cs2(self, m: float) -> float:
+        return self._at(self.scv, m)
+
+
+def _interp(x: float, points: list[tuple[int, float]]) -> float:
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x <= x1:
+            return y0 + (x - x0) / (x1 - x0) * (y1 - y0)
+    return points[-1][1]
+
+
+def busy_batch(service: BatchService, rate_per_ms: float, replicas: int) -> float:
+    """m_busy: the smallest m in [1, b] with m >= rate S(m) / c (module docstring); b if none."""
+    b = service.batch_size
+    prev = 1.0 - rate_per_ms * service.mean_ms[0] / replicas
+    if prev >= 0.0:
+        return 1.0
+    for k in range(2, b + 1):
+        h = k - rate_per_ms * service.mean_ms[k - 1] / replicas
+        if h >= 0.0:
+            return (k - 1) + prev / (prev - h)  # h is linear between integers
+        prev = h
+    return float(b)
+
+
+def first_useful_replicas(service: BatchService, load_rps: float, max_utilization: float) -> float:
+    """The fewest replicas with rho_b <= max_utilization (may be huge or infinite; never looped to)."""
+    need = load_rps / 1000.0 * service.mean_ms[-1] / (service.batch_size * max_utilization)
+    if not math.isfinite(need):
+        return math.inf
+    return max(1.0, math.ceil(need - 1e-9))
 
 
 @dataclass(frozen=True)
 class StageQueue:
-    """One stage's queue at a given load, batch timeout and burstiness; evaluate it per replica count.
+    """One stage configuration (service curve, b, tau) at one load and item scv; evaluate per replica count."""
 
-    Everything that does not depend on the replica count is computed once here, so scanning
-    replica counts (as the candidate generation does) costs O(1) per count.
-    """
-
-    point: ServicePoint
+    service: BatchService
     load_rps: float
     batch_timeout_ms: float
-    arrival_cv: float
-    fanout: float
+    item_scv: float  # v: scv of the item arrivals (planner.estimate.flow)
+    fanout: float = 1.0
     quantile: float = 0.99
-    source: bool = True  # the stage receives the pipeline's arrivals (not another stage's output)
 
-    @property
-    def mean_batch(self) -> float:
-        return expected_batch(self.point.batch_size, self.load_rps / 1000.0, self.batch_timeout_ms)
-
-    @property
-    def effective_rps(self) -> float:
-        """Items/s of one replica when partial batches cost a full batch's time."""
-        return self.point.throughput_rps * self.mean_batch / self.point.batch_size
-
-    @property
-    def offered_erlangs(self) -> float:
-        """Load in units of one replica's effective capacity (utilisation x replicas)."""
-        return self.load_rps / self.effective_rps
-
-    def scan(self, first: int, last: int):
-        """Yield (replicas, StageLatency, utilisation) for replicas = first..last, in order."""
-        p = self.point
-        mean_service_ms = 1000.0 * p.batch_size / p.throughput_rps
-        arrival_scv = item_arrival_scv(self.arrival_cv, self.fanout, self.source) / self.mean_batch
-        # GI/M/c is exact for exponential service; other service variability scales the wait as
-        # in the Kingman/Allen-Cunneen factor, (ca2 + cs2) / (ca2 + 1), which is 1 when cs2 = 1.
-        service_factor = (arrival_scv + service_scv(p.latency_p50_ms, p.latency_p99_ms)) / (arrival_scv + 1.0)
+    def scan(self, first: int, last: int) -> Iterator[StageEstimate]:
+        """StageEstimate for replicas = first..last, in order (nothing when first > last)."""
+        s, b, tau = self.service, self.service.batch_size, self.batch_timeout_ms
+        lam = self.load_rps / 1000.0
+        v = max(self.item_scv, 0.0)
         tail = 1.0 - item_quantile(self.fanout, self.quantile)
-        a = self.offered_erlangs
-        blocking = 1.0  # Erlang B(k) at offered load a, by the recursion B(k) = a B(k-1) / (k + a B(k-1))
+        # A request's k items arrive together, so an idle replica already finds min(b, k) of them.
+        m_fill = max(expected_batch(b, lam, tau), min(float(b), max(1.0, math.floor(self.fanout))))
+        z = stats.norm.ppf(item_quantile(self.fanout, self.quantile))
+        # W: full-batch customers; offered Erlangs do not depend on c, so Erlang B runs incrementally.
+        mean_b = s.mean_ms[-1]
+        a_full = lam * mean_b / b
+        ca2_full = v / b
+        factor = (ca2_full + s.scv[-1]) / (ca2_full + 1.0)
+        blocking = 1.0
         for k in range(1, first):
-            blocking = a * blocking / (k + a * blocking)
-        for replicas in range(first, last + 1):
-            blocking = a * blocking / (replicas + a * blocking)
-            rho = a / replicas
-            if rho >= 1.0:
-                wait = math.inf
-            else:
-                erlang = blocking / (1.0 - rho * (1.0 - blocking))
-                wait = _wait_ms(erlang, renewal_root(arrival_scv, a, replicas), rho, replicas, mean_service_ms,
-                                service_factor, tail)
-            yield replicas, StageLatency(self.batch_timeout_ms, wait, p.latency_p99_ms), rho
+            blocking = a_full * blocking / (k + a_full * blocking)
+        for c in range(first, last + 1):
+            blocking = a_full * blocking / (c + a_full * blocking)
+            rho_b = a_full / c
+            if rho_b >= 1.0:
+                yield StageEstimate(c, StageLatency(tau, math.inf, s.p99_ms[-1]), rho_b, 1.0, float(b), math.inf)
+                continue
+            erlang = blocking / (1.0 - rho_b * (1.0 - blocking))
+            wait = _wait_ms(erlang, renewal_root(ca2_full, a_full, c), rho_b, c, mean_b, factor, tail)
+            m = max(m_fill, busy_batch(s, lam, c))
+            mean_m = s.mean(m)
+            rho_m = min(1.0, lam * mean_m / (c * m))
+            m_hi = min(float(b), m + z * math.sqrt(m * v)) if b > 1 else 1.0
+            residual = 0.0
+            if b > 1 and rho_m > 0.0:
+                ca2_m = v / m
+                if rho_m >= 1.0:
+                    p_busy = 1.0
+                else:
+                    sigma = renewal_root(ca2_m, c * rho_m, c)
+                    p_busy = min(1.0, erlang_c(c, c * rho_m) * sigma / rho_m)
+                if p_busy > tail:
+                    residual = min(s.p99(m_hi), mean_m / c * math.log(p_busy / tail))
+            service_ms = s.p99_ms[-1] if wait > 0.0 else s.p99(m_hi)
+            cd2 = (1.0 + (1.0 - rho_m**2) * (v / m - 1.0)
+                   + rho_m**2 * (s.cs2(m) - 1.0) / math.sqrt(c))
+            departure = max(0.0, m * (1.0 + cd2) - 1.0)
+            yield StageEstimate(c, StageLatency(max(tau, residual), wait, service_ms), rho_b, rho_m, m, departure)
 
-    def at(self, replicas: int) -> tuple[StageLatency, float]:
-        """The p99 terms and utilisation with ``replicas`` replicas."""
-        _, terms, rho = next(self.scan(replicas, replicas))
-        return terms, rho
-
-
-def stage_latency(
-    point: ServicePoint,
-    replicas: int,
-    load_rps: float,
-    batch_timeout_ms: float,
-    arrival_cv: float,
-    fanout: float,
-    quantile: float = 0.99,
-    source: bool = True,
-) -> tuple[StageLatency, float]:
-    """The stage's p99 latency terms and its utilisation, for ``replicas`` replicas at ``load_rps`` items/s."""
-    return StageQueue(point, load_rps, batch_timeout_ms, arrival_cv, fanout, quantile, source).at(replicas)
+    def at(self, replicas: int) -> StageEstimate:
+        """The estimate with ``replicas`` replicas."""
+        return next(self.scan(replicas, replicas))

@@ -43,6 +43,9 @@ Objectives
     min_cost                 minimise sum c_o x_{s,o}                     subject to (1)-(5)
     max_accuracy             maximise acc(x) subject to (1)-(4), (6), (7); then, at that accuracy,
                              minimise cost (two solves, so ties go to the cheaper plan)
+    min_latency (tie-break)  minimise sum L_o x_{s,o} subject to (1)-(6): among plans of equal cost
+                             and accuracy, the one with the most latency headroom (so every solver
+                             returns the same configuration)
     weighted (mean, min)     maximise w_a acc(x) - w_c sum c_o x_{s,o}   (linear, one solve)
     weighted (product)       product accuracy is not linear, and ln(product) as an objective
                              optimises a different trade-off, so the planner walks the
@@ -80,6 +83,7 @@ class Goal(str, Enum):
     MIN_COST = "min_cost"
     MAX_ACCURACY = "max_accuracy"
     WEIGHTED = "weighted"
+    MIN_LATENCY = "min_latency"  # tie-break: least summed stage latency under the floor and budget
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,8 @@ def formulate(spec: PipelineSpec, candidates: CandidateSet, hardware_units: dict
     cost = [(x, o.usd_per_hour) for x, o in all_x]
     if problem.goal is Goal.MIN_COST:
         objective, maximize = cost, False
+    elif problem.goal is Goal.MIN_LATENCY:
+        objective, maximize = [(x, o.latency_ms) for x, o in all_x], False
     else:
         if problem.aggregation is AccuracyAggregation.MIN:
             variables.append(Variable("z_min_accuracy", VarKind.CONTINUOUS, 0.0, 1.0, unit="accuracy"))
