@@ -50,7 +50,7 @@ def tune(
     column: Optional[str] = typer.Option(None, help="counts: read this CSV column (e.g. bursty)."),
     profiles: Optional[Path] = typer.Option(None, help="Profile table; default: the spec's."),
     hardware: Optional[Path] = typer.Option(None, help="Hardware catalog; default: the spec's."),
-    margin: float = typer.Option(0.05, "--margin", help="predictive: plan this share above the forecast peak rate."),
+    margin: float = typer.Option(0.0, "--margin", help="predictive: plan this share above the forecast peak rate."),
     grid_step: float = typer.Option(0.05, "--grid-step", help="Plans are cached on a rate grid of this relative "
                                                               "step; a rate is planned at the next grid point up."),
     peak_window_s: int = typer.Option(5, "--peak-window-s", help="Window (s) of an interval's peak rate, which the "
@@ -60,7 +60,8 @@ def tune(
     switch_amortize_s: float = typer.Option(300.0, "--switch-amortize-s", help="predictive: spread a switch's cost "
                                             "(old replicas kept while new ones load) over this many seconds."),
     forecaster: ForecasterKind = typer.Option(ForecasterKind.PEAK, "--forecaster", help="predictive: forecaster."),
-    lookback: int = typer.Option(6, "--lookback", help="predictive: intervals of history the forecaster reads."),
+    lookback: Optional[int] = typer.Option(None, "--lookback", min=1, help="predictive: intervals of history the "
+                                           "forecaster reads; default: as many as its horizon (start-up + 1 interval)."),
     uncap_throughput: bool = typer.Option(True, "--uncap-throughput/--keep-throughput",
                                           help="Plan rows whose measured throughput is capped by the offered load "
                                                "from batch size / latency instead (a note names them)."),

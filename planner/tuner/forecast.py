@@ -14,7 +14,9 @@
   noise from triggering scale-ups (a plan at rate ``lam`` already absorbs Poisson bursts).
 - *Forecaster* (numpy only): the next-horizon peak rate is the larger of (a) a high quantile of
   the recent interval peaks and (b) their least-squares linear trend extrapolated to the end of the
-  horizon, over the last ``lookback`` intervals (default 6: one minute at 10 s; IPA uses 2 minutes).
+  horizon, over the last ``lookback`` intervals (default: as many as the horizon spans, so a forecast
+  looks back as far as it looks ahead; IPA looks back 2 minutes). With one interval of history the
+  forecast is that interval's peak.
 """
 
 from __future__ import annotations
@@ -100,13 +102,14 @@ class Forecaster(Protocol):
 class PeakForecaster:
     """The larger of a high quantile of the recent peaks and their linear trend (see the module)."""
 
-    lookback: int = 6
+    lookback: int | None = None  # None: ceil(horizon) intervals
     quantile: float = 0.9
     trend_weight: float = 1.0  # 0 disables the linear-trend term
 
     def forecast(self, peaks_req_per_s: np.ndarray, horizon: float) -> float:
         """The larger of the recent-peak quantile and the linear trend at ``horizon`` intervals ahead."""
-        recent = np.asarray(peaks_req_per_s, dtype=np.float64)[-self.lookback:]
+        lookback = self.lookback if self.lookback is not None else max(1, math.ceil(horizon - 1e-9))
+        recent = np.asarray(peaks_req_per_s, dtype=np.float64)[-lookback:]
         if recent.size == 0:
             return 0.0
         level = float(np.quantile(recent, self.quantile))

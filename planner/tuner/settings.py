@@ -33,7 +33,10 @@ class ForecasterKind(str, Enum):
 @dataclass(frozen=True)
 class ForecastSettings:
     kind: ForecasterKind = ForecasterKind.PEAK
-    lookback: int = 6  # intervals of history (IPA looks back 2 minutes; 1 minute sheds a peak sooner)
+    # Intervals of history; None: as many as the forecast horizon spans (the time a new replica needs
+    # to come up plus one interval), so with instant reconfiguration the last interval's peak, with a
+    # 60 s start-up at 10 s decisions 7 intervals. IPA looks back 2 minutes.
+    lookback: int | None = None
     quantile: float = 0.9  # of the recent interval peaks: the level held against noise
     trend_weight: float = 1.0  # 0 disables the linear-trend term
 
@@ -52,7 +55,7 @@ class ReactiveSettings:
 @dataclass(frozen=True)
 class PredictiveSettings:
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
-    margin: float = 0.05  # plan this share above the forecast peak rate
+    margin: float = 0.0  # plan this share above the forecast peak rate (0.05 cost more and gained nothing: docs/benchmarks.md)
     # A configuration switch is taken when the new plan's objective, charged for the switch, beats
     # keeping the configuration by more than ``switch_hysteresis`` (in the objective's own unit:
     # USD/h for min_cost, accuracy for max_accuracy, score for weighted). The switch's charge is
