@@ -5,10 +5,12 @@ as throughput: every cell that could serve more reads the same number. Planned f
 replica looks no faster than a slow one, and the planner buys replicas it does not need.
 
 Detection, per (model, variant, hardware): let ``top`` be the largest measured throughput of its
-batch sizes. A row is *capped* when
+batch sizes, and ``offered`` the offered load (by default the largest throughput of any row of the
+model: where a fixed load capped many cells, they all read it). A row is *capped* when
 
-- at least two batch sizes measured within ``tolerance`` of ``top`` (throughput flat across batch
-  sizes: the offered load, not the model, set it), the row among them; and
+- ``top`` is within ``tolerance`` of ``offered`` and at least two batch sizes measured within
+  ``tolerance`` of ``top`` (throughput flat across batch sizes at the offered load: the load, not
+  the model, set it), the row among them; and
 - its latency says it could serve more: ``b * 1000 / latency_p50_ms > (1 + tolerance) * throughput``.
 
 A capped row is planned from its batch size and latency, ``throughput = b * 1000 / latency_p50_ms``
@@ -47,18 +49,24 @@ class CapacityNote:
         return text
 
 
-def uncap_throughput(table: ProfileTable, tolerance: float = 0.05,
-                     fill_s: float = 1.0) -> tuple[ProfileTable, tuple[CapacityNote, ...]]:
-    """The table with capped rows planned from latency (see the module), and a note per changed group."""
+def uncap_throughput(table: ProfileTable, tolerance: float = 0.05, fill_s: float = 1.0,
+                     offered_rps: dict[str, float] | None = None) -> tuple[ProfileTable, tuple[CapacityNote, ...]]:
+    """The table with capped rows planned from latency (see the module), and a note per changed group.
+
+    ``offered_rps`` gives the profiling load per model where it is known; otherwise it is inferred.
+    """
     groups: dict[tuple[str, str, str], list[ProfileRow]] = {}
+    ceiling: dict[str, float] = {}
     for row in table.rows:
         groups.setdefault((row.model, row.variant, row.hardware), []).append(row)
+        ceiling[row.model] = max(ceiling.get(row.model, 0.0), row.throughput_rps)
+    offered = {**ceiling, **(offered_rps or {})}
     replaced: dict[tuple[str, str, str, int], ProfileRow | None] = {}
     notes = []
     for (model, variant, hardware), rows in groups.items():
         top = max(r.throughput_rps for r in rows)
         flat = [r for r in rows if r.throughput_rps >= (1.0 - tolerance) * top]
-        if len(flat) < 2:
+        if len(flat) < 2 or abs(top - offered[model]) > tolerance * offered[model]:
             continue
         capped = [r for r in flat if r.batch_size * 1000.0 / r.latency_p50_ms > (1.0 + tolerance) * r.throughput_rps]
         if not capped:
