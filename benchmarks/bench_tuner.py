@@ -1,4 +1,7 @@
-"""Tuner on real traces: every policy against the hindsight oracle (issue 5's targets).
+"""Tuner benchmarks: ``real`` (every policy against the oracle on real traces), ``ipa`` (IPA's own world),
+``forecast`` (the tuner's forecaster against statsforecast's models).
+
+``real`` (the default; issue 5's targets):
 
 Runs ``compare`` (oracle, reactive, predictive, static-peak, static-mean) on IPA's four Twitter
 windows, on windows of the Azure LLM code and conversation traces and on the NASA trace's first day
@@ -9,9 +12,24 @@ carry every load). Prints a markdown table: cost relative to the oracle, SLO att
 requests, accuracy, reconfigurations, and whether the targets (>= 99% within the SLO, <= 1.15x the
 oracle's cost) are met.
 
-    python benchmarks/bench_tuner.py [--data ../shared/data/traces] [--seed 0] [--interval-s 10]
+    python benchmarks/bench_tuner.py [real] [--data ../shared/data/traces] [--seed 0] [--interval-s 10]
+    python benchmarks/bench_tuner.py ipa [--ipa ../shared/data/ipa] [--peak-window-s 10] [--max-utilization 0.97]
+    python benchmarks/bench_tuner.py forecast        # needs the bench extra (statsforecast)
 
-Skips (with a message) any trace whose file is absent. Not a test: a few minutes on one core.
+``ipa`` (issue 14): IPA's video pipeline (benchmarks/ipa_world.py: its profiles, accuracies, SLA 4.598 s,
+cores as cost, no start-up delay) on the four Twitter windows IPA replayed
+(``ipa_segments_damped8.csv``), objective ``2 x accuracy - cores``, 10 s decisions. Beside
+pipeplan's policies and the hindsight oracle it replays IPA's logged decisions
+(runs/metaseries-18-decision-trace.csv) through the same simulator, and prints IPA's own logged
+score. Targets: beat IPA's objective in every window at >= 99.5% within the SLO, and be within
+10% of the oracle's objective.
+
+``forecast``: the next-interval peak rate (and the peak over a 7-interval horizon, a 60 s start-up)
+forecast from the interval peaks so far, by planner.tuner.forecast and by statsforecast's AutoETS
+and AutoARIMA (upper 80% prediction bound, max over the horizon): how often each under-forecasts
+(an SLO risk) and by how much it over-forecasts on average (a cost).
+
+Skips (with a message) any trace whose file is absent. Not a test: about a minute per command on one core.
 """
 
 from __future__ import annotations
@@ -20,7 +38,9 @@ import argparse
 import logging
 import os
 import platform
+import sys
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,10 +50,18 @@ from planner import io
 from planner.optimize import PlanRequest
 from planner.io.traces import read_trace
 from planner.traces import TraceFormat, compress_time, describe, rescale, window
-from planner.tuner import PlanBook, PolicyKind, PolicySettings, TuneSettings, compare, compare_rows
+from planner.tuner import (PlanBook, PlaybackPolicy, PolicyKind, PolicySettings, PredictiveSettings, TuneSettings,
+                           compare, compare_rows, tune_policy)
+from planner.tuner.capacity import uncap_request
+from planner.tuner.forecast import interval_peaks_rps, make_forecaster
+from planner.tuner.settings import ForecasterKind, ForecastSettings
+from planner.tuner.targets import shortfall
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # ipa_world beside this script
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "traces"
+DEFAULT_IPA = REPO.parent / "shared" / "data" / "ipa"
+SEGMENTS = "twitter/ipa_segments_damped8.csv"
 # (label, file under the data folder, counts column ("" for a whole counts file, None for Azure CSV),
 #  window start s, window length s, rate scale, time compression)
 TRACES = [
@@ -71,24 +99,19 @@ def load(data: Path, name: str, column: str | None, start_s: int, duration_s: in
     return compress_time(trace, compress) if compress != 1.0 else trace
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--interval-s", type=int, default=10)
-    parser.add_argument("--only", default=None, help="run only traces whose label contains this")
-    parser.add_argument("--startup-s", type=float, default=None,
-                        help="override every machine's start-up time (default: the catalog's 60 s)")
-    parser.add_argument("--peak-window-s", type=int, default=5, help="window of the interval peak rate")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.ERROR)
+def machine_line() -> str:
+    return (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+            f"Python {platform.python_version()}, numpy {np.__version__}")
+
+
+def run_real(args: argparse.Namespace) -> None:
     req = request(args.startup_s)
-    settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s),
+    settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s,
+                                                  predictive=PredictiveSettings(margin=args.margin)),
                             seed=args.seed)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"Python {platform.python_version()}; spec synthetic/video.yaml on cpu-2/cpu-8; start-up "
+    print(f"{machine_line()}; spec synthetic/video.yaml on cpu-2/cpu-8; start-up "
           f"{'catalog (60 s)' if args.startup_s is None else f'{args.startup_s:g} s'}; interval {args.interval_s} s; "
-          f"peak window {args.peak_window_s} s; seed {args.seed}\n")
+          f"peak window {args.peak_window_s} s; margin {args.margin:g}; seed {args.seed}\n")
     print("| trace | mean / peak rps | policy | cost (USD) | x oracle | within SLO | accuracy | reconfig. | targets |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, name, column, start_s, duration_s, scale, compress in TRACES:
@@ -103,11 +126,140 @@ def main() -> None:
         book = PlanBook(req)
         results = compare(book, trace, tuple(PolicyKind), settings)
         wall = time.perf_counter() - started
-        for row in compare_rows(results):
+        for row in compare_rows(req.spec, results):
             print(f"| {label} | {d.mean_rps:.1f} / {d.peak_rps:.0f} | {row.policy} | {row.total_cost_usd:.4f} | "
                   f"{row.cost_vs_oracle:.3f} | {100 * row.slo_attainment:.2f}% | {row.mean_accuracy:.4f} | "
                   f"{row.reconfigurations} | {'yes' if row.meets_targets else 'no'} |", flush=True)
         print(f"| {label} | {trace.requests} requests, {book.solves} ILPs, {wall:.1f} s | | | | | | | |", flush=True)
+
+
+IPA_ATTAINMENT = 0.995
+IPA_ORACLE_SHORTFALL = 0.10
+
+
+def run_ipa(args: argparse.Namespace) -> None:
+    import ipa_world
+
+    if not (args.ipa / "runs").exists() or not (args.data / SEGMENTS).exists():
+        print(f"skipped: IPA data not found under {args.ipa} or {args.data / SEGMENTS}")
+        return
+    base = ipa_world.request(args.ipa)
+    if args.uncap:
+        base, notes = uncap_request(base)
+        print(f"capacity: {len(notes)} (variant, cores) rows groups capped at the profiling load, re-planned from "
+              f"latency, e.g. {notes[0]}" if notes else "capacity: no capped rows")
+    req = replace(base, spec=base.spec.model_copy(update={"max_utilization": args.max_utilization}))
+    settings = TuneSettings(policy=PolicySettings(interval_s=10, peak_window_s=args.peak_window_s,
+                                                  grid_step=args.grid_step,
+                                                  predictive=PredictiveSettings(margin=args.margin)),
+                            seed=args.seed)
+    print(f"{machine_line()}; IPA video (yolo -> resnet-human, cpu-1/2/4/8 at 1 per core-hour, no start-up), SLA "
+          f"{ipa_world.SLA_S} s, objective 2 x accuracy - cores; 10 s decisions; peak window {args.peak_window_s} s; "
+          f"margin {args.margin:g}; grid step {args.grid_step:g}; max_utilization {args.max_utilization:g}; "
+          f"seed {args.seed}\n")
+    print("| window | policy | objective | vs IPA logged | vs oracle | mean cores | accuracy | within SLO | "
+          "reconfig. | targets |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for column, name in ipa_world.WINDOWS:
+        if args.only and args.only not in column:
+            continue
+        started = time.perf_counter()
+        trace = read_trace(args.data / SEGMENTS, TraceFormat.COUNTS, rng=np.random.default_rng(args.seed),
+                           column=column)
+        book = PlanBook(req, step=args.grid_step)
+        results = compare(book, trace, tuple(PolicyKind), settings)
+        # IPA's decisions are planned on IPA's own (capped) table: its configurations as it chose them.
+        plans = ipa_world.decision_plans(PlanBook(ipa_world.request(args.ipa)), ipa_world.decisions(args.ipa, name))
+        results.append(tune_policy(book, trace, lambda c, v: PlaybackPolicy("ipa-decisions", plans), settings))
+        logged = ipa_world.logged_score(args.ipa, name)
+        oracle = next(r.summary.objective_value for r in results if r.summary.policy == PolicyKind.ORACLE.value)
+        print(f"| {column} | IPA as logged | {logged.objective():.3f} | | "
+              f"{-100 * shortfall(logged.objective(), oracle, True):+.1f}% | {logged.mean_cores:.3f} | "
+              f"{logged.mean_accuracy:.4f} | (not logged) | | |")
+        for r in results:
+            s = r.summary
+            beats = s.objective_value > logged.objective()
+            short = shortfall(s.objective_value, oracle, True)
+            met = beats and s.slo_attainment >= IPA_ATTAINMENT and short <= IPA_ORACLE_SHORTFALL
+            print(f"| {column} | {s.policy} | {s.objective_value:.3f} | {s.objective_value - logged.objective():+.3f} | "
+                  f"{-100 * short:+.1f}% | {s.mean_cost_usd_per_hour:.3f} | {s.time_mean_accuracy:.4f} | "
+                  f"{100 * s.slo_attainment:.2f}% | {s.reconfigurations} | {'yes' if met else 'no'} |", flush=True)
+        print(f"| {column} | {trace.requests} requests, {book.solves} ILPs, {time.perf_counter() - started:.1f} s "
+              f"| | | | | | | | |", flush=True)
+
+
+def _forecast_rows(peaks: np.ndarray, horizon: int, predict) -> tuple[float, float]:
+    """(share of steps under-forecast, mean forecast / actual) of the peak over the next ``horizon`` intervals."""
+    under, ratio = [], []
+    for k in range(6, peaks.size - horizon):
+        actual = float(peaks[k + 1:k + 1 + horizon].max())
+        guess = predict(peaks[:k + 1], horizon)
+        under.append(guess < actual)
+        ratio.append(guess / max(actual, 1e-9))
+    return float(np.mean(under)), float(np.mean(ratio))
+
+
+def run_forecast(args: argparse.Namespace) -> None:
+    try:
+        import statsforecast
+        from statsforecast.models import AutoARIMA, AutoETS
+    except ImportError:
+        print("skipped: statsforecast is not installed (pip install -e '.[bench]')")
+        return
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="statsforecast")  # ETS on constant stretches
+    path = args.data / SEGMENTS
+    if not path.exists():
+        print(f"skipped: {path} not found")
+        return
+
+    def stats(model):
+        def predict(history: np.ndarray, horizon: int) -> float:
+            out = model.forecast(y=history.astype(np.float64), h=horizon, level=[80])
+            return float(np.max(out["hi-80"]))
+        return predict
+
+    ours = {"pipeplan peak (default)": make_forecaster(ForecastSettings()),
+            "pipeplan peak, lookback 6": make_forecaster(ForecastSettings(lookback=6)),
+            "last peak": make_forecaster(ForecastSettings(kind=ForecasterKind.LAST))}
+    models = {name: (lambda f: lambda h, n: f.forecast(h, n))(f) for name, f in ours.items()}
+    models["statsforecast AutoETS (hi-80)"] = stats(AutoETS(season_length=1))
+    models["statsforecast AutoARIMA (hi-80)"] = stats(AutoARIMA(season_length=1))
+    print(f"{machine_line()}, statsforecast {statsforecast.__version__}; interval peaks: 10 s intervals, 5 s windows\n")
+    print("| window | horizon (intervals) | forecaster | under-forecast | mean forecast / actual | time (s) |")
+    print("|---|---|---|---|---|---|")
+    for column in ("bursty", "steady_low", "steady_high", "fluctuating"):
+        trace = read_trace(path, TraceFormat.COUNTS, rng=np.random.default_rng(args.seed), column=column)
+        counts = np.bincount((trace.arrival_ms // 1000.0).astype(np.int64))
+        peaks = interval_peaks_rps(counts, 10, 5)
+        for horizon in (1, 7):
+            for name, predict in models.items():
+                started = time.perf_counter()
+                under, ratio = _forecast_rows(peaks, horizon, predict)
+                print(f"| {column} | {horizon} | {name} | {100 * under:.1f}% | {ratio:.3f} | "
+                      f"{time.perf_counter() - started:.1f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", nargs="?", default="real", choices=("real", "ipa", "forecast"))
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--ipa", type=Path, default=DEFAULT_IPA)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--interval-s", type=int, default=10)
+    parser.add_argument("--only", default=None, help="run only traces/windows whose label contains this")
+    parser.add_argument("--startup-s", type=float, default=None,
+                        help="real: override every machine's start-up time (default: the catalog's 60 s)")
+    parser.add_argument("--peak-window-s", type=int, default=PolicySettings().peak_window_s,
+                        help="window of the interval peak rate")
+    parser.add_argument("--margin", type=float, default=PredictiveSettings().margin,
+                        help="predictive: plan this share above the forecast")
+    parser.add_argument("--grid-step", type=float, default=PolicySettings().grid_step, help="ipa: plan cache grid step")
+    parser.add_argument("--max-utilization", type=float, default=0.9, help="ipa: the spec's utilisation cap")
+    parser.add_argument("--keep-capped", dest="uncap", action="store_false",
+                        help="ipa: plan IPA's capped throughputs as measured")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    {"real": run_real, "ipa": run_ipa, "forecast": run_forecast}[args.command](args)
 
 
 if __name__ == "__main__":

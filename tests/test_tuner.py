@@ -150,7 +150,7 @@ def test_each_oracle_plan_is_the_optimum_at_its_grid_rate():
     for plan in oracle.plans[::8]:
         direct = plan_at(one_stage_request(), plan.arrival_rps)
         assert math.isclose(plan.cost_usd_per_hour, direct.cost_usd_per_hour, rel_tol=1e-9)
-    assert book.capacity_rps(33.0) >= 33.0 and book.capacity_rps(33.0) <= 33.0 * 1.05 + 1e-9
+    assert 33.0 <= book.grid_rps(book.grid_index(33.0)) <= 33.0 * 1.05 + 1e-9
 
 
 def test_the_plan_book_rounds_up_caches_and_caps_at_the_highest_feasible_rate():
@@ -176,7 +176,7 @@ def test_same_seed_same_result_and_compare_lists_every_policy():
     results = compare(_book(), Trace(trace.arrival_ms[trace.arrival_ms < 60_000], 60_000.0, "short"),
                       settings=TuneSettings(seed=1), on_result=lambda r: seen.append(r.summary.policy))
     assert seen[0] == "oracle" and sorted(seen) == sorted(k.value for k in PolicyKind)
-    rows = compare_rows(results)
+    rows = compare_rows(_book().request.spec, results)
     assert next(r for r in rows if r.policy == "oracle").cost_vs_oracle == 1.0
 
 

@@ -11,7 +11,8 @@ from rich.table import Table
 from planner.cli.common import app, console, finite_or_none, positive, print_json, read_trace_arg, seed_option, trace_format_option
 from planner.errors import TraceError
 from planner.traces import TraceFormat
-from planner.tuner.policies import PolicyKind  # light import: the enum for typer
+from planner.tuner.policies import DEFAULT_POLICY, PolicyKind  # light imports: the enums for typer
+from planner.tuner.settings import ForecasterKind
 
 MAX_INTERVAL_S = 10_000_000  # the longest trace (planner.traces.MAX_TRACE_DURATION_S)
 
@@ -19,16 +20,20 @@ MAX_INTERVAL_S = 10_000_000  # the longest trace (planner.traces.MAX_TRACE_DURAT
 def _tune_table(results, rows) -> Table:
     table = Table(title=f"Tuning '{results[0].summary.trace}' ({results[0].summary.requests} requests, "
                         f"{results[0].summary.duration_s:g} s)", title_justify="left")
-    for header in ("policy", "cost (USD)", "cost vs oracle", "within SLO", "p99 (ms)", "accuracy",
-                   "reconfigurations", "targets met"):
-        table.add_column(header, justify="left" if header == "policy" else "right", no_wrap=True)
+    unit = rows[0].objective_unit
+    table.add_column("policy", justify="left", no_wrap=True, min_width=max(len(r.policy) for r in rows))
+    for header in ("cost (USD)", "cost vs oracle", "within SLO", "p99 (ms)", "accuracy", f"objective ({unit})",
+                   "vs oracle", rows[0].constraint, "reconfig.", "targets met"):
+        table.add_column(header, justify="right")
     by_policy = {r.summary.policy: r.summary for r in results}
     for row in rows:
         s = by_policy[row.policy]
-        ratio = "-" if row.cost_vs_oracle != row.cost_vs_oracle else f"{row.cost_vs_oracle:.3f}x"
-        table.add_row(row.policy, f"{row.total_cost_usd:.4f}", ratio, f"{100 * row.slo_attainment:.2f}%",
-                      f"{s.p99_ms:.1f}", f"{row.mean_accuracy:.4f}", str(row.reconfigurations),
-                      "yes" if row.meets_targets else "no")
+        held = "-" if row.constraint == "none" else (
+            "held" if row.constraint_margin >= 0 else f"missed by {-row.constraint_margin:.4g}")
+        table.add_row(row.policy, f"{row.total_cost_usd:.4f}", f"{row.cost_vs_oracle:.3f}x",
+                      f"{100 * row.slo_attainment:.2f}%", f"{s.p99_ms:.1f}", f"{row.mean_accuracy:.4f}",
+                      f"{row.objective_value:.4g}", f"{-100 * row.shortfall_vs_oracle:+.1f}%", held,
+                      str(row.reconfigurations), "yes" if row.meets_targets else "no")
     return table
 
 
@@ -36,7 +41,7 @@ def _tune_table(results, rows) -> Table:
 def tune(
     spec: Path = typer.Argument(..., help="Pipeline spec (YAML)."),
     trace: Path = typer.Option(..., "--trace", help="Arrival trace (pipeplan trace CSV, or see --trace-format)."),
-    policy: PolicyKind = typer.Option(PolicyKind.PREDICTIVE, "--policy", help="Tuning policy (ignored with --compare)."),
+    policy: PolicyKind = typer.Option(DEFAULT_POLICY, "--policy", help="Tuning policy (ignored with --compare)."),
     out: Path = typer.Option(..., "--out", help="Folder for timeline.csv and summary.json (per policy with --compare); "
                              "created if absent, inside an existing folder."),
     compare_all: bool = typer.Option(False, "--compare", help="Run every policy on the trace and compare with the oracle."),
@@ -48,6 +53,21 @@ def tune(
     profiles: Optional[Path] = typer.Option(None, help="Profile table; default: the spec's."),
     hardware: Optional[Path] = typer.Option(None, help="Hardware catalog; default: the spec's."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the table."),
+    margin: float = typer.Option(0.0, "--margin", min=0.0, help="predictive: plan this share above the forecast peak rate."),
+    grid_step: float = typer.Option(0.05, "--grid-step", callback=positive, help="Plans are cached on a rate grid of this relative "
+                                                              "step; a rate is planned at the next grid point up."),
+    peak_window_s: int = typer.Option(5, "--peak-window-s", min=1, max=3600, help="Window (s) of an interval's peak rate, which the "
+                                                                 "predictive policy forecasts and the oracle plans for."),
+    switch_hysteresis: float = typer.Option(0.0, "--switch-hysteresis", min=0.0, help="predictive: switch configuration only "
+                                            "when the objective gains more than this (in the objective's unit)."),
+    switch_amortize_s: float = typer.Option(300.0, "--switch-amortize-s", callback=positive, help="predictive: spread a switch's cost "
+                                            "(old replicas kept while new ones load) over this many seconds."),
+    forecaster: ForecasterKind = typer.Option(ForecasterKind.PEAK, "--forecaster", help="predictive: forecaster."),
+    lookback: Optional[int] = typer.Option(None, "--lookback", min=1, help="predictive: intervals of history the "
+                                           "forecaster reads; default: as many as its horizon (start-up + 1 interval)."),
+    uncap_throughput: bool = typer.Option(True, "--uncap-throughput/--keep-throughput",
+                                          help="Plan rows whose measured throughput is capped by the offered load "
+                                               "from batch size / latency instead (a note names them)."),
 ) -> None:
     """Replay TRACE while a policy re-plans SPEC every interval; write the timeline and summary.
 
@@ -57,7 +77,9 @@ def tune(
     import numpy as np
 
     from planner import io, traces
-    from planner.tuner import PlanBook, PolicySettings, TuneSettings, compare, compare_rows
+    from planner.tuner import (ForecastSettings, PlanBook, PolicySettings, PredictiveSettings, TuneSettings, compare,
+                               compare_rows)
+    from planner.tuner.capacity import uncap_request
     from planner.tuner.report import COMPARE_HEADER, compare_csv_rows, summary_json, timeline_header, timeline_rows
 
     io.OutputSet({}, folders={"--out": out}, stdout_ok=False)  # checks --out before any work
@@ -74,23 +96,38 @@ def tune(
     arrivals = read_trace_arg(trace, trace_format, seed, column=column)
     if scale != 1.0:
         arrivals = traces.rescale(arrivals, scale, np.random.default_rng(seed))
-    settings = TuneSettings(policy=PolicySettings(interval_s=interval_s), seed=seed)
-    kinds = tuple(PolicyKind) if compare_all else (policy,)
+    notes: tuple = ()
+    if uncap_throughput:
+        request, notes = uncap_request(request)
+    predictive = PredictiveSettings(forecast=ForecastSettings(kind=forecaster, lookback=lookback), margin=margin,
+                                    switch_hysteresis=switch_hysteresis, switch_amortize_s=switch_amortize_s)
+    settings = TuneSettings(policy=PolicySettings(interval_s=interval_s, peak_window_s=peak_window_s,
+                                                  grid_step=grid_step, predictive=predictive), seed=seed)
+    # The oracle runs beside a single policy too: 'targets met' compares with it either way.
+    kinds = tuple(PolicyKind) if compare_all else tuple(dict.fromkeys((PolicyKind.ORACLE, policy)))
+
+    def done(result) -> None:
+        if compare_all or result.summary.policy == policy.value:
+            write(result)
+
     try:
-        results = compare(PlanBook(request), arrivals, kinds, settings, on_result=write)
+        results = compare(PlanBook(request, step=grid_step), arrivals, kinds, settings, on_result=done)
     except TraceError as exc:
         text = str(exc)
         raise TraceError(text if text.startswith(str(trace)) else f"{trace}: {text}") from None
-    rows = compare_rows(results)
+    rows = compare_rows(request.spec, results)
     if compare_all:
         with io.outputs({}, folders={"--out": out}, stdout_ok=False) as files:
             files.write_text(out / "compare.csv", io.csv_text(COMPARE_HEADER, compare_csv_rows(rows)))
     if as_json:
-        print_json({"trace": str(trace), "out": str(out), "policies": [
+        print_json({"trace": str(trace), "out": str(out), "notes": list(notes), "policies": [
             {"policy": r.policy, "total_cost_usd": r.total_cost_usd, "cost_vs_oracle": finite_or_none(r.cost_vs_oracle),
              "slo_attainment": r.slo_attainment, "mean_accuracy": r.mean_accuracy,
              "reconfigurations": r.reconfigurations, "meets_targets": r.meets_targets} for r in rows]})
         return
+    for note in notes:
+        console.print(f"note: {note}", highlight=False)
     console.print(_tune_table(results, rows))
-    console.print(f"timeline.csv and summary.json written to {out}" + (" (one folder per policy; compare.csv)"
-                                                                      if compare_all else ""), highlight=False)
+    console.print(f"timeline.csv and summary.json written to {out}" + (
+        " (one folder per policy; compare.csv)" if compare_all else f" (for {policy.value}; the oracle is shown for "
+                                                                     "reference)"), highlight=False)

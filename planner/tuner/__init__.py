@@ -2,13 +2,19 @@
 
 ``tune(PlanBook(request), trace, PolicyKind.PREDICTIVE)`` replays a trace under a policy through
 the schedule simulator (planner.sim.schedule) with reconfiguration delays (planner.tuner.deployment);
-``compare`` runs every policy, the hindsight oracle first.
+``compare`` runs several policies, the hindsight oracle first; ``compare_rows`` checks each against
+the targets (planner.tuner.targets).
 """
 
 from planner.tuner.planbook import PlanBook
-from planner.tuner.policies import (Observation, Policy, PolicyKind, PolicySettings, PredictiveSettings,
-                                    ReactiveSettings, make_policy)
-from planner.tuner.replay import CompareRow, TuneResult, TuneSettings, compare, compare_rows, tune
+from planner.tuner.policies import (DEFAULT_POLICY, POLICIES, Observation, PlaybackPolicy, Policy, PolicyKind,
+                                    make_policy)
+from planner.tuner.replay import TuneResult, TuneSettings, compare, tune, tune_policy
+from planner.tuner.settings import (ForecasterKind, ForecastSettings, PolicySettings, PredictiveSettings,
+                                    ReactiveSettings)
+from planner.tuner.targets import CompareRow, Targets, compare_rows
 
-__all__ = ["CompareRow", "Observation", "PlanBook", "Policy", "PolicyKind", "PolicySettings", "PredictiveSettings",
-           "ReactiveSettings", "TuneResult", "TuneSettings", "compare", "compare_rows", "make_policy", "tune"]
+__all__ = ["CompareRow", "DEFAULT_POLICY", "ForecastSettings", "ForecasterKind", "Observation", "POLICIES",
+           "PlanBook", "PlaybackPolicy", "Policy", "PolicyKind", "PolicySettings", "PredictiveSettings",
+           "ReactiveSettings", "Targets", "TuneResult", "TuneSettings", "compare", "compare_rows", "make_policy",
+           "tune", "tune_policy"]

@@ -33,6 +33,9 @@ from planner.plan import Plan, StagePlan
 from planner.sim.config import SimConfig, StageModel
 from planner.sim.schedule import ReplicaWindow, Schedule, StageSchedule, stage_models
 from planner.tuner.planbook import StageKey
+from planner.tuner.settings import ms
+
+MS_PER_HOUR = ms(3600.0)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,14 @@ class DeployedConfig:
     usd_per_hour: float  # per replica
     accuracy: float
     delay_ms: float  # start-up plus load time of a new replica
-    capacity_rps: float  # pipeline requests/s one replica serves back to back at full batches
+    # Pipeline requests/s ONE replica serves back to back at full batches (StagePlan.capacity_rps is
+    # items/s of all the stage's replicas: divided by replicas and by the fan-out here).
+    replica_capacity_req_per_s: float
+
+    @property
+    def batch_timeout_ms(self) -> float:
+        """The queue's batch timeout, fixed when the configuration was first deployed."""
+        return self.model.batch_timeout_ms
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class Change:
     launched: int
     stopped: int
     switched_stages: tuple[str, ...]
+    targets: tuple[DeployedConfig, ...] = ()  # per stage of the plan: the configuration now wanted, as deployed
 
     @property
     def changed(self) -> bool:
@@ -70,7 +81,7 @@ class _Window:
 
 
 def _delay_ms(stage: StagePlan) -> float:
-    return 1000.0 * (stage.startup_s + (stage.load_time_s or 0.0))
+    return ms(stage.startup_s + (stage.load_time_s or 0.0))
 
 
 class Deployment:
@@ -90,8 +101,8 @@ class Deployment:
                 return i
         model = stage_models(plan, self.sim_config)[stage.stage]
         per_replica = stage.usd_per_hour / stage.replicas
-        capacity = stage.capacity_rps / stage.replicas / stage.fanout
-        known.append(DeployedConfig(key, model, per_replica, stage.accuracy, _delay_ms(stage), capacity))
+        capacity_req_per_s = stage.capacity_rps / stage.replicas / stage.fanout  # items/s of all -> requests/s of one
+        known.append(DeployedConfig(key, model, per_replica, stage.accuracy, _delay_ms(stage), capacity_req_per_s))
         return len(known) - 1
 
     def apply(self, t_ms: float, plan: Plan, instant: bool = False, initial: bool = False) -> Change:
@@ -100,9 +111,11 @@ class Deployment:
             self.order = tuple(s.stage for s in plan.stages)
         launched = stopped = 0
         switched: list[str] = []
+        targets: list[DeployedConfig] = []
         for stage in plan.stages:
             index = self._config_index(stage, plan)
             config = self.configs[stage.stage][index]
+            targets.append(config)
             windows = self.windows.setdefault(stage.stage, [])
             live = [w for w in windows if w.stop_ms > t_ms]
             same = [w for w in live if w.config == index and w.stop_ms == math.inf]
@@ -140,7 +153,7 @@ class Deployment:
                 if stop != w.stop_ms:
                     stopped += int(w.stop_ms == math.inf)
                     w.stop_ms = max(w.launch_ms, stop)
-        return Change(launched, stopped, tuple(switched))
+        return Change(launched, stopped, tuple(switched), tuple(targets))
 
     def schedule(self) -> Schedule:
         """The replica windows so far, as the schedule simulator's input."""
@@ -157,12 +170,12 @@ class Deployment:
             alive_to = min(horizon_ms, max(w.stop_ms, last))
             overlap = min(alive_to, end_ms) - max(w.launch_ms, start_ms)
             if overlap > 0:
-                total += overlap * self.configs[name][w.config].usd_per_hour / 3.6e6
+                total += overlap * self.configs[name][w.config].usd_per_hour / MS_PER_HOUR
         return total
 
-    def capacity_rps(self, t_ms: float) -> float:
+    def capacity_req_per_s(self, t_ms: float) -> float:
         """Pipeline requests/s the replicas able to serve at ``t_ms`` carry (the slowest stage's)."""
-        return min(sum(self.configs[name][w.config].capacity_rps for w in self.windows[name]
+        return min(sum(self.configs[name][w.config].replica_capacity_req_per_s for w in self.windows[name]
                        if w.ready_ms <= t_ms < w.stop_ms) for name in self.order)
 
     def serving(self, name: str, t_ms: float) -> int:

@@ -14,16 +14,21 @@
   noise from triggering scale-ups (a plan at rate ``lam`` already absorbs Poisson bursts).
 - *Forecaster* (numpy only): the next-horizon peak rate is the larger of (a) a high quantile of
   the recent interval peaks and (b) their least-squares linear trend extrapolated to the end of the
-  horizon, over the last ``lookback`` intervals (default 6: one minute at 10 s; IPA uses 2 minutes).
+  horizon, over the last ``lookback`` intervals (default: as many as the horizon spans, so a forecast
+  looks back as far as it looks ahead; IPA looks back 2 minutes). With one interval of history the
+  forecast is that interval's peak.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import numpy as np
 from scipy.special import gammaincinv
+
+from planner.tuner.settings import MS_PER_S, ForecastSettings, ForecasterKind
 
 
 def interval_peaks_rps(counts_per_s: np.ndarray, interval_s: int, window_s: int) -> np.ndarray:
@@ -69,7 +74,7 @@ def max_counts(arrival_ms: np.ndarray, windows_s: tuple[float, ...]) -> np.ndarr
     a = np.asarray(arrival_ms, dtype=np.float64)
     if a.size == 0:
         return np.zeros(len(windows_s))
-    return np.array([float(np.max(np.searchsorted(a, a + 1000.0 * w, side="left") - np.arange(a.size)))
+    return np.array([float(np.max(np.searchsorted(a, a + MS_PER_S * w, side="left") - np.arange(a.size)))
                      for w in windows_s])
 
 
@@ -87,17 +92,24 @@ def envelope_rate_rps(arrival_ms: np.ndarray, windows_s: tuple[float, ...], hori
     return best
 
 
+class Forecaster(Protocol):
+    """Forecast the peak rate (requests/s) over the next ``horizon`` intervals from recent interval peaks."""
+
+    def forecast(self, peaks_req_per_s: np.ndarray, horizon: float) -> float: ...
+
+
 @dataclass(frozen=True)
 class PeakForecaster:
-    """Forecast the peak rate over the next ``horizon`` intervals from recent interval peaks."""
+    """The larger of a high quantile of the recent peaks and their linear trend (see the module)."""
 
-    lookback: int = 6  # intervals of history used (IPA looks back 2 minutes; 1 minute sheds a peak sooner)
-    quantile: float = 0.9  # of the recent peaks: the level held against noise
+    lookback: int | None = None  # None: ceil(horizon) intervals
+    quantile: float = 0.9
     trend_weight: float = 1.0  # 0 disables the linear-trend term
 
-    def forecast(self, peaks: np.ndarray, horizon: float) -> float:
+    def forecast(self, peaks_req_per_s: np.ndarray, horizon: float) -> float:
         """The larger of the recent-peak quantile and the linear trend at ``horizon`` intervals ahead."""
-        recent = np.asarray(peaks, dtype=np.float64)[-self.lookback:]
+        lookback = self.lookback if self.lookback is not None else max(1, math.ceil(horizon - 1e-9))
+        recent = np.asarray(peaks_req_per_s, dtype=np.float64)[-lookback:]
         if recent.size == 0:
             return 0.0
         level = float(np.quantile(recent, self.quantile))
@@ -106,3 +118,23 @@ class PeakForecaster:
         x = np.arange(recent.size, dtype=np.float64)
         slope = float(np.polyfit(x, recent, 1)[0])
         return max(level, float(recent[-1]) + self.trend_weight * slope * horizon)
+
+
+@dataclass(frozen=True)
+class LastForecaster:
+    """The last interval's peak (the naive forecast every other one should beat)."""
+
+    def forecast(self, peaks_req_per_s: np.ndarray, horizon: float) -> float:
+        recent = np.asarray(peaks_req_per_s, dtype=np.float64)
+        return float(recent[-1]) if recent.size else 0.0
+
+
+FORECASTERS: dict[ForecasterKind, Callable[[ForecastSettings], Forecaster]] = {
+    ForecasterKind.PEAK: lambda s: PeakForecaster(s.lookback, s.quantile, s.trend_weight),
+    ForecasterKind.LAST: lambda s: LastForecaster(),
+}
+
+
+def make_forecaster(settings: ForecastSettings) -> Forecaster:
+    """The forecaster ``settings.kind`` names, with its settings."""
+    return FORECASTERS[settings.kind](settings)

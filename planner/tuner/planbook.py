@@ -130,7 +130,3 @@ class PlanBook:
         plan = self._solve(lo, None, cv)
         assert plan is not None
         return plan
-
-    def capacity_rps(self, rps: float) -> float:
-        """The grid rate a request for ``rps`` is planned at (what the plan is sized for)."""
-        return self.grid_rps(self.grid_index(rps))

@@ -1,9 +1,12 @@
-"""Tuning policies behind one ask/tell protocol (Model Analyzer's search-strategy shape).
+"""Tuning policies behind one ask/tell protocol (Model Analyzer's search-strategy shape), chosen from a registry.
 
 Every interval the replay *tells* a policy what arrived in the interval that just ended
 (:class:`Observation`) and *asks* it for the plan to apply next. Policies keep their own history
 (they are the classes that hold state over time) and take plans from a shared
 :class:`~planner.tuner.planbook.PlanBook`, so no policy solves an ILP twice for the same rate.
+Every plan the book returns is optimal for the spec's objective (min_cost, max_accuracy or weighted)
+at its rate; where a policy chooses between plans itself it compares them by that objective too
+(:func:`switch_pays`).
 
 - ``reactive`` (InferLine's tuner): keeps the initial plan's configuration and changes replica
   counts only. Scale up as soon as the traffic envelope of the last interval needs a higher rate
@@ -12,30 +15,34 @@ Every interval the replay *tells* a policy what arrived in the interval that jus
   within ``cooldown_s`` of the last scale-up.
 - ``predictive`` (IPA): every interval, forecast the peak rate over the time a new replica needs to
   come up plus one interval (planner.tuner.forecast), and re-solve the ILP at it, which may switch
-  variants and batch sizes. A switch is taken only when it saves more than ``switch_saving`` of
-  the cost of keeping the configuration (a switch runs old and new replicas side by side while the
-  new ones load).
+  variants, hardware and batch sizes. The optimum is taken over the best plan that keeps the
+  deployed configuration when, charged for the switch, it is better by the objective
+  (:func:`switch_pays`).
 - Both adaptive policies add ``backlog / drain_s`` to the rate they plan for (the backlog is
-  estimated from arrivals beyond the serving capacity, :class:`BacklogEstimate`; at most doubling
-  the rate), and plan for the largest inter-arrival CV of their last intervals (``measure_cv``).
+  estimated from arrivals beyond the serving capacity under the spec's utilisation cap,
+  :class:`BacklogEstimate`; at most doubling the rate), and plan for the largest inter-arrival CV of
+  their last intervals (``measure_cv``).
 - ``static-peak`` / ``static-mean``: one plan for the trace's peak interval rate / mean rate.
 - ``oracle``: with hindsight, each interval's optimal plan for the peak rate that actually arrives
-  in it, reconfigured for free at the interval's start (planner.tuner.deployment): the cost floor of
-  any policy sized for each interval's actual peak.
+  in it, reconfigured for free at the interval's start (planner.tuner.deployment).
+- :class:`PlaybackPolicy` (no kind: it needs the plans): a given plan per interval, e.g. another
+  system's logged decisions, replayed through the same simulator.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
 from planner.plan import Plan
-from planner.tuner.forecast import PeakForecaster, envelope_rate_rps, envelope_windows_s, gaps_cv, interval_peaks_rps
+from planner.tuner.forecast import (envelope_rate_rps, envelope_windows_s, gaps_cv, interval_peaks_rps,
+                                    make_forecaster)
 from planner.tuner.planbook import PlanBook, plan_pin
+from planner.tuner.settings import MS_PER_S, PolicySettings, ms
 
 
 class PolicyKind(str, Enum):
@@ -46,68 +53,43 @@ class PolicyKind(str, Enum):
     ORACLE = "oracle"
 
 
+DEFAULT_POLICY = PolicyKind.PREDICTIVE  # the best adaptive policy on docs/benchmarks.md's traces
+
+
 @dataclass(frozen=True)
 class Observation:
-    """What arrived in the interval ``[start_s, end_s)`` (arrival times in ms from the trace start),
-    and the pipeline's serving capacity over it (mean of its start, middle and end; replicas still
-    starting do not count), from which a policy estimates the backlog it has to drain."""
+    """What arrived in the interval ``[start_ms, end_ms)`` (arrival times in ms from the trace start),
+    and the pipeline's serving capacity over it in requests/s (the mean of its start, middle and end;
+    replicas still starting do not count), from which a policy estimates the backlog to drain."""
 
-    start_s: float
-    end_s: float
+    start_ms: float
+    end_ms: float
     arrival_ms: np.ndarray
-    capacity_rps: float = math.inf
+    capacity_req_per_s: float = math.inf
 
 
 class BacklogEstimate:
     """Requests left waiting: grows by arrivals beyond the serving capacity, shrinks by spare capacity.
 
-    A plan sized for the arrival rate alone leaves a backlog built during a start-up delay in the
-    queues for minutes; sizing for ``rate + backlog / drain_s`` drains it.
+    A replica serves at most ``max_utilization`` of its back-to-back capacity at the planned latency
+    (the spec's cap), so ``served = max_utilization * capacity * seconds``. A plan sized for the
+    arrival rate alone leaves a backlog built during a start-up delay in the queues for minutes;
+    sizing for ``rate + backlog / drain_s`` drains it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_utilization: float) -> None:
+        self.max_utilization = max_utilization
         self.requests = 0.0
 
     def update(self, observation: Observation) -> float:
-        seconds = observation.end_s - observation.start_s
-        served = 0.9 * observation.capacity_rps * seconds  # capacity at full batches, less the utilisation cap
+        seconds = (observation.end_ms - observation.start_ms) / MS_PER_S
+        served = self.max_utilization * observation.capacity_req_per_s * seconds
         self.requests = max(0.0, self.requests + observation.arrival_ms.size - served)
         return self.requests
 
 
-@dataclass(frozen=True)
-class ReactiveSettings:
-    history_s: float = 60.0  # longest envelope window and how far back scale-up looks
-    up_margin: float = 0.05  # plan this much above the envelope rate when scaling up
-    down_window_s: float = 30.0  # InferLine: max 5 s rate over the last 30 s
-    down_margin: float = 0.15  # plan this much above that rate when scaling down
-    hysteresis: float = 0.20  # scale down only when the new rate is this much below the deployed one
-    cooldown_s: float = 30.0  # no scale-down this soon after a scale-up
-    drain_s: float = 30.0  # plan to drain an estimated backlog within this time
-
-
-@dataclass(frozen=True)
-class PredictiveSettings:
-    forecaster: PeakForecaster = field(default_factory=PeakForecaster)
-    margin: float = 0.05  # plan this much above the forecast
-    switch_saving: float = 0.10  # switch configuration only when it saves this share of the cost
-    drain_s: float = 30.0  # plan to drain an estimated backlog within this time
-
-
-@dataclass(frozen=True)
-class PolicySettings:
-    interval_s: int = 10
-    peak_window_s: int = 5  # the interval peak rate's window (planner.tuner.forecast)
-    # Plan for the measured burstiness (CV of gaps within an interval; the oracle's own interval,
-    # adaptive policies the largest of their last ``cv_intervals``) instead of the spec's arrival_cv.
-    measure_cv: bool = True
-    cv_intervals: int = 3
-    reactive: ReactiveSettings = field(default_factory=ReactiveSettings)
-    predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
-
-
 class Policy(Protocol):
-    kind: PolicyKind
+    name: str  # what the timeline and the comparison call it
     instant: bool  # reconfigure for free and at once (the hindsight oracle only)
 
     def tell(self, observation: Observation) -> None:
@@ -134,13 +116,50 @@ class RecentCv:
         return max(self.values) if self.values and self.settings.measure_cv else None
 
 
+def objective_value(book: PlanBook, plan: Plan, extra_usd_per_hour: float = 0.0) -> float:
+    """The spec's objective of ``plan`` (its own unit), charged ``extra_usd_per_hour`` on top."""
+    return book.request.spec.objective.value(plan.cost_usd_per_hour + extra_usd_per_hour, plan.accuracy)
+
+
+def switch_cost_usd_per_hour(current: Plan, target: Plan, amortize_s: float) -> float:
+    """What switching ``current`` to ``target`` costs, as USD/h over ``amortize_s``.
+
+    The switched stages' current replicas keep serving while the new ones start and load
+    (make-before-break, planner.tuner.deployment), so each switched stage is paid twice for its
+    start-up delay: ``sum over switched stages of usd_per_hour * delay_s / amortize_s``.
+    """
+    old = {s.stage: s for s in current.stages}
+    total = 0.0
+    for s in target.stages:
+        o = old.get(s.stage)
+        if o is None or (o.variant, o.hardware, o.batch_size) != (s.variant, s.hardware, s.batch_size):
+            delay_s = s.startup_s + (s.load_time_s or 0.0)
+            total += (o.usd_per_hour if o is not None else 0.0) * delay_s / max(amortize_s, 1e-9)
+    return total
+
+
+def switch_pays(book: PlanBook, keep: Plan, switch: Plan, hysteresis: float, amortize_s: float) -> bool:
+    """Whether ``switch``, charged for the switch, beats ``keep`` by more than ``hysteresis`` (objective units).
+
+    The spec's objective decides (``Objective.value``, higher or lower is better by ``maximize``):
+    under a weighted or accuracy objective a switch to a more accurate configuration of the same
+    cost pays; under min_cost only a cheaper one does.
+    """
+    objective = book.request.spec.objective
+    gain = (objective_value(book, switch, switch_cost_usd_per_hour(keep, switch, amortize_s))
+            - objective_value(book, keep))
+    if not objective.maximize:
+        gain = -gain
+    return gain > hysteresis
+
+
 class StaticPolicy:
     """One plan for the whole trace."""
 
     instant = False
 
-    def __init__(self, kind: PolicyKind, plan: Plan):
-        self.kind, self._plan = kind, plan
+    def __init__(self, name: str, plan: Plan):
+        self.name, self._plan = name, plan
 
     def tell(self, observation: Observation) -> None:
         pass
@@ -149,14 +168,30 @@ class StaticPolicy:
         return self._plan
 
 
+class PlaybackPolicy:
+    """A given plan per interval (the last one repeats): another system's decisions, replayed."""
+
+    def __init__(self, name: str, plans: tuple[Plan, ...], instant: bool = False):
+        if not plans:
+            raise ValueError("PlaybackPolicy needs at least one plan")
+        self.name, self.plans, self.instant = name, plans, instant
+        self.interval = 0
+
+    def tell(self, observation: Observation) -> None:
+        self.interval += 1
+
+    def ask(self) -> Plan:
+        return self.plans[min(self.interval, len(self.plans) - 1)]
+
+
 class OraclePolicy:
     """Hindsight: the optimal plan for each interval's actual peak rate."""
 
-    kind = PolicyKind.ORACLE
+    name = PolicyKind.ORACLE.value
     instant = True
 
-    def __init__(self, book: PlanBook, peaks_rps: np.ndarray, cvs: list[float | None]):
-        self.book, self.peaks, self.cvs = book, np.asarray(peaks_rps), cvs
+    def __init__(self, book: PlanBook, peaks_req_per_s: np.ndarray, cvs: list[float | None]):
+        self.book, self.peaks, self.cvs = book, np.asarray(peaks_req_per_s), cvs
         self.interval = 0
 
     def tell(self, observation: Observation) -> None:
@@ -169,13 +204,13 @@ class OraclePolicy:
 
 def _pipeline_service_s(plan: Plan) -> float:
     """Sum of batch-1 p50 service times along the stages (the shortest envelope window)."""
-    return sum(s.service_ms_by_batch.p50_ms[0] for s in plan.stages) / 1000.0
+    return sum(s.service_ms_by_batch.p50_ms[0] for s in plan.stages) / MS_PER_S
 
 
 class ReactivePolicy:
     """InferLine-style replica scaling on traffic envelopes, configuration fixed."""
 
-    kind = PolicyKind.REACTIVE
+    name = PolicyKind.REACTIVE.value
     instant = False
 
     def __init__(self, book: PlanBook, initial: Plan, settings: PolicySettings):
@@ -184,19 +219,18 @@ class ReactivePolicy:
         self.pin = plan_pin(initial)
         self.windows_s = envelope_windows_s(_pipeline_service_s(initial), settings.reactive.history_s)
         self.recent: list[np.ndarray] = []
-        self.now_s = 0.0
-        self.last_up_s = -math.inf
-        self.backlog = BacklogEstimate()
+        self.now_ms = 0.0
+        self.last_up_ms = -math.inf
+        self.backlog = BacklogEstimate(book.request.spec.max_utilization)
         self.cv = RecentCv(settings)
 
     def tell(self, observation: Observation) -> None:
         self.backlog.update(observation)
         self.cv.update(observation)
-        self.now_s = observation.end_s
+        self.now_ms = observation.end_ms
         self.recent.append(np.asarray(observation.arrival_ms))
-        keep_s = max(self.settings.reactive.history_s, self.settings.reactive.down_window_s)
-        cutoff_ms = 1000.0 * (self.now_s - keep_s)
-        self.recent = [a for a in self.recent if a.size and a[-1] >= cutoff_ms]
+        keep_ms = ms(max(self.settings.reactive.history_s, self.settings.reactive.down_window_s))
+        self.recent = [a for a in self.recent if a.size and a[-1] >= self.now_ms - keep_ms]
 
     def _plan_at(self, rps: float) -> Plan:
         # Replicas only: above the configuration's reach (max_replicas) it keeps its largest plan.
@@ -212,19 +246,19 @@ class ReactivePolicy:
         if not self.recent:
             return self.plan
         arrivals = np.concatenate(self.recent)
-        last = arrivals[arrivals >= 1000.0 * (self.now_s - self.settings.interval_s)]
+        last = arrivals[arrivals >= self.now_ms - ms(self.settings.interval_s)]
         need = envelope_rate_rps(last, self.windows_s, float(self.settings.interval_s))
         need += min(need, self.backlog.requests / r.drain_s)  # drain, at most doubling the rate
         deployed = self.plan.arrival_rps
         if need > deployed:
             self.plan = self._plan_at(need * (1.0 + r.up_margin))
-            self.last_up_s = self.now_s
+            self.last_up_ms = self.now_ms
             return self.plan
-        if self.now_s - self.last_up_s < r.cooldown_s:
+        if self.now_ms - self.last_up_ms < ms(r.cooldown_s):
             return self.plan
-        start_ms = 1000.0 * (self.now_s - r.down_window_s)
+        start_ms = self.now_ms - ms(r.down_window_s)
         recent = arrivals[arrivals >= start_ms]
-        counts = np.bincount(((recent - start_ms) // 1000.0).astype(np.int64), minlength=int(r.down_window_s))
+        counts = np.bincount(((recent - start_ms) // MS_PER_S).astype(np.int64), minlength=int(r.down_window_s))
         peak5 = float(np.convolve(counts, np.ones(5), mode="valid").max()) / 5.0 if counts.size >= 5 else 0.0
         target = max(peak5, need) * (1.0 + r.down_margin)
         if target < deployed * (1.0 - r.hysteresis):
@@ -233,24 +267,25 @@ class ReactivePolicy:
 
 
 class PredictivePolicy:
-    """IPA-style: forecast the coming peak, re-solve the ILP, switch configuration when it pays."""
+    """IPA-style: forecast the coming peak, re-solve the ILP, switch configuration when the objective says it pays."""
 
-    kind = PolicyKind.PREDICTIVE
+    name = PolicyKind.PREDICTIVE.value
     instant = False
 
     def __init__(self, book: PlanBook, initial: Plan, settings: PolicySettings):
         self.book, self.settings = book, settings
         self.plan = initial
         self.peaks: list[float] = []
-        self.backlog = BacklogEstimate()
+        self.backlog = BacklogEstimate(book.request.spec.max_utilization)
         self.cv = RecentCv(settings)
+        self.forecaster = make_forecaster(settings.predictive.forecast)
 
     def tell(self, observation: Observation) -> None:
         self.backlog.update(observation)
         self.cv.update(observation)
         a = np.asarray(observation.arrival_ms)
-        seconds = max(1, int(round(observation.end_s - observation.start_s)))
-        counts = np.bincount(np.minimum(((a - 1000.0 * observation.start_s) // 1000.0).astype(np.int64), seconds - 1),
+        seconds = max(1, int(round((observation.end_ms - observation.start_ms) / MS_PER_S)))
+        counts = np.bincount(np.minimum(((a - observation.start_ms) // MS_PER_S).astype(np.int64), seconds - 1),
                              minlength=seconds) if a.size else np.zeros(seconds)
         self.peaks.append(float(interval_peaks_rps(counts, seconds, self.settings.peak_window_s)[0]))
 
@@ -260,37 +295,57 @@ class PredictivePolicy:
             return self.plan
         delay_s = max(s.startup_s + (s.load_time_s or 0.0) for s in self.plan.stages)
         horizon = (delay_s + self.settings.interval_s) / self.settings.interval_s
-        rate = p.forecaster.forecast(np.asarray(self.peaks), horizon) * (1.0 + p.margin)
+        rate = self.forecaster.forecast(np.asarray(self.peaks), horizon) * (1.0 + p.margin)
         rate += min(rate, self.backlog.requests / p.drain_s)  # drain, at most doubling the rate
         cv = self.cv.value
         best = self.book.plan(rate, cv)
         if plan_pin(best) != plan_pin(self.plan):
             # A switch serves nothing new until the new replicas load: never while a backlog
-            # drains (then the configuration's largest plan is kept), and only for a real saving.
+            # drains (then the configuration's largest plan is kept), otherwise when it pays.
             if self.backlog.requests > 0:
                 keep = self.book.pinned_capped(rate, plan_pin(self.plan), cv)
             else:
                 keep = self.book.pinned(rate, plan_pin(self.plan), cv)
             if keep is not None and (self.backlog.requests > 0 or
-                                     best.cost_usd_per_hour > keep.cost_usd_per_hour * (1.0 - p.switch_saving)):
+                                     not switch_pays(self.book, keep, best, p.switch_hysteresis, p.switch_amortize_s)):
                 best = keep
         self.plan = best
         return best
 
 
+@dataclass(frozen=True)
+class PolicyInputs:
+    """What a policy factory may read: the plan cache, the trace's per-second counts and per-interval
+    gap CVs (baselines and the oracle read them whole), and the settings."""
+
+    book: PlanBook
+    counts_per_s: np.ndarray
+    settings: PolicySettings
+    interval_cvs: tuple[float | None, ...]
+
+    @property
+    def peaks_req_per_s(self) -> np.ndarray:
+        return interval_peaks_rps(self.counts_per_s, self.settings.interval_s, self.settings.peak_window_s)
+
+    def initial(self) -> Plan:
+        """Every adaptive policy starts from the first interval's optimum."""
+        return self.book.plan(float(self.peaks_req_per_s[0]), self.interval_cvs[0])
+
+
+POLICIES: dict[PolicyKind, Callable[[PolicyInputs], Policy]] = {
+    PolicyKind.STATIC_PEAK: lambda i: StaticPolicy(PolicyKind.STATIC_PEAK.value,
+                                                   i.book.plan(float(i.peaks_req_per_s.max()))),
+    PolicyKind.STATIC_MEAN: lambda i: StaticPolicy(PolicyKind.STATIC_MEAN.value,
+                                                   i.book.plan(float(np.mean(i.counts_per_s)))),
+    PolicyKind.ORACLE: lambda i: OraclePolicy(i.book, i.peaks_req_per_s, list(i.interval_cvs)),
+    PolicyKind.REACTIVE: lambda i: ReactivePolicy(i.book, i.initial(), i.settings),
+    PolicyKind.PREDICTIVE: lambda i: PredictivePolicy(i.book, i.initial(), i.settings),
+}
+
+
 def make_policy(kind: PolicyKind, book: PlanBook, counts_per_s: np.ndarray, settings: PolicySettings,
                 interval_cvs: list[float | None] | None = None) -> Policy:
-    """A policy for a trace given by its per-second counts and per-interval gap CVs (baselines and
-    the oracle read them whole)."""
-    peaks = interval_peaks_rps(counts_per_s, settings.interval_s, settings.peak_window_s)
-    cvs = list(interval_cvs) if interval_cvs is not None and settings.measure_cv else [None] * peaks.size
-    if kind is PolicyKind.STATIC_PEAK:
-        return StaticPolicy(kind, book.plan(float(peaks.max())))
-    if kind is PolicyKind.STATIC_MEAN:
-        return StaticPolicy(kind, book.plan(float(np.mean(counts_per_s))))
-    if kind is PolicyKind.ORACLE:
-        return OraclePolicy(book, peaks, cvs)
-    initial = book.plan(float(peaks[0]), cvs[0])  # every adaptive policy starts from the first interval's optimum
-    if kind is PolicyKind.REACTIVE:
-        return ReactivePolicy(book, initial, settings)
-    return PredictivePolicy(book, initial, settings)
+    """The policy ``kind`` for a trace given by its per-second counts and per-interval gap CVs."""
+    intervals = interval_peaks_rps(counts_per_s, settings.interval_s, settings.peak_window_s).size
+    cvs = tuple(interval_cvs) if interval_cvs is not None and settings.measure_cv else (None,) * intervals
+    return POLICIES[kind](PolicyInputs(book, np.asarray(counts_per_s), settings, cvs))

@@ -23,12 +23,13 @@ from planner.sim.schedule import simulate_schedule
 from planner.traces import Trace, counts_per_second
 from planner.tuner.forecast import gaps_cv, interval_peaks_rps
 from planner.tuner.planbook import PlanBook
-from planner.tuner.policies import Observation, PolicyKind, PolicySettings, make_policy
 from planner.tuner.deployment import Deployment
+from planner.tuner.policies import Observation, Policy, PolicyKind, make_policy
+from planner.tuner.settings import MS_PER_S, PolicySettings, ms
 
 log = logging.getLogger(__name__)
 
-TUNE_SCHEMA_VERSION = 1
+TUNE_SCHEMA_VERSION = 2  # 2: batch timeouts in the timeline; objective value and unit in the summary
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class StageRow:
     variant: str
     hardware: str
     batch_size: int
+    batch_timeout_ms: float  # of the configuration as deployed (fixed when it was first deployed)
     replicas: int  # the target for the interval
     serving: int  # replicas able to serve at the interval's start
 
@@ -80,6 +82,9 @@ class TuneSummary:
     slo_attainment: float  # over all requests
     p99_ms: float
     mean_accuracy: float  # request-weighted accuracy of each interval's target plan
+    time_mean_accuracy: float  # time-weighted accuracy of the target plans
+    objective_value: float  # the spec's objective at the mean cost per hour and the time-mean accuracy
+    objective_unit: str
     reconfigurations: int  # intervals whose plan launched or stopped replicas
     config_switches: int  # stage configuration changes (variant, hardware or batch size)
     replicas_launched: int
@@ -96,6 +101,14 @@ class TuneResult:
 
 def tune(book: PlanBook, trace: Trace, kind: PolicyKind, settings: TuneSettings = TuneSettings()) -> TuneResult:
     """Replay ``trace`` under policy ``kind``; plans come from ``book`` (shared across policies)."""
+    def factory(counts: np.ndarray, cvs: list[float | None]) -> Policy:
+        return make_policy(kind, book, counts, settings.policy, cvs)
+    return tune_policy(book, trace, factory, settings)
+
+
+def tune_policy(book: PlanBook, trace: Trace, factory: Callable[[np.ndarray, list[float | None]], Policy],
+                settings: TuneSettings = TuneSettings()) -> TuneResult:
+    """Replay ``trace`` under the policy ``factory(counts_per_s, interval_cvs)`` builds (any :class:`Policy`)."""
     started = time.perf_counter()
     interval_s = settings.policy.interval_s
     if trace.requests == 0:
@@ -108,23 +121,26 @@ def tune(book: PlanBook, trace: Trace, kind: PolicyKind, settings: TuneSettings 
         raise TraceError(f"trace '{trace.name}' lasts {trace.duration_ms:g} ms; tune replays it in intervals of "
                          "seconds and needs a trace of at least one second (all arrivals at one instant have no "
                          "rate). Give a longer trace, or set its duration_ms header.")
+    interval_ms = ms(interval_s)
     counts = counts_per_second(trace)
     intervals = math.ceil(counts.size / interval_s)
-    bounds = np.searchsorted(trace.arrival_ms, 1000.0 * interval_s * np.arange(intervals + 1), side="left")
+    bounds = np.searchsorted(trace.arrival_ms, interval_ms * np.arange(intervals + 1), side="left")
     cvs = [gaps_cv(trace.arrival_ms[bounds[k]:bounds[k + 1]]) for k in range(intervals)]
-    policy = make_policy(kind, book, counts, settings.policy, cvs)
+    policy = factory(counts, cvs)
     sim_config = SimConfig(seed=settings.seed, service=settings.service, slo_ms=book.request.spec.slo_ms)
     deployment = Deployment(sim_config)
     plans: list[Plan] = []
+    targets = []
     launched = switches = reconfigurations = 0
     for k in range(intervals):
-        t_s = float(k * interval_s)
+        t_ms = k * interval_ms
         if k > 0:
-            capacity = float(np.mean([deployment.capacity_rps(1000.0 * (t_s - f * interval_s)) for f in (1.0, 0.5, 1e-9)]))
-            policy.tell(Observation(t_s - interval_s, t_s, trace.arrival_ms[bounds[k - 1]:bounds[k]], capacity))
+            capacity = float(np.mean([deployment.capacity_req_per_s(t_ms - f * interval_ms) for f in (1.0, 0.5, 1e-9)]))
+            policy.tell(Observation(t_ms - interval_ms, t_ms, trace.arrival_ms[bounds[k - 1]:bounds[k]], capacity))
         plan = policy.ask()
-        change = deployment.apply(1000.0 * t_s, plan, instant=policy.instant, initial=k == 0)
+        change = deployment.apply(t_ms, plan, instant=policy.instant, initial=k == 0)
         plans.append(plan)
+        targets.append(change.targets)
         if k > 0:
             launched += change.launched
             switches += len(change.switched_stages)
@@ -138,61 +154,39 @@ def tune(book: PlanBook, trace: Trace, kind: PolicyKind, settings: TuneSettings 
     peaks = _peaks(counts, settings.policy)
     rows = []
     for k, plan in enumerate(plans):
-        lo_ms, hi_ms = 1000.0 * k * interval_s, min(horizon_ms, 1000.0 * (k + 1) * interval_s)
+        lo_ms, hi_ms = k * interval_ms, min(horizon_ms, (k + 1) * interval_ms)
         lat = latency[bounds[k]:bounds[k + 1]]
         cost = sum(deployment.stage_cost_usd(s.stage, last_end[s.stage], lo_ms, hi_ms, horizon_ms) for s in plan.stages)
         rows.append(IntervalRow(
-            time_s=lo_ms / 1000.0, arrival_rps=lat.size / max((hi_ms - lo_ms) / 1000.0, 1e-9),
+            time_s=lo_ms / MS_PER_S, arrival_rps=lat.size / max((hi_ms - lo_ms) / MS_PER_S, 1e-9),
             peak_rps=float(peaks[k]), planned_rps=plan.arrival_rps,
-            stages=tuple(StageRow(s.stage, s.variant, s.hardware, s.batch_size, s.replicas,
-                                  deployment.serving(s.stage, lo_ms)) for s in plan.stages),
+            stages=tuple(StageRow(s.stage, s.variant, s.hardware, s.batch_size, d.batch_timeout_ms, s.replicas,
+                                  deployment.serving(s.stage, lo_ms)) for s, d in zip(plan.stages, targets[k])),
             cost_usd=cost, requests=int(lat.size), p99_ms=quantile(lat, 0.99) if lat.size else math.nan,
             slo_attainment=float(np.mean(lat <= slo_ms)) if lat.size else math.nan, accuracy=plan.accuracy))
     total_cost = sum(r.cost_usd for r in rows)
     weights = np.array([r.requests for r in rows], dtype=np.float64)
+    lengths = np.array([min(horizon_ms, (k + 1) * interval_ms) - k * interval_ms for k in range(len(rows))])
+    time_accuracy = float(np.average([r.accuracy for r in rows], weights=np.maximum(lengths, 1e-9)))
+    mean_cost = total_cost / (trace.duration_s / 3600.0)
+    objective = book.request.spec.objective
     summary = TuneSummary(
-        policy=kind.value, trace=trace.name, requests=trace.requests, duration_s=trace.duration_s,
+        policy=policy.name, trace=trace.name, requests=trace.requests, duration_s=trace.duration_s,
         interval_s=interval_s, seed=settings.seed, slo_ms=slo_ms, total_cost_usd=total_cost,
-        mean_cost_usd_per_hour=total_cost / (trace.duration_s / 3600.0),
+        mean_cost_usd_per_hour=mean_cost,
         slo_attainment=result.summary.slo_attainment, p99_ms=result.summary.p99_ms,
         mean_accuracy=float(np.average([r.accuracy for r in rows], weights=weights)),
+        time_mean_accuracy=time_accuracy, objective_value=objective.value(mean_cost, time_accuracy),
+        objective_unit=objective.unit,
         reconfigurations=reconfigurations, config_switches=switches, replicas_launched=launched,
         plans_solved=book.solves, wall_s=time.perf_counter() - started)
-    log.info("%s on %s: %.4f USD, %.3f%% within SLO, %d reconfigurations", kind.value, trace.name, total_cost,
+    log.info("%s on %s: %.4f USD, %.3f%% within SLO, %d reconfigurations", policy.name, trace.name, total_cost,
              100 * summary.slo_attainment, reconfigurations)
     return TuneResult(summary, tuple(rows), tuple(plans))
 
 
 def _peaks(counts: np.ndarray, settings: PolicySettings) -> np.ndarray:
     return interval_peaks_rps(counts, settings.interval_s, settings.peak_window_s)
-
-
-@dataclass(frozen=True)
-class CompareRow:
-    policy: str
-    total_cost_usd: float
-    cost_vs_oracle: float  # NaN when the oracle was not run
-    slo_attainment: float
-    mean_accuracy: float
-    reconfigurations: int
-    meets_targets: bool  # attainment >= 99% and cost <= 1.15 x the oracle's
-
-
-ATTAINMENT_TARGET = 0.99
-COST_TARGET = 1.15
-
-
-def compare_rows(results: list[TuneResult]) -> list[CompareRow]:
-    """Each policy's cost relative to the oracle's, attainment and accuracy."""
-    oracle = next((r.summary.total_cost_usd for r in results if r.summary.policy == PolicyKind.ORACLE.value), None)
-    rows = []
-    for r in results:
-        s = r.summary
-        ratio = s.total_cost_usd / oracle if oracle else math.nan
-        rows.append(CompareRow(s.policy, s.total_cost_usd, ratio, s.slo_attainment, s.mean_accuracy,
-                               s.reconfigurations,
-                               s.slo_attainment >= ATTAINMENT_TARGET and (ratio <= COST_TARGET if oracle else False)))
-    return rows
 
 
 def compare(book: PlanBook, trace: Trace, kinds: tuple[PolicyKind, ...] = tuple(PolicyKind),

@@ -1,0 +1,78 @@
+"""The tuner's settings: every sizing margin and decision threshold, with its unit and its default.
+
+Times a user sets are in seconds (``_s``: they are how people state decision intervals and start-up
+times); the tuner converts them once, with :data:`MS_PER_S`, into its one internal unit, milliseconds.
+Rates are named by what they count: ``_req_per_s`` are pipeline requests per second, ``_items_per_s``
+are items one stage receives per second (requests x the stage's fan-out). The plan's own fields keep
+their names (``StagePlan.capacity_rps`` is items/s of all the stage's replicas).
+
+Where each default comes from is in docs/benchmarks.md ("Tuner on IPA's world" and "Tuner on real
+traces"): the defaults are the settings of the best policy there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+MS_PER_S = 1000.0
+
+
+def ms(seconds: float) -> float:
+    """Seconds (a setting, an edge value) in the tuner's internal unit, milliseconds."""
+    return seconds * MS_PER_S
+
+
+class ForecasterKind(str, Enum):
+    """Which forecaster the predictive policy uses (planner.tuner.forecast)."""
+
+    PEAK = "peak"  # recent-peak quantile and linear trend (numpy; the default)
+    LAST = "last"  # the last interval's peak (a naive baseline)
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    kind: ForecasterKind = ForecasterKind.PEAK
+    # Intervals of history; None: as many as the forecast horizon spans (the time a new replica needs
+    # to come up plus one interval), so with instant reconfiguration the last interval's peak, with a
+    # 60 s start-up at 10 s decisions 7 intervals. IPA looks back 2 minutes.
+    lookback: int | None = None
+    quantile: float = 0.9  # of the recent interval peaks: the level held against noise
+    trend_weight: float = 1.0  # 0 disables the linear-trend term
+
+
+@dataclass(frozen=True)
+class ReactiveSettings:
+    history_s: float = 60.0  # longest envelope window and how far back scale-up looks
+    up_margin: float = 0.05  # plan this share above the envelope rate when scaling up
+    down_window_s: float = 30.0  # InferLine: max 5 s rate over the last 30 s
+    down_margin: float = 0.15  # plan this share above that rate when scaling down
+    hysteresis: float = 0.20  # scale down only when the new rate is this share below the deployed one
+    cooldown_s: float = 30.0  # no scale-down this soon after a scale-up
+    drain_s: float = 30.0  # plan to drain an estimated backlog within this time
+
+
+@dataclass(frozen=True)
+class PredictiveSettings:
+    forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    margin: float = 0.0  # plan this share above the forecast peak rate (0.05 cost more and gained nothing: docs/benchmarks.md)
+    # A configuration switch is taken when the new plan's objective, charged for the switch, beats
+    # keeping the configuration by more than ``switch_hysteresis`` (in the objective's own unit:
+    # USD/h for min_cost, accuracy for max_accuracy, score for weighted). The switch's charge is
+    # the old replicas' cost while the new ones load, spread over ``switch_amortize_s``.
+    switch_hysteresis: float = 0.0
+    switch_amortize_s: float = 300.0
+    drain_s: float = 30.0  # plan to drain an estimated backlog within this time
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    interval_s: int = 10  # seconds between decisions (whole seconds: traces are binned per second)
+    peak_window_s: int = 5  # the interval peak rate's window (planner.tuner.forecast)
+    # Plan for the measured burstiness (CV of gaps within an interval; the oracle's own interval,
+    # adaptive policies the largest of their last ``cv_intervals``) instead of the spec's arrival_cv.
+    measure_cv: bool = True
+    cv_intervals: int = 3
+    grid_step: float = 0.05  # the plan cache's rate grid: a rate is planned at the next grid point up
+    reactive: ReactiveSettings = field(default_factory=ReactiveSettings)
+    predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
