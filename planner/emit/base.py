@@ -237,6 +237,12 @@ def storage_artifacts(inputs: EmitInputs) -> tuple[CopiedArtifact, ...]:
     return tuple(seen.values())
 
 
+def storage_files(inputs: EmitInputs) -> tuple[EmittedFile, ...]:
+    """storage/SHA256SUMS: the digest of every model file to upload (``sha256sum -c`` reads it)."""
+    lines = sorted(f"{a.sha256}  {a.path.relative_to('storage')}\n" for a in storage_artifacts(inputs))
+    return (EmittedFile(PurePosixPath("storage") / "SHA256SUMS", "".join(lines).encode()),)
+
+
 def dump_yaml(documents: list[dict[str, Any]]) -> bytes:
     """Stable multi-document YAML: sorted keys, block style, no aliases."""
     class _NoAlias(yaml.SafeDumper):

@@ -22,6 +22,7 @@ from planner.emit.base import (
     header_comment,
     placement_for,
     storage_artifacts,
+    storage_files,
     storage_uri,
     units,
 )
@@ -101,4 +102,4 @@ def emit(inputs: EmitInputs) -> EmitResult:
                          + ("split traffic by share" if u.role is Role.CHALLENGER else "mirror traffic")
                          + " (a service mesh such as Istio can); use the kserve or seldon target for that.")
     body = header_comment(plan, "Kubernetes objects").encode() + dump_yaml(documents)
-    return EmitResult("k8s", (EmittedFile(ROOT / "pipeline.yaml", body),), storage_artifacts(inputs), tuple(notes))
+    return EmitResult("k8s", (EmittedFile(ROOT / "pipeline.yaml", body),) + storage_files(inputs), storage_artifacts(inputs), tuple(notes))

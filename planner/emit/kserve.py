@@ -17,12 +17,14 @@ from planner.emit.base import (
     EmitResult,
     EmittedFile,
     Role,
+    artifact_for,
     check_plan,
     dns_name,
     dump_yaml,
     header_comment,
     stage_units,
     storage_artifacts,
+    storage_files,
     storage_uri,
     topological,
     units,
@@ -52,6 +54,7 @@ def _service(inputs: EmitInputs, unit, name: str, notes: list[str]) -> dict:
             notes.append(f"kserve: stage '{unit.stage}' ({unit.role.value}): the batcher takes whole milliseconds; "
                          f"the planned timeout {unit.batch_timeout_ms:g} ms is emitted as maxLatency {latency_ms}.")
         predictor["batcher"] = {"maxBatchSize": unit.batch_size, "maxLatency": latency_ms}
+    annotations["pipeplan/model-sha256"] = artifact_for(inputs, unit).sha256
     metadata: dict = {"name": name, "annotations": annotations}
     if inputs.settings.namespace:
         metadata["namespace"] = inputs.settings.namespace
@@ -108,5 +111,5 @@ def emit(inputs: EmitInputs) -> EmitResult:
     documents.append({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "InferenceGraph", "metadata": graph_meta,
                       "spec": {"nodes": {"root": {"routerType": "Sequence", "steps": root_steps}, **nodes}}})
     body = header_comment(plan, "KServe resources").encode() + dump_yaml(documents)
-    return EmitResult("kserve", (EmittedFile(ROOT / "pipeline.yaml", body),), storage_artifacts(inputs),
+    return EmitResult("kserve", (EmittedFile(ROOT / "pipeline.yaml", body),) + storage_files(inputs), storage_artifacts(inputs),
                       tuple(dict.fromkeys(notes)))

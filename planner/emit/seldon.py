@@ -16,6 +16,7 @@ from planner.emit.base import (
     EmitResult,
     EmittedFile,
     Role,
+    artifact_for,
     check_plan,
     dns_name,
     dump_yaml,
@@ -23,6 +24,7 @@ from planner.emit.base import (
     sinks,
     stage_units,
     storage_artifacts,
+    storage_files,
     storage_uri,
     topological,
     units,
@@ -54,8 +56,9 @@ def emit(inputs: EmitInputs) -> EmitResult:
         spec["replicas"] = u.replicas
         if stage_settings.memory_mb is not None:
             spec["memory"] = f"{stage_settings.memory_mb}Mi"
-        documents.append({"apiVersion": "mlops.seldon.io/v1alpha1", "kind": "Model",
-                          "metadata": _metadata(inputs, names[u.name]), "spec": spec})
+        metadata = _metadata(inputs, names[u.name])
+        metadata["annotations"] = {"pipeplan/model-sha256": artifact_for(inputs, u).sha256}
+        documents.append({"apiVersion": "mlops.seldon.io/v1alpha1", "kind": "Model", "metadata": metadata, "spec": spec})
     steps = []
     for s in topological(plan):
         champion = names[s.stage]
@@ -86,4 +89,4 @@ def emit(inputs: EmitInputs) -> EmitResult:
              "seldon: replicas are Model replicas; CPU and GPU requests belong to the Server's podSpec, which "
              "this target does not emit (one Server serves many Models)."]
     body = header_comment(plan, "Seldon Core v2 resources").encode() + dump_yaml(documents)
-    return EmitResult("seldon", (EmittedFile(ROOT / "pipeline.yaml", body),), storage_artifacts(inputs), tuple(notes))
+    return EmitResult("seldon", (EmittedFile(ROOT / "pipeline.yaml", body),) + storage_files(inputs), storage_artifacts(inputs), tuple(notes))
