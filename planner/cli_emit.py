@@ -70,3 +70,22 @@ def emit_command(
                 console.print(f"[green]passed[/] {outcome.name}", highlight=False)
         if failed:
             raise typer.Exit(code=1)
+
+
+def demo_emit(spec_path: Path, plan_path: Path, out: Path) -> None:
+    """The demo's emit step: a spec with a manifest beside it (NAME.manifest.yaml) is emitted for every
+    engine with the example deploy settings; what cannot be built here is said, not failed."""
+    manifest = spec_path.with_name(f"{spec_path.stem}.manifest.yaml")
+    settings = spec_path.with_name("deploy.example.yaml")
+    if not manifest.is_file():
+        console.print(f"no deployment files: no model manifest {manifest.name} beside {spec_path.name}, so its "
+                      "variants have no model files to deploy", highlight=False)
+        return
+    try:
+        results = emit_plan(plan_path, EmitTarget.ALL, out, manifest, settings if settings.is_file() else None,
+                            None, None, Path(".pipeplan-cache"))
+    except PipeplanError as exc:
+        console.print(f"[yellow]emit skipped for {spec_path.name}:[/] {exc}", highlight=False)
+        return
+    console.print(f"deployment files for {', '.join(r.target for r in results)} -> {out} "
+                  f"(see the notes with `pipeplan emit {plan_path} --out DIR --manifest {manifest}`)", highlight=False)

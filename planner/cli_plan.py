@@ -205,4 +205,8 @@ def demo(
             print_plan(result, None, request.profiles)
             console.print(frontier_table(points))
             console.print(f"-> {target / (spec_path.stem + '.plan.json')} and "
-                          f"{target / (spec_path.stem + '.pareto.csv')}\n", highlight=False)
+                          f"{target / (spec_path.stem + '.pareto.csv')}", highlight=False)
+            from planner.cli_emit import demo_emit
+
+            demo_emit(spec_path, target / f"{spec_path.stem}.plan.json", target / f"{spec_path.stem}.emit")
+            console.print()

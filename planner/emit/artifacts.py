@@ -42,8 +42,12 @@ def _signature(path: Path) -> tuple[str, tuple[int, ...], str, str, tuple[int, .
 def resolve(plan: Plan, manifest_path: Path, cache_dir: Path) -> tuple[dict[tuple[str, str], VariantArtifact],
                                                                      dict[str, HardwarePlacement]]:
     """Every (model, variant) the plan runs -> its file and signature; every hardware name -> placement."""
-    from profiler.manifest import load_manifest
-    from profiler.runner import RunnerConfig, VariantRunner
+    try:
+        from profiler.manifest import load_manifest
+        from profiler.runner import RunnerConfig, VariantRunner
+    except ImportError as exc:
+        raise EmitError(f"finding the variants' model files needs the profiler's runtimes ({exc}); "
+                        "`pip install '.[profile]'`.") from None
 
     try:
         manifest = load_manifest(manifest_path)
@@ -67,6 +71,9 @@ def resolve(plan: Plan, manifest_path: Path, cache_dir: Path) -> tuple[dict[tupl
                             f"'{unit.model}' in {manifest_path} (variants: {[v.name for v in model.variants]}).")
         try:
             built = runner.artifact(model, variant)
+        except ImportError as exc:
+            raise EmitError(f"stage '{unit.stage}', variant '{unit.variant}': building its model file needs a "
+                            f"package that is not installed ({exc}); `pip install '.[profile]'`.") from None
         except ProfilerError as exc:
             raise EmitError(f"stage '{unit.stage}', variant '{unit.variant}': its model file could not be built "
                             f"or found ({exc}).") from None
