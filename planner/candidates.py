@@ -241,7 +241,7 @@ def build_candidates(
     stages: list[StageCandidates] = []
     for stage in spec.stages:
         grouped = stage_rows(spec, stage, catalog, profiles, sources)
-        load_rps = rate_rps * stage.fanout
+        load_rps = rate_rps * stage.fanout * stage.champion_share  # a challenger takes its share
         batches = stage.batch_sizes or spec.batch_sizes
         max_replicas = stage.max_replicas or spec.max_replicas
         raws: list[_Raw] = []

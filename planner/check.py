@@ -68,7 +68,7 @@ def recheck(plan: Plan, spec: PipelineSpec, catalog: HardwareCatalog, profiles: 
         if row is None:
             problems.append(f"stage '{sp.stage}': no profile row for {sp.variant} on {sp.hardware} at batch {sp.batch_size}")
             continue
-        load_rps = plan.arrival_rps * stage.fanout
+        load_rps = plan.arrival_rps * stage.fanout * stage.champion_share
         terms, utilization = lat.stage_latency(
             lat.ServicePoint(row.batch_size, row.latency_p50_ms, row.latency_p99_ms, row.throughput_rps),
             sp.replicas, load_rps, sp.batch_timeout_ms, spec.arrival_cv, stage.fanout, source=not stage.after,

@@ -13,6 +13,27 @@ PLAN_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
+class RoutePlan:
+    """A stage's challenger (a share of its requests) or mirror (a copy of all of them), sized after the
+    ILP: a challenger no slower than the champion at its share of the load, a mirror at the full load
+    with no latency bound (it is off the critical path). Not counted in the plan's cost_usd_per_hour."""
+
+    role: str  # challenger | mirror
+    variant: str
+    hardware: str
+    batch_size: int
+    batch_timeout_ms: float
+    replicas: int
+    percent: int  # challenger: share of the stage's requests; mirror: 100 (a copy)
+    load_rps: float
+    capacity_rps: float
+    utilization: float
+    predicted_latency_ms: float
+    accuracy: float
+    usd_per_hour: float
+
+
+@dataclass(frozen=True)
 class StagePlan:
     """One stage's configuration and what the latency model predicts for it."""
 
@@ -39,6 +60,7 @@ class StagePlan:
     service_ms_by_batch: dict[int, tuple[float, float]] = field(default_factory=dict)
     load_time_s: float | None = None
     startup_s: float = 0.0
+    routes: tuple[RoutePlan, ...] = ()  # challenger / mirror; absent from the JSON when empty
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         stage["service_ms_by_batch"] = {
             str(b): {"p50": p50, "p99": p99} for b, (p50, p99) in sorted(stage["service_ms_by_batch"].items())
         }
+        if not stage["routes"]:  # plans without routing keep their bytes
+            del stage["routes"]
     return _round(data)
 
 
@@ -100,6 +124,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
     for s in data["stages"]:
         s = dict(s)
         s["after"] = tuple(s["after"])
+        s["routes"] = tuple(RoutePlan(**r) for r in s.get("routes", ()))
         s["service_ms_by_batch"] = {
             int(b): (float(v["p50"]), float(v["p99"])) for b, v in s["service_ms_by_batch"].items()
         }

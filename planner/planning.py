@@ -135,7 +135,9 @@ def _checked(request: PlanRequest, plan: Plan) -> Plan:
             f"the {plan.solver.name} solution disagrees with the latency model: " + "; ".join(problems)
             + ". This is a bug in pipeplan; please report it with the spec, profiles and catalog."
         )
-    return plan
+    from planner.routing import with_routes
+
+    return with_routes(request, plan)
 
 
 def _accuracy_floor_problem(spec: PipelineSpec, floor: float | None, budget: float | None) -> Problem:
