@@ -102,4 +102,5 @@ def emit(inputs: EmitInputs) -> EmitResult:
                          + ("split traffic by share" if u.role is Role.CHALLENGER else "mirror traffic")
                          + " (a service mesh such as Istio can); use the kserve or seldon target for that.")
     body = header_comment(plan, "Kubernetes objects").encode() + dump_yaml(documents)
-    return EmitResult("k8s", (EmittedFile(ROOT / "pipeline.yaml", body),) + storage_files(inputs), storage_artifacts(inputs), tuple(notes))
+    files = (EmittedFile(ROOT / "pipeline.yaml", body),) + storage_files(inputs)
+    return EmitResult("k8s", files, storage_artifacts(inputs), tuple(notes))

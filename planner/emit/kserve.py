@@ -111,5 +111,5 @@ def emit(inputs: EmitInputs) -> EmitResult:
     documents.append({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "InferenceGraph", "metadata": graph_meta,
                       "spec": {"nodes": {"root": {"routerType": "Sequence", "steps": root_steps}, **nodes}}})
     body = header_comment(plan, "KServe resources").encode() + dump_yaml(documents)
-    return EmitResult("kserve", (EmittedFile(ROOT / "pipeline.yaml", body),) + storage_files(inputs), storage_artifacts(inputs),
-                      tuple(dict.fromkeys(notes)))
+    files = (EmittedFile(ROOT / "pipeline.yaml", body),) + storage_files(inputs)
+    return EmitResult("kserve", files, storage_artifacts(inputs), tuple(dict.fromkeys(notes)))

@@ -89,4 +89,5 @@ def emit(inputs: EmitInputs) -> EmitResult:
              "seldon: replicas are Model replicas; CPU and GPU requests belong to the Server's podSpec, which "
              "this target does not emit (one Server serves many Models)."]
     body = header_comment(plan, "Seldon Core v2 resources").encode() + dump_yaml(documents)
-    return EmitResult("seldon", (EmittedFile(ROOT / "pipeline.yaml", body),) + storage_files(inputs), storage_artifacts(inputs), tuple(notes))
+    files = (EmittedFile(ROOT / "pipeline.yaml", body),) + storage_files(inputs)
+    return EmitResult("seldon", files, storage_artifacts(inputs), tuple(notes))

@@ -54,7 +54,8 @@ def _validator(schema_dir: str, group: str, kind: str, version: str):
         import jsonschema
     except ImportError:
         raise ValidatorUnavailable("CRD checks need jsonschema; `pip install '.[deploy]'`.") from None
-    crd = yaml.load((Path(schema_dir) / CRD_FILES[(group, kind)]).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the InferenceService CRD is 2 MB
+    crd = yaml.load((Path(schema_dir) / CRD_FILES[(group, kind)]).read_text(), Loader=loader)
     entry = next(v for v in crd["spec"]["versions"] if v["name"] == version)
     schema = to_json_schema(entry["schema"]["openAPIV3Schema"])
     schema.setdefault("properties", {})["metadata"] = {"type": "object"}  # ObjectMeta is checked below
