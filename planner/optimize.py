@@ -19,6 +19,7 @@ from planner.estimate.paths import aggregate_accuracy, longest_path_ms
 from planner.ilp.formulation import Goal, Problem
 from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
 from planner.recheck import recheck
+from planner.routing import with_routes
 from planner.ilp.formulation import formulate
 from planner.solve import PlanRequest, Solved, hardware_units, solve_problem
 from planner.spec import AccuracyAggregation, MaxAccuracy, MinCost, PipelineSpec, Weighted
@@ -98,7 +99,7 @@ def _checked(request: PlanRequest, plan: Plan) -> Plan:
             f"the {plan.solver.name} solution disagrees with the latency model: " + "; ".join(problems)
             + ". This is a bug in pipeplan; please report it with the spec, profiles and catalog."
         )
-    return plan
+    return with_routes(request, plan)
 
 
 def _accuracy_floor_problem(spec: PipelineSpec, floor: float | None, budget: float | None) -> Problem:

@@ -86,6 +86,27 @@ class ServiceCurve:
 
 
 @dataclass(frozen=True)
+class RoutePlan:
+    """A stage's challenger (a share of its requests) or mirror (a copy of all of them), sized after the
+    ILP: a challenger no slower than the champion at its share of the load, a mirror at the full load
+    with no latency bound (it is off the critical path). Not counted in the plan's cost_usd_per_hour."""
+
+    role: str  # challenger | mirror
+    variant: str
+    hardware: str
+    batch_size: int
+    batch_timeout_ms: float
+    replicas: int
+    percent: int  # challenger: share of the stage's requests; mirror: 100 (a copy)
+    load_rps: float
+    capacity_rps: float
+    utilization: float
+    predicted_latency_ms: float
+    accuracy: float
+    usd_per_hour: float
+
+
+@dataclass(frozen=True)
 class StagePlan:
     """One stage's configuration and what the latency model predicts for it."""
 
@@ -112,6 +133,7 @@ class StagePlan:
     service_ms_by_batch: ServiceCurve
     load_time_s: float | None = None
     startup_s: float = 0.0
+    routes: tuple[RoutePlan, ...] = ()  # challenger / mirror; absent from the JSON when empty
 
 
 class SolveStatus(str, Enum):
@@ -179,6 +201,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         stage["service_ms_by_batch"] = {
             str(b): {"p50": p50, "p99": p99} for b, p50, p99 in zip(curve.batch_sizes, curve.p50_ms, curve.p99_ms)
         }
+        if not stage["routes"]:  # plans without routing keep their bytes
+            del stage["routes"]
     return _round(data)
 
 
@@ -196,6 +220,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         s["service_ms_by_batch"] = ServiceCurve.from_points({
             int(b): ServicePoint(float(v["p50"]), float(v["p99"])) for b, v in s["service_ms_by_batch"].items()
         })
+        s["routes"] = tuple(RoutePlan(**r) for r in s.get("routes", ()))
         stages.append(StagePlan(**s))
     rest = {k: v for k, v in data.items() if k not in ("stages", "solver")}
     return Plan(stages=tuple(stages), solver=SolverReport(**{**data["solver"], "status": SolveStatus(data["solver"]["status"])}), **rest)

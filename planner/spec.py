@@ -151,6 +151,19 @@ class AccuracyAggregation(str, Enum):
     MEAN = "mean"
 
 
+class ChallengerSpec(_Frozen):
+    """A second variant answering a share of the stage's requests (a traffic split)."""
+
+    variant: str = Field(min_length=1, description="Variant of the stage's model.")
+    percent: int = Field(ge=1, le=99, description="Share of the stage's requests it answers, percent.")
+
+
+class MirrorSpec(_Frozen):
+    """A variant that receives a copy of all of the stage's traffic (shadow); its answers are dropped."""
+
+    variant: str = Field(min_length=1, description="Variant of the stage's model.")
+
+
 class StageSpec(_Frozen):
     name: str = Field(min_length=1)
     model: str = Field(min_length=1, description="Model name in the profile table.")
@@ -163,6 +176,13 @@ class StageSpec(_Frozen):
     batch_sizes: tuple[Count, ...] | None = Field(default=None, description="Overrides the pipeline's batch sizes.")
     max_replicas: Count | None = Field(default=None, ge=1, le=MAX_REPLICAS,
                                        description="Overrides the pipeline's max_replicas.")
+    challenger: ChallengerSpec | None = Field(default=None, description="A traffic split: champion = the planned variant.")
+    mirror: MirrorSpec | None = Field(default=None, description="A shadow copy of the stage's traffic.")
+
+    @property
+    def champion_share(self) -> float:
+        """The share of the stage's load the planned (champion) variant serves."""
+        return 1.0 - (self.challenger.percent / 100.0 if self.challenger else 0.0)
 
     @field_validator("variants")
     @classmethod

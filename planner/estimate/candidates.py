@@ -258,7 +258,7 @@ def build_candidates(
     for name in spec.topological_order():
         stage = spec.stage(name)
         grouped = stage_rows(spec, stage, catalog, profiles, sources)
-        load_rps = rate_rps * stage.fanout
+        load_rps = rate_rps * stage.fanout * stage.champion_share  # a challenger takes its share
         if stage.after and request_scv is not None and name in request_scv:
             r_in = request_scv[name]
         else:

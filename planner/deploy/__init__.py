@@ -1,0 +1,1 @@
+"""Start, update and stop a plan on a real engine (this package so far holds the local Triton launcher)."""
