@@ -68,7 +68,7 @@ def test_a_broken_plan_is_refused(plan_file, tmp_path):
     broken.write_text(json.dumps(data))
     out = tmp_path / "out"
     assert_clean_error(run("emit", broken, "--out", out, "--manifest", CONFIGS / "ocr.manifest.yaml"), out,
-                       "stage 'angle', field 'batch_size': found 0")
+                       "('angle').batch_size': found 0")
 
 
 def test_a_typo_in_the_settings_names_the_field(plan_file, tmp_path):
