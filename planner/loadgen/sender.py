@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -69,6 +70,7 @@ class Replay:
     status: np.ndarray  # HTTP status; 0 without an answer
     outcome: np.ndarray  # OUTCOME_CODES values
     duration_ms: float  # the schedule's span (bounded trace duration)
+    origin_s: float = 0.0  # time.monotonic() of the schedule's zero (to line up other events)
 
     @property
     def requests(self) -> int:
@@ -95,7 +97,8 @@ def bounded_schedule(trace: Trace, bounds: Bounds) -> tuple[np.ndarray, float]:
     return np.asarray(arrivals, dtype=np.float64), float(duration)
 
 
-async def _replay(target: Target, schedule_ms: np.ndarray, bounds: Bounds) -> tuple[np.ndarray, ...]:
+async def _replay(target: Target, schedule_ms: np.ndarray, bounds: Bounds,
+                  stop: threading.Event | None) -> tuple[np.ndarray, ...]:
     import aiohttp
 
     n = schedule_ms.size
@@ -131,18 +134,24 @@ async def _replay(target: Target, schedule_ms: np.ndarray, bounds: Bounds) -> tu
         origin = clock() + bounds.lead_s
         tasks = []
         for i, at_ms in enumerate(schedule_ms.tolist()):
+            if stop is not None and stop.is_set():
+                break
             delay = origin + at_ms / 1000.0 - clock()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.ensure_future(one(i, session, origin)))
         if tasks:
             await asyncio.gather(*tasks)
-    return send, latency, status, outcome
+    sent = len(tasks)
+    return origin, send[:sent], latency[:sent], status[:sent], outcome[:sent]
 
 
-def replay(target: Target, trace: Trace, bounds: Bounds) -> Replay:
-    """Send the bounded trace to ``target`` open-loop and record every request."""
+def replay(target: Target, trace: Trace, bounds: Bounds, stop: threading.Event | None = None) -> Replay:
+    """Send the bounded trace to ``target`` open-loop and record every request.
+
+    ``stop`` (set from another thread) ends the sending early; the requests sent are still awaited.
+    """
     schedule, duration = bounded_schedule(trace, bounds)
-    send, latency, status, outcome = asyncio.run(_replay(target, schedule, bounds))
-    return Replay(url=target.url, trace=trace.name, arrival_ms=schedule, send_ms=send, latency_ms=latency,
-                  status=status, outcome=outcome, duration_ms=duration)
+    origin, send, latency, status, outcome = asyncio.run(_replay(target, schedule, bounds, stop))
+    return Replay(url=target.url, trace=trace.name, arrival_ms=schedule[: send.size], send_ms=send,
+                  latency_ms=latency, status=status, outcome=outcome, duration_ms=duration, origin_s=origin)
