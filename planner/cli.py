@@ -16,6 +16,7 @@ from planner import cli_plan  # noqa: F401  plan, demo
 from planner import cli_sim  # noqa: F401  simulate, trace generate/convert/describe
 from planner import cli_tune  # noqa: F401  tune
 from planner import cli_profile  # noqa: F401  profile, profile-import
+from planner import cli_emit  # noqa: F401  emit
 from planner import cli_deploy  # noqa: F401  deploy, undeploy, loadtest, apply
 # isort: on
 from planner.cli_common import app, console, err_console

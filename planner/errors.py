@@ -36,3 +36,7 @@ class DeployError(PipeplanError):
 
 class SolverError(PipeplanError):
     """The solver failed, or its answer disagrees with the independent re-check."""
+
+
+class EmitError(PipeplanError):
+    """A plan cannot be turned into an engine's deployment files (bad plan, missing artifact or setting)."""
