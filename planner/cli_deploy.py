@@ -27,20 +27,12 @@ class EngineName(str, Enum):
     RAY_SERVE = "ray-serve"
 
 
-def _emit(plan_file: Path, manifest: Path, engine: EngineName, out: Path) -> Path:
-    """Run the emitter for ``engine`` into ``out`` (the emit package is optional in this build)."""
-    try:
-        from planner import io
-        from planner.emit import EmitTarget, emit
-        from planner.emit.artifacts import resolve
-        from planner.emit.base import EmitInputs
-        from planner.emit.write import write_results
-    except ImportError as exc:
-        raise DeployError(f"the emitters are not part of this build ({exc}); emit the plan first and pass the "
-                          "folder with --emitted.") from None
-    plan = io.load_plan(plan_file)
-    artifacts, placements = resolve(plan, manifest, REPO / ".pipeplan-cache")
-    write_results(emit(EmitInputs(plan, artifacts, placements), EmitTarget(engine.value)), out)
+def _emit(plan_file: Path, manifest: Path, engine: EngineName, out: Path, cache_dir: Path) -> Path:
+    """Emit the plan for ``engine`` into ``out`` with the emitters' own edge (planner.cli_emit)."""
+    from planner.cli_emit import emit_plan
+    from planner.emit import EmitTarget
+
+    emit_plan(plan_file, EmitTarget(engine.value), out, manifest, None, None, None, cache_dir)
     return out
 
 
@@ -50,12 +42,9 @@ def _bodies(deployment, plan, manifest: Optional[Path]) -> Optional[list[dict]]:
 
     if manifest is None:
         return None
-    if deployment.engine is EngineKind.TRITON:
-        stage = inputs.first_stage(plan)
-        model = next(s.model for s in plan.stages if s.stage == stage)
-        return inputs.triton_bodies(triton.entry_config(deployment), inputs.real_items(manifest, model),
-                                    inputs.items_per_request(plan, stage))
     items = {s.stage: inputs.real_items(manifest, s.model) for s in plan.stages}
+    if deployment.engine is EngineKind.TRITON:
+        return inputs.triton_bodies(triton.entry_config(deployment), plan, items)
     return inputs.ray_bodies(plan, items)
 
 
@@ -75,6 +64,7 @@ def deploy(
     triton_python: Path = typer.Option(REPO / ".venv-triton" / "bin" / "python", "--triton-python",
                                        help="Python of the environment with nvidia-pytriton (numpy<2)."),
     ready_timeout_s: float = typer.Option(180.0, "--ready-timeout-s", help="Give up (and stop) after this long."),
+    cache_dir: Path = typer.Option(Path(".pipeplan-cache"), "--cache-dir", help="Built variants (as for emit)."),
 ) -> None:
     """Start PLAN on a local engine (or an existing Ray cluster) and wait until it serves."""
     from planner import io
@@ -94,7 +84,7 @@ def deploy(
             if manifest is None:
                 raise DeployError("pass --emitted DIR (a folder 'pipeplan emit' wrote) or --manifest M (to emit "
                                   "the plan here first).")
-            source = _emit(plan_file, manifest, engine, out / "emitted")
+            source = _emit(plan_file, manifest, engine, out / "emitted", cache_dir)
         if engine is EngineName.TRITON:
             running = triton.start(source, out, triton_python.absolute(), str(plan_file), port, ready_timeout_s)
         else:

@@ -14,8 +14,6 @@ import numpy as np
 from planner.errors import DeployError
 from planner.plan import Plan
 
-_TRITON_DTYPES = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64", "int32": "INT32",
-                  "uint8": "UINT8", "int8": "INT8"}
 
 
 def real_items(manifest_path: Path, model: str) -> np.ndarray:
@@ -47,20 +45,24 @@ def first_stage(plan: Plan) -> str:
     return next(s.stage for s in plan.stages if not s.after)
 
 
-def triton_bodies(entry: dict, items: np.ndarray, per_request: int, count: int = 64) -> list[dict]:
-    """KServe-v2 JSON bodies for the entry model: ``per_request`` items each, cycling through ``items``."""
-    first = entry["input"][0]
-    dims = [int(d) for d in first["dims"]]
-    if int(np.prod(items.shape[1:])) != int(np.prod(dims)):
-        raise DeployError(f"Triton model '{entry['name']}' takes input '{first['name']}' of dims {dims}, but the "
-                          f"manifest's items have shape {list(items.shape[1:])}; emit the repository from the "
-                          "same manifest.")
-    datatype = first["data_type"].removeprefix("TYPE_")
+def triton_bodies(entry: dict, plan: Plan, items_by_stage: dict[str, np.ndarray], count: int = 64) -> list[dict]:
+    """KServe-v2 JSON bodies for the emitted 'pipeline' model: input STAGE__INPUT holds the stage's
+    fan-out of items ([items, item dims...]), cycling through each stage's real data."""
+    declared = {i["name"]: i for i in entry["input"]}
     out = []
     for k in range(count):
-        rows = items[[(k * per_request + j) % len(items) for j in range(per_request)]]
-        out.append({"inputs": [{"name": first["name"], "shape": [per_request, *dims], "datatype": datatype,
-                                "data": rows.astype(np.float64).ravel().tolist()}]})
+        tensors = []
+        for stage, items in sorted(items_by_stage.items()):
+            name = f"{stage}__INPUT"
+            if name not in declared:
+                raise DeployError(f"Triton model '{entry['name']}' has no input '{name}' (inputs: {sorted(declared)}); "
+                                  "deploy a repository emitted from this plan.")
+            n = items_per_request(plan, stage)
+            rows = items[[(k * n + j) % len(items) for j in range(n)]]
+            tensors.append({"name": name, "shape": list(rows.shape),
+                            "datatype": declared[name]["data_type"].removeprefix("TYPE_"),
+                            "data": rows.astype(np.float64).ravel().tolist()})
+        out.append({"inputs": tensors})
     return out
 
 

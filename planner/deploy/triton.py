@@ -28,15 +28,19 @@ from planner.plan import Plan, StagePlan
 log = logging.getLogger(__name__)
 
 LOG_FILE = "tritonserver.log"
+PIPELINE_MODEL = "pipeline"  # planner.emit.triton's entry model (BLS)
 
 
 def find_repository(emitted: Path) -> Path:
-    """The model repository inside an emitted folder (``triton/``), or the folder itself."""
-    for candidate in (emitted / "triton", emitted):
-        if candidate.is_dir() and any(p.name == "config.pbtxt" for p in candidate.glob("*/config.pbtxt")):
+    """The model repository of an emitted folder: ``triton/model_repository_local`` (all KIND_CPU, written
+    when a stage is planned on a GPU) or ``triton/model_repository``; else the folder itself."""
+    for candidate in (emitted / "triton" / "model_repository_local", emitted / "triton" / "model_repository",
+                      emitted / "triton", emitted):
+        if candidate.is_dir() and any(candidate.glob("*/config.pbtxt")):
             return candidate
-    raise DeployError(f"{emitted}: no Triton model repository (folders with a config.pbtxt) here or in "
-                      f"{emitted / 'triton'}; write one with 'pipeplan emit PLAN --target triton --out {emitted}'.")
+    raise DeployError(f"{emitted}: no Triton model repository (folders with a config.pbtxt) in "
+                      f"{emitted / 'triton' / 'model_repository'}; write one with "
+                      f"'pipeplan emit PLAN --target triton --out {emitted}'.")
 
 
 def _tail(path: Path, lines: int = 6) -> str:
@@ -64,16 +68,18 @@ def _wait_ready(base: str, ref: ProcessRef, log_path: Path, timeout_s: float) ->
 
 
 def _models(base: str) -> tuple[str, tuple[str, ...]]:
-    """(entry model, stage models): the ensemble if there is one, else the only model."""
+    """(entry model, stage models): the emitted 'pipeline' model, else the one ensemble, else the only model."""
     index = call("POST", f"{base}/v2/repository/index", {}).json() or []
     names = sorted(m["name"] for m in index if m.get("state") == "READY")
+    if PIPELINE_MODEL in names:
+        return PIPELINE_MODEL, tuple(n for n in names if n != PIPELINE_MODEL)
     ensembles = [n for n in names if call("GET", f"{base}/v2/models/{n}/config").json().get("platform") == "ensemble"]
     if len(ensembles) == 1:
         return ensembles[0], tuple(n for n in names if n != ensembles[0])
     if not ensembles and len(names) == 1:
         return names[0], tuple(names)
     raise DeployError(f"the Triton repository holds models {names} with ensembles {ensembles}; pipeplan sends "
-                      "each request to one entry model, so emit exactly one ensemble (or one model).")
+                      f"each request to one entry model: the emitted '{PIPELINE_MODEL}' model or one ensemble.")
 
 
 def start(emitted: Path, folder: Path, python: Path, plan_file: str, http_port: int | None = None,
@@ -114,17 +120,19 @@ def entry_config(d: Deployment) -> dict:
 
 
 def stage_config(current: dict, stage: StagePlan) -> dict:
-    """``current`` (a model's JSON config) with the plan's batch size, batch timeout and replicas.
-
-    ``max_batch_size`` is raised to the batch size when smaller, never lowered (the ensemble's own
-    maximum must stay <= each composing model's); the planned size is the preferred batch size.
-    """
+    """``current`` (a model's JSON config) with the plan's batch size, batch timeout and replicas, as the
+    emitter writes them: ``max_batch_size`` = the batch size, ``dynamic_batching`` with the timeout
+    when the batch size is above 1, ``instance_group[0].count`` = the replicas."""
     config = json.loads(json.dumps(current))
-    config["max_batch_size"] = max(int(config.get("max_batch_size", 0)), stage.batch_size)
-    batching = dict(config.get("dynamic_batching") or {})
-    batching["preferred_batch_size"] = [stage.batch_size]
-    batching["max_queue_delay_microseconds"] = int(round(stage.batch_timeout_ms * 1000))
-    config["dynamic_batching"] = batching
+    config["max_batch_size"] = stage.batch_size
+    if stage.batch_size > 1:
+        batching = dict(config.get("dynamic_batching") or {})
+        batching["max_queue_delay_microseconds"] = int(round(stage.batch_timeout_ms * 1000))
+        # Preferred sizes above the new maximum would make Triton refuse the config.
+        batching["preferred_batch_size"] = [b for b in batching.get("preferred_batch_size", []) if b <= stage.batch_size]
+        config["dynamic_batching"] = batching
+    else:
+        config.pop("dynamic_batching", None)
     groups = config.get("instance_group") or [{"kind": "KIND_CPU"}]
     config["instance_group"] = [{**groups[0], "count": stage.replicas}]
     return config
@@ -153,7 +161,7 @@ def apply(d: Deployment, plan: Plan, timeout_s: float = 120.0) -> tuple[StageSwi
             raise DeployError(f"model '{stage.stage}': cannot read its config (HTTP {answer.status}): {answer.text()}")
         current = answer.json()
         new = stage_config(current, stage)
-        if new == current:
+        if _same(new, current):
             continue
         begin = time.monotonic()
         answer = call("POST", f"{d.admin_url}/v2/repository/models/{stage.stage}/load",
@@ -163,6 +171,11 @@ def apply(d: Deployment, plan: Plan, timeout_s: float = 120.0) -> tuple[StageSwi
                               f"{answer.text()}); the old config keeps serving.")
         switches.append(StageSwitch(stage.stage, time.monotonic() - begin))
     return tuple(switches)
+
+
+def _same(a: dict, b: dict) -> bool:
+    keys = ("max_batch_size", "dynamic_batching", "instance_group")
+    return all(json.dumps(a.get(k), sort_keys=True) == json.dumps(b.get(k), sort_keys=True) for k in keys)
 
 
 def stop(d: Deployment) -> bool:

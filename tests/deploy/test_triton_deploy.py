@@ -60,7 +60,7 @@ def test_deploy_loadtest_apply_undeploy(tmp_path):
     running = load_state(tmp_path / "run")
     assert running.infer_url.endswith("/v2/models/pipeline/infer") and set(running.models) == {"pre", "cls"}
     try:
-        (tmp_path / "run" / "request.json").write_text(json.dumps({"bodies": [body(1), body(2)]}))
+        (tmp_path / "run" / "request.json").write_text(json.dumps({"bodies": [body(1)]}))
         io.write_text_atomic(tmp_path / "t.csv", trace_to_csv_text(Trace(np.arange(100) * 10.0, 1000.0, name="t")))
         result = runner.invoke(app, ["loadtest", running.infer_url, "--trace", str(tmp_path / "t.csv"), "--body",
                                      str(tmp_path / "run" / "request.json"), "--max-requests", "60",
@@ -83,7 +83,7 @@ def test_deploy_loadtest_apply_undeploy(tmp_path):
 
         config = call("GET", f"{running.admin_url}/v2/models/pre/config").json()
         assert config["instance_group"][0]["count"] == 2
-        assert config["dynamic_batching"]["preferred_batch_size"] == [2]
+        assert config["max_batch_size"] == 2
         assert int(config["dynamic_batching"]["max_queue_delay_microseconds"]) == 500
     finally:
         result = runner.invoke(app, ["undeploy", str(tmp_path / "run")])

@@ -34,7 +34,7 @@ instance_group [ {{ count: {count} kind: KIND_CPU }} ]
 
 ENSEMBLE = '''name: "pipeline"
 platform: "ensemble"
-max_batch_size: 4
+max_batch_size: 1
 input [ { name: "RAW" data_type: TYPE_FP32 dims: [ 64 ] } ]
 output [ { name: "SCORES" data_type: TYPE_FP32 dims: [ 64 ] } ]
 ensemble_scheduling { step [
