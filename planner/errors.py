@@ -30,6 +30,10 @@ class InfeasibleError(PipeplanError):
     """No configuration meets the constraints; the message says which binds and what would work."""
 
 
+class DeployError(PipeplanError):
+    """An engine could not be started, changed or stopped, or a load test could not run (says what to do)."""
+
+
 class SolverError(PipeplanError):
     """The solver failed, or its answer disagrees with the independent re-check."""
 

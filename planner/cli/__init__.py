@@ -19,6 +19,7 @@ from planner.cli import tune  # noqa: F401  tune
 from planner.cli import profile  # noqa: F401  profile, profile-import
 from planner.cli import report  # noqa: F401  report, explain
 from planner.cli import emit  # noqa: F401  emit
+from planner.cli import deploy  # noqa: F401  deploy, undeploy, loadtest, apply
 # isort: on
 from planner.cli.common import app, console, err_console
 from planner.cli.plan import PARETO_HEADER, frontier_table, pareto_rows, plan_table, print_plan, print_verification

@@ -97,25 +97,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_env(layout: TritonLayout) -> dict[str, str]:
+    """The environment the copied server runs in (its libraries, and the wheel's Python for the stubs)."""
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(layout.library_dir), env.get("LD_LIBRARY_PATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (layout.python_path, env.get("PYTHONPATH")) if p)
+    # The stub's embedded interpreter finds its environment through the first python3 on PATH (it
+    # does not read PYTHONPATH into sys.path): put the wheel's environment first.
+    env["PATH"] = os.pathsep.join(p for p in (str(layout.python_bin_dir), env.get("PATH")) if p)
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def server_command(layout: TritonLayout, repository: Path, http_port: int, grpc_port: int, metrics_port: int,
+                   extra: tuple[str, ...] = ()) -> list[str]:
+    """The tritonserver command line: everything on 127.0.0.1, exit on any model error."""
+    return [
+        str(layout.binary), f"--model-repository={repository}", f"--backend-directory={layout.backend_dir}",
+        "--http-address=127.0.0.1", f"--http-port={http_port}",
+        "--grpc-address=127.0.0.1", f"--grpc-port={grpc_port}",
+        "--metrics-address=127.0.0.1", f"--metrics-port={metrics_port}", "--allow-gpu-metrics=false",
+        "--exit-on-error=true", "--strict-readiness=true", "--disable-auto-complete-config", *extra,
+    ]
+
+
 class TritonProcess:
     """One tritonserver process on 127.0.0.1 serving ``repository``; stop() ends it by its pid."""
 
     def __init__(self, layout: TritonLayout, repository: Path, log_path: Path) -> None:
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
-        env = dict(os.environ)
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(layout.library_dir), env.get("LD_LIBRARY_PATH")) if p)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (layout.python_path, env.get("PYTHONPATH")) if p)
-        # The stub's embedded interpreter finds its environment through the first python3 on PATH (it
-        # does not read PYTHONPATH into sys.path): put the wheel's environment first.
-        env["PATH"] = os.pathsep.join(p for p in (str(layout.python_bin_dir), env.get("PATH")) if p)
-        env.pop("VIRTUAL_ENV", None)
-        command = [
-            str(layout.binary), f"--model-repository={repository}", f"--backend-directory={layout.backend_dir}",
-            "--http-address=127.0.0.1", f"--http-port={self.http_port}",
-            "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
-            "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}", "--allow-gpu-metrics=false",
-            "--exit-on-error=true", "--strict-readiness=true", "--disable-auto-complete-config",
-        ]
+        env = server_env(layout)
+        command = server_command(layout, repository, self.http_port, self.grpc_port, self.metrics_port)
         self.log_path = log_path
         self._log = open(log_path, "wb")
         # Its own session, so that stop() can end the server and the python stubs it started, by pid.
