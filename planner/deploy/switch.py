@@ -19,7 +19,7 @@ import numpy as np
 
 from planner.loadgen.sender import Bounds, Replay, replay
 from planner.loadgen.target import Target
-from planner.sim.result import quantile
+from planner.sim.run import quantile
 from planner.traces import Trace
 
 T = TypeVar("T")

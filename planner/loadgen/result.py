@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from planner.loadgen.sender import OUTCOME_CODES, Outcome, Replay
-from planner.sim.result import LatencySummary, quantile
+from planner.sim.result import LatencySummary
+from planner.sim.run import quantile
 
 LOADTEST_SCHEMA_VERSION = 1
 CSV_HEADER = "request,arrival_ms,latency_ms,dropped,send_ms,status,outcome"

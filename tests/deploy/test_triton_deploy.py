@@ -19,7 +19,7 @@ from planner import io
 from planner.cli import app
 from planner.deploy.process import group_alive
 from planner.deploy.state import STATE_FILE, load_state
-from planner.trace_io import trace_to_csv_text
+from planner.io.traces import trace_to_csv_text
 from planner.traces import Trace
 from tests.deploy.triton_repo import body, write_repo
 from tests.test_sim import plan_of, stage

@@ -76,7 +76,10 @@ def test_tritonserver_refuses_a_broken_repository(tmp_path):
     repo = tmp_path / "broken"
     shutil.copytree(out / "triton" / "model_repository", repo)
     config = repo / "angle" / "config.pbtxt"
-    config.write_text(config.read_text().replace("max_batch_size: 1", "max_batch_size: 1\ndynamic_batching { preferred_batch_size: [ 4 ] }"))
+    text = config.read_text()  # a preferred batch size above max_batch_size (the server refuses it)
+    text = (text.replace("dynamic_batching {", "dynamic_batching { preferred_batch_size: [ 4096 ]", 1)
+            if "dynamic_batching {" in text else text + "dynamic_batching { preferred_batch_size: [ 4096 ] }\n")
+    config.write_text(text)
     server = TritonProcess(prepare_layout(tmp_path / "server", PYTHON), repo, tmp_path / "tritonserver.log")
     try:
         outcome = server.wait_ready(timeout_s=120)

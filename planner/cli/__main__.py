@@ -1,0 +1,5 @@
+"""`python -m planner.cli`: the same as the `pipeplan` command."""
+
+from planner.cli import main
+
+main()
