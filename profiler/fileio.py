@@ -325,3 +325,49 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# Written into every folder atomic_folder commits: a folder holding it is pipeplan's to replace.
+FOLDER_MARKER = ".pipeplan-output"
+
+
+@contextlib.contextmanager
+def atomic_folder(out: str | Path, what: str = "--out") -> Iterator[Path]:
+    """A temporary folder beside ``out`` that replaces ``out`` as a whole when the block succeeds
+    and is removed, leaving ``out`` as it was, when it raises (Ctrl-C included).
+
+    ``out`` is checked first: its parent must be a writable folder, and an existing ``out`` must be
+    empty or a folder pipeplan wrote (it holds :data:`FOLDER_MARKER`), so a mistyped ``--out .``
+    never replaces a folder of the user's.
+    """
+    out = Path(out)
+    if str(out) in ("", STDOUT):
+        raise OutputPathError(f"{what}: expected a folder, found {str(out)!r}.")
+    _check_folder(out.parent if str(out.parent) else Path("."), what)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputPathError(f"{what}: {out} is a file; give a folder.")
+        if any(out.iterdir()) and not (out / FOLDER_MARKER).exists():
+            raise OutputPathError(f"{what}: {out} holds files pipeplan did not write, and this output replaces its "
+                                  "folder as a whole; give a new or empty folder.")
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:_TMP_NAME_KEEP]}.", suffix=".tmp", dir=out.parent or "."))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's folder is private; the output is not
+    try:
+        yield tmp
+        (tmp / FOLDER_MARKER).write_text("Written by pipeplan; the next write replaces this folder as a whole.\n",
+                                         encoding="utf-8")
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name[:_TMP_NAME_KEEP]}.", suffix=".old", dir=out.parent or "."))
+            out.rename(old / "previous")
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
+from profiler.fileio import atomic_folder
 from pathlib import Path
 
 from planner.emit.base import EmitResult
@@ -18,10 +18,8 @@ from planner.errors import EmitError
 def write_results(results: tuple[EmitResult, ...], out: Path) -> list[Path]:
     """Write every result's files and artifacts under ``out``; returns the paths written (relative)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     written: dict[str, str] = {}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         for result in results:
             for f in result.files:
                 _claim(written, str(f.path), hashlib.sha256(f.content).hexdigest())
@@ -37,16 +35,6 @@ def write_results(results: tuple[EmitResult, ...], out: Path) -> list[Path]:
                 if hashlib.sha256(target.read_bytes()).hexdigest() != a.sha256:
                     raise EmitError(f"{a.source}: the model file changed while it was copied (its sha256 is no "
                                     f"longer {a.sha256}); run pipeplan emit again.")
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            out.rename(old / out.name)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return sorted(Path(p) for p in written)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from planner.errors import InputFileError
 from planner.report.build import Report
 from planner.report.inputs import FrontierPoint, RequestLatencies, TunerRun
-from profiler.fileio import atomic_target
+from profiler.fileio import atomic_folder
 
 REPORT_HTML = "report.html"
 FIGURES_DIR = "figures"
@@ -130,19 +130,18 @@ def read_tuner_runs(folder: str | Path) -> tuple[TunerRun, ...]:
 
 
 def write_report(report: Report, out: str | Path) -> list[Path]:
-    """OUT/report.html and OUT/figures/<name>.svg, .png, each written atomically; returns the paths."""
+    """OUT/report.html and OUT/figures/<name>.svg, .png, all or none (OUT is replaced as a whole);
+    returns the paths."""
     out = Path(out)
     written = []
-    for f in report.figures:
-        for suffix, data in ((".svg", f.svg), (".png", f.png)):
-            target = out / FIGURES_DIR / f"{f.name}{suffix}"
-            with atomic_target(target) as tmp:
-                tmp.write_bytes(data)
-            written.append(target)
-    page = out / REPORT_HTML
-    with atomic_target(page) as tmp:
-        tmp.write_text(report.html, encoding="utf-8", newline="")
-    return [page, *written]
+    with atomic_folder(out) as tmp:
+        (tmp / FIGURES_DIR).mkdir()
+        for f in report.figures:
+            for suffix, data in ((".svg", f.svg), (".png", f.png)):
+                (tmp / FIGURES_DIR / f"{f.name}{suffix}").write_bytes(data)
+                written.append(out / FIGURES_DIR / f"{f.name}{suffix}")
+        (tmp / REPORT_HTML).write_text(report.html, encoding="utf-8", newline="")
+    return [out / REPORT_HTML, *written]
 
 
 def find_spec(plan_path: Path, provenance: dict) -> Path | None:

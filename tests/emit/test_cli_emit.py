@@ -88,11 +88,19 @@ def test_an_unknown_stage_in_the_settings_is_named(plan_file, tmp_path):
                            "--settings", settings, "--cache-dir", tmp_path / "cache"), out, "['recognize']")
 
 
-def test_an_existing_output_is_replaced_whole(plan_file, tmp_path):
+def test_an_existing_output_is_replaced_whole_but_never_a_folder_of_the_users(plan_file, tmp_path):
     pytest.importorskip("rapidocr_onnxruntime")
     out = tmp_path / "out"
     (out / "stale").mkdir(parents=True)
-    result = run("emit", plan_file, "--target", "triton", "--out", out, "--manifest", CONFIGS / "ocr.manifest.yaml",
-                 "--cache-dir", tmp_path / "cache")
+    args = ("--target", "triton", "--out", out, "--manifest", CONFIGS / "ocr.manifest.yaml",
+            "--cache-dir", tmp_path / "cache")
+    refused = run("emit", plan_file, *args)
+    assert refused.exit_code == 2 and "pipeplan did not write" in " ".join(refused.output.split())
+    assert (out / "stale").is_dir()  # the user's folder is untouched
+    (out / "stale").rmdir()
+    assert run("emit", plan_file, *args).exit_code == 0
+    (out / "triton" / "stale.txt").write_text("left from an earlier emit\n")
+    result = run("emit", plan_file, *args)  # a folder pipeplan wrote is replaced as a whole
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["triton"]
+    assert sorted(p.name for p in out.iterdir()) == [".pipeplan-output", "triton"]
+    assert not (out / "triton" / "stale.txt").exists()
