@@ -70,17 +70,6 @@ def test_bundled_examples_plan_and_write_a_frontier(tmp_path: Path, spec: Path):
     assert len(set(costs)) == len(costs), "a frontier point is dominated"
 
 
-def test_demo_plans_measured_examples_then_labelled_synthetic_ones(tmp_path: Path):
-    result = run("demo", "--configs", str(CONFIGS), "--out", str(tmp_path))
-    assert result.exit_code == 0, result.output
-    text = " ".join(result.output.split())
-    assert {p.name for p in tmp_path.glob("*.plan.json")} == {"digits.plan.json", "ocr.plan.json"}
-    assert {p.name for p in (tmp_path / "synthetic").glob("*.plan.json")} == {"ocr.plan.json", "video.plan.json"}
-    assert text.index("digits.yaml: measured profiles") < text.index("SYNTHETIC examples")
-    assert text.count("SYNTHETIC profiles, not measured") == 2
-    assert "ocr.yaml: measured profiles" in text
-
-
 def test_demo_without_examples_says_where_they_are(tmp_path: Path):
     result = run("demo", "--configs", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2 and "Traceback" not in result.output

@@ -13,7 +13,8 @@ import sys
 
 # Importing a command module registers its commands; this order is the order of --help.
 # isort: off
-from planner.cli import plan  # noqa: F401  plan, demo
+from planner.cli import demo  # noqa: F401  demo
+from planner.cli import plan  # noqa: F401  plan
 from planner.cli import sim  # noqa: F401  simulate, trace generate/convert/describe
 from planner.cli import tune  # noqa: F401  tune
 from planner.cli import profile  # noqa: F401  profile, profile-import

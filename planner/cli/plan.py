@@ -11,7 +11,7 @@ from rich.table import Table
 
 from planner.cli.common import (app, check_json_with_stdout, console, finite_or_none, positive, print_json,
                                 read_trace_arg, seed_option, summary_console, trace_format_option)
-from planner.errors import PipeplanError, TraceError
+from planner.errors import TraceError
 from planner.ilp.backends import SolverName
 from planner.plan import Plan, SolveStatus, plan_to_json
 from planner.traces import TraceFormat
@@ -225,72 +225,3 @@ def print_verification(report, to: Console | None = None) -> None:
     to.print(f"verified: simulated p99 {report.simulated_p99_ms:.2f} ms <= SLO {report.slo_ms:g} ms "
                   f"(predicted {report.predicted_p99_ms:.2f} ms; seed {report.seed}); {report.p99_sample_note}",
                   highlight=False)
-
-
-def _is_pipeline_spec(path: Path) -> bool:
-    """A YAML mapping with stages (catalogs and model manifests sit in configs/ too); unparseable files
-    count, so that loading them reports the error."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return True
-    return isinstance(data, dict) and "stages" in data
-
-
-def _example_specs(folder: Path) -> list[Path]:
-    return [p for p in sorted(folder.glob("*.yaml")) if _is_pipeline_spec(p)]
-
-
-def _profiles_label(request) -> str:
-    """Says whether a plan rests on measured or synthetic profiles (the table's own 'synthetic' header)."""
-    if request.profiles.metadata.get("synthetic", "").lower() == "true":
-        return f"[bold yellow]SYNTHETIC profiles, not measured[/] ({request.sources.profiles})"
-    return f"measured profiles ({request.sources.profiles})"
-
-
-@app.command()
-def demo(
-    configs: Path = typer.Option(Path("configs"), help="Folder with the example specs (the repository's configs/); "
-                                 "specs in its synthetic/ sub-folder are planned after them."),
-    out: Path = typer.Option(Path("reports/demo"), help="Folder for plans and frontiers (synthetic ones under "
-                             "synthetic/); created if absent, inside an existing folder."),
-) -> None:
-    """Plan the measured examples in CONFIGS, then the synthetic ones in CONFIGS/synthetic; write plan + Pareto
-    CSV for each (all files, or none if one spec fails)."""
-    from planner import io
-    from planner.optimize import frontier, make_plan
-
-    synthetic = configs / "synthetic"
-    groups = [(configs, out, None),
-              (synthetic, out / "synthetic",
-               f"SYNTHETIC examples: profiles generated from a stated model, not measured (see {synthetic / 'README.md'})")]
-    groups = [(target, heading, _example_specs(folder)) for folder, target, heading in groups]
-    if not any(specs for *_, specs in groups):
-        raise PipeplanError(f"{configs}: no pipeline specs found; the examples ship with the repository, not the "
-                            "installed package: run from the repository root or pass --configs.")
-    done = []
-    with io.outputs({}, folders={"--out": out}) as files:
-        for target, heading, specs in groups:
-            for spec_path in specs:
-                plan_path, pareto_path = target / f"{spec_path.stem}.plan.json", target / f"{spec_path.stem}.pareto.csv"
-                try:
-                    request = io.load_request(spec_path)
-                    result = make_plan(request)
-                    points = frontier(request)
-                except PipeplanError as exc:
-                    text = str(exc)
-                    raise type(exc)(text if text.startswith(str(spec_path)) else f"{spec_path}: {text}") from None
-                files.write_text(plan_path, plan_to_json(result))
-                files.write_text(pareto_path, io.csv_text(PARETO_HEADER, pareto_rows(points)))
-                done.append((heading, spec_path, request, result, points, plan_path, pareto_path))
-    shown = set()
-    for heading, spec_path, request, result, points, plan_path, pareto_path in done:
-        if heading and heading not in shown:
-            console.rule(f"[bold yellow]{heading}[/]")
-            shown.add(heading)
-        console.print(f"[bold]{spec_path}[/]: {_profiles_label(request)}", highlight=False)
-        print_plan(result, None, request.profiles)
-        console.print(frontier_table(points))
-        console.print(f"-> {plan_path} and {pareto_path}\n", highlight=False)
