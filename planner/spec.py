@@ -15,7 +15,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import AllowInfNan, Field, Strict, field_validator, model_validator
+from profiler.fileio import FileModel
 
 # Strict numbers: an int or a float, never a bool or a string; floats finite.
 Number = Annotated[float, Strict(), AllowInfNan(False)]
@@ -42,8 +43,7 @@ MAX_CORES = 4096
 MAX_STAGES = 1000
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Frozen = FileModel
 
 
 class DeviceKind(str, Enum):

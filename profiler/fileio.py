@@ -26,7 +26,7 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from profiler.errors import ProfilerError
 
@@ -325,6 +325,13 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+class FileModel(BaseModel):
+    """Base of every validated file model (specs, catalogs, manifests): frozen, and an unknown key
+    is an error naming the field (a typo in a YAML file must never pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # Written into every folder atomic_folder commits: a folder holding it is pipeplan's to replace.

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from profiler.errors import ManifestError
 from profiler.measure import FULL_METHOD, QUICK_METHOD, MethodSettings
-from profiler.fileio import format_validation_error
+from profiler.fileio import FileModel, format_validation_error
 
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Frozen = FileModel
 
 
 class DType(str, Enum):
@@ -35,7 +34,10 @@ class Metric(str, Enum):
     CHARACTER_ACCURACY = "character_accuracy"
 
 
-class DeviceKind(str, Enum):
+class Device(str, Enum):
+    """Where a hardware setting runs a variant: onnxruntime's / torch's execution device (the
+    planner's hardware kinds, cpu and gpu, are a catalog's business: planner.spec.DeviceKind)."""
+
     CPU = "cpu"
     CUDA = "cuda"
 
@@ -158,7 +160,7 @@ class HardwareSetting(_Frozen):
     """A hardware setting to measure on; ``name`` must be an entry of the planner's hardware catalog."""
 
     name: str = Field(min_length=1)
-    device: DeviceKind = DeviceKind.CPU
+    device: Device = Device.CPU
     threads: int = Field(default=1, ge=1, description="intra-op threads (onnxruntime) / torch threads.")
 
 

@@ -21,7 +21,7 @@ from profiler.backends import LoadedModel
 from profiler.checkpoint import RoundRecord
 from profiler.errors import ProfilerError, VariantError, first_line
 from profiler.manifest import (
-    DeviceKind,
+    Device,
     Fp16Source,
     HardwareSetting,
     InputSpec,
@@ -262,12 +262,12 @@ class VariantRunner:
         """Where to evaluate: fp16 on a cuda setting when there is one (torch fp16 needs it; ONNX fp16
         also runs on the CPU, as float32 arithmetic on fp16-rounded weights, which may flatter it);
         anything else on the CPU setting with most threads."""
-        cuda = [h for h in self.manifest.hardware if h.device is DeviceKind.CUDA]
+        cuda = [h for h in self.manifest.hardware if h.device is Device.CUDA]
         if isinstance(variant.source, Fp16Source) and cuda:
             return cuda[0]
         if artifact.half:
             raise VariantError(f"variant '{variant.name}' is fp16 and needs a cuda hardware setting to evaluate.")
-        cpu = [h for h in self.manifest.hardware if h.device is DeviceKind.CPU]
+        cpu = [h for h in self.manifest.hardware if h.device is Device.CPU]
         return max(cpu, key=lambda h: h.threads) if cpu else self.manifest.hardware[0]
 
     def _eval_items(self, model: ModelSpec) -> int | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from profiler.errors import VariantError
-from profiler.manifest import DeviceKind, HardwareSetting
+from profiler.manifest import Device, HardwareSetting
 
 
 class OrtModel:
@@ -23,7 +23,7 @@ class OrtModel:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
-        if setting.device is DeviceKind.CUDA:
+        if setting.device is Device.CUDA:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise VariantError(f"hardware '{setting.name}' asks for CUDA but this onnxruntime has no "
                                    "CUDAExecutionProvider; install onnxruntime-gpu on a GPU machine.")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from profiler.errors import VariantError
-from profiler.manifest import DeviceKind, HardwareSetting
+from profiler.manifest import Device, HardwareSetting
 
 
 def build_module(factory: str, kwargs: dict[str, Any]):
@@ -30,7 +30,7 @@ class TorchModel:
         import torch
 
         self._torch = torch
-        if setting.device is DeviceKind.CUDA:
+        if setting.device is Device.CUDA:
             if not torch.cuda.is_available():
                 raise VariantError(f"hardware '{setting.name}' asks for CUDA but torch sees no GPU.")
             self._device = torch.device("cuda")
