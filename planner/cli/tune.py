@@ -80,6 +80,7 @@ def tune(
     from planner.tuner import (ForecastSettings, PlanBook, PolicySettings, PredictiveSettings, TuneSettings, compare,
                                compare_rows)
     from planner.tuner.capacity import uncap_request
+    from planner.tuner.policies import available_kinds
     from planner.tuner.report import COMPARE_HEADER, compare_csv_rows, summary_json, timeline_header, timeline_rows
 
     io.OutputSet({}, folders={"--out": out}, stdout_ok=False)  # checks --out before any work
@@ -104,7 +105,7 @@ def tune(
     settings = TuneSettings(policy=PolicySettings(interval_s=interval_s, peak_window_s=peak_window_s,
                                                   grid_step=grid_step, predictive=predictive), seed=seed)
     # The oracle runs beside a single policy too: 'targets met' compares with it either way.
-    kinds = tuple(PolicyKind) if compare_all else tuple(dict.fromkeys((PolicyKind.ORACLE, policy)))
+    kinds = available_kinds(request) if compare_all else tuple(dict.fromkeys((PolicyKind.ORACLE, policy)))
 
     def done(result) -> None:
         if compare_all or result.summary.policy == policy.value:
