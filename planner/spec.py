@@ -51,24 +51,116 @@ class DeviceKind(str, Enum):
     GPU = "gpu"
 
 
+class ResourceClass(str, Enum):
+    """How a kind of machine is bought: its price model and how it starts, stops and fails.
+
+    - ``on_demand``: a VM billed per second of life at ``usd_per_hour``, ready after ``startup_s``.
+    - ``spot``: the same VM at a lower ``usd_per_hour`` that the provider takes back: Poisson
+      preemptions at ``preemptions_per_hour`` per replica, each replaced after ``replacement_s``
+      (the replica finishes its running batch: AWS warns 2 minutes ahead, GCP 30 s).
+    - ``serverless``: functions billed per use (``usd_per_second`` of busy time and/or
+      ``usd_per_request``), idle at no cost; an instance idle for longer than ``keep_warm_s``
+      (or never used) pays ``cold_start_ms`` before its next batch; at most ``max_concurrency``
+      instances per stage.
+    """
+
+    ON_DEMAND = "on_demand"
+    SPOT = "spot"
+    SERVERLESS = "serverless"
+
+    @property
+    def is_vm(self) -> bool:
+        return self is not ResourceClass.SERVERLESS
+
+
+MAX_PREEMPTIONS_PER_HOUR = 1e3
+MAX_COLD_START_MS = 1e7
+MAX_CONCURRENCY = 100_000
+MAX_USD_PER_REQUEST = 1e3
+_SPOT_FIELDS = ("preemptions_per_hour", "replacement_s")
+_SERVERLESS_FIELDS = ("usd_per_second", "usd_per_request", "cold_start_ms", "max_concurrency", "keep_warm_s")
+
+
 class Hardware(_Frozen):
-    """One kind of machine; a replica occupies one unit of it."""
+    """One kind of machine; a replica occupies one unit of it (a serverless instance is one unit)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str = Field(min_length=1, description="Name referenced by profiles and specs.")
     kind: DeviceKind = Field(description="cpu or gpu.")
     cores: Count = Field(ge=1, le=MAX_CORES, description="CPU cores per unit.")
     gpus: Count = Field(default=0, ge=0, le=MAX_CORES, description="GPUs per unit.")
-    usd_per_hour: Number = Field(ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR, description="On-demand price of one unit.")
+    usd_per_hour: Number = Field(ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR,
+                                 description="Price of one unit for an hour (serverless: busy all hour; "
+                                             "default usd_per_second x 3600).")
     spot_usd_per_hour: Number | None = Field(default=None, ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR,
-                                             description="Spot price, if any.")
+                                             description="Spot price, for information (plan with a 'spot' entry).")
     startup_s: Number = Field(default=0.0, ge=0, le=MAX_STARTUP_S, description="Seconds from request to a usable unit.")
     max_units: Count | None = Field(default=None, ge=1, le=MAX_UNITS, description="How many units the cluster has.")
+    resource_class: ResourceClass = Field(default=ResourceClass.ON_DEMAND, alias="class",
+                                          description="on_demand (default), spot or serverless.")
+    profile_as: str | None = Field(default=None, min_length=1,
+                                   description="Plan from the profile rows of this other entry (same machine).")
+    # spot
+    preemptions_per_hour: Number | None = Field(default=None, ge=0, le=MAX_PREEMPTIONS_PER_HOUR,
+                                                description="spot: mean preemptions per replica-hour.")
+    replacement_s: Number | None = Field(default=None, ge=0, le=MAX_STARTUP_S,
+                                         description="spot: seconds from a preemption to a serving replacement.")
+    # serverless
+    usd_per_second: Number | None = Field(default=None, ge=0, le=MAX_USD_PER_HOUR,
+                                          description="serverless: price per second an instance is busy.")
+    usd_per_request: Number | None = Field(default=None, ge=0, le=MAX_USD_PER_REQUEST,
+                                           description="serverless: price per item served.")
+    cold_start_ms: Number | None = Field(default=None, ge=0, le=MAX_COLD_START_MS,
+                                         description="serverless: extra delay of a batch on a cold instance.")
+    max_concurrency: Count | None = Field(default=None, ge=1, le=MAX_CONCURRENCY,
+                                          description="serverless: instances per stage at most.")
+    keep_warm_s: Number | None = Field(default=None, ge=0, le=MAX_STARTUP_S,
+                                       description="serverless: an idle instance stays warm this long.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _serverless_hourly(cls, data):
+        """A serverless entry's ILP price defaults to its busy-all-hour price, usd_per_second x 3600."""
+        if (isinstance(data, dict) and data.get("class") == ResourceClass.SERVERLESS.value
+                and "usd_per_hour" not in data and isinstance(data.get("usd_per_second"), (int, float))
+                and not isinstance(data.get("usd_per_second"), bool)):
+            return {**data, "usd_per_hour": max(MIN_USD_PER_HOUR, 3600.0 * data["usd_per_second"])}
+        return data
 
     @model_validator(mode="after")
     def _gpu_has_gpus(self) -> "Hardware":
         if self.kind is DeviceKind.GPU and self.gpus < 1:
             raise ValueError(f"hardware '{self.name}' is kind gpu but has gpus: {self.gpus}; set gpus >= 1")
         return self
+
+    @model_validator(mode="after")
+    def _class_fields(self) -> "Hardware":
+        cls_ = self.resource_class
+        own = {ResourceClass.SPOT: _SPOT_FIELDS, ResourceClass.SERVERLESS: _SERVERLESS_FIELDS}.get(cls_, ())
+        stray = [f for f in _SPOT_FIELDS + _SERVERLESS_FIELDS if f not in own and getattr(self, f) is not None]
+        if stray:
+            raise ValueError(f"hardware '{self.name}' is class {cls_.value} but sets {stray}, which belong to "
+                             "another class; remove them or set the matching 'class'")
+        if cls_ is ResourceClass.SPOT:
+            missing = [f for f in _SPOT_FIELDS if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"hardware '{self.name}' is class spot and needs {missing} "
+                                 "(e.g. preemptions_per_hour: 0.05, replacement_s: 120)")
+        if cls_ is ResourceClass.SERVERLESS:
+            missing = [f for f in ("cold_start_ms", "max_concurrency", "keep_warm_s") if getattr(self, f) is None]
+            if self.usd_per_second is None and self.usd_per_request is None:
+                missing.append("usd_per_second or usd_per_request")
+            if missing:
+                raise ValueError(f"hardware '{self.name}' is class serverless and needs {missing} "
+                                 "(e.g. usd_per_second: 0.0000583, cold_start_ms: 1500, max_concurrency: 100, "
+                                 "keep_warm_s: 600)")
+        return self
+
+    @property
+    def preemptions_per_ms(self) -> float:
+        """Mean preemptions per replica per millisecond (0 unless spot)."""
+        return (self.preemptions_per_hour or 0.0) / 3.6e6
 
 
 class HardwareCatalog(_Frozen):
@@ -82,6 +174,14 @@ class HardwareCatalog(_Frozen):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"hardware names must be unique; repeated: {dupes}")
+        by_name = {h.name: h for h in value}
+        for h in value:
+            if h.profile_as is None:
+                continue
+            target = by_name.get(h.profile_as)
+            if target is None or target.profile_as is not None or target.name == h.name:
+                raise ValueError(f"hardware '{h.name}': profile_as '{h.profile_as}' must name another entry of the "
+                                 f"catalog that has no profile_as itself (entries: {sorted(by_name)})")
         return value
 
     def by_name(self) -> dict[str, Hardware]:

@@ -117,7 +117,7 @@ def test_targets_include_the_constraint_and_agree_between_a_single_run_and_a_com
     book = PlanBook(weighted_request())
     trace = poisson(8.0, 60.0, np.random.default_rng(5))
     both = compare(book, trace, (PolicyKind.ORACLE, PolicyKind.PREDICTIVE), TuneSettings(seed=1))
-    every = compare(book, trace, tuple(PolicyKind), TuneSettings(seed=1))
+    every = compare(book, trace, None, TuneSettings(seed=1))
     single = {r.policy: r for r in compare_rows(book.request.spec, both)}
     full = {r.policy: r for r in compare_rows(book.request.spec, every)}
     assert single["predictive"] == full["predictive"]

@@ -9,7 +9,7 @@ import pytest
 from planner.errors import SpecError
 from planner.sim import ServiceModel, SimConfig, simulate
 from planner.sim.config import prepare
-from planner.sim.schedule import (ReplicaWindow, Schedule, StageSchedule, constant_schedule, run_schedule,
+from planner.sim.schedule import (MeteredBatches, ReplicaWindow, Schedule, StageSchedule, constant_schedule, run_schedule,
                                   simulate_schedule, stage_models)
 from planner.traces import gamma, poisson
 from planner.tuner.planbook import PlanBook, plan_pin
@@ -105,8 +105,11 @@ def test_cost_is_charged_from_launch_to_the_end_of_the_last_batch():
     name = plan.stages[0].stage
     per_hour = plan.stages[0].usd_per_hour
     ends = [-math.inf] * len(d.windows[name])
-    assert math.isclose(d.stage_cost_usd(name, ends, 0.0, 3_600_000.0, 3_600_000.0), per_hour)
+    none = MeteredBatches.empty()
+    assert math.isclose(d.stage_cost_usd(name, d.schedule().stage(name), ends, none, 0.0, 3_600_000.0, 3_600_000.0),
+                        per_hour)
     d.windows[name][0].stop_ms = 1_800_000.0
     ends[0] = 1_900_000.0  # its last batch ran past the stop: charged until it ended
     expected = per_hour / plan.stages[0].replicas * (1.9 / 3.6) + per_hour * (plan.stages[0].replicas - 1) / plan.stages[0].replicas
-    assert math.isclose(d.stage_cost_usd(name, ends, 0.0, 3_600_000.0, 3_600_000.0), expected)
+    assert math.isclose(d.stage_cost_usd(name, d.schedule().stage(name), ends, none, 0.0, 3_600_000.0, 3_600_000.0),
+                        expected)

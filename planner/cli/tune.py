@@ -65,6 +65,10 @@ def tune(
     forecaster: ForecasterKind = typer.Option(ForecasterKind.PEAK, "--forecaster", help="predictive: forecaster."),
     lookback: Optional[int] = typer.Option(None, "--lookback", min=1, help="predictive: intervals of history the "
                                            "forecaster reads; default: as many as its horizon (start-up + 1 interval)."),
+    burst_slots: int = typer.Option(32, "--burst-slots", min=1, max=100_000, help="burst: serverless instances per "
+                                    "stage (at most the entry's max_concurrency)."),
+    spill_share: float = typer.Option(0.1, "--spill-share", min=0.0, max=100.0, help="burst: spill a request to "
+                                      "serverless when it would wait this share of the SLO for a VM."),
     uncap_throughput: bool = typer.Option(True, "--uncap-throughput/--keep-throughput",
                                           help="Plan rows whose measured throughput is capped by the offered load "
                                                "from batch size / latency instead (a note names them)."),
@@ -77,9 +81,10 @@ def tune(
     import numpy as np
 
     from planner import io, traces
-    from planner.tuner import (ForecastSettings, PlanBook, PolicySettings, PredictiveSettings, TuneSettings, compare,
+    from planner.tuner import (BurstSettings, ForecastSettings, PlanBook, PolicySettings, PredictiveSettings, TuneSettings, compare,
                                compare_rows)
     from planner.tuner.capacity import uncap_request
+    from planner.tuner.policies import available_kinds
     from planner.tuner.report import COMPARE_HEADER, compare_csv_rows, summary_json, timeline_header, timeline_rows
 
     io.OutputSet({}, folders={"--out": out}, stdout_ok=False)  # checks --out before any work
@@ -101,10 +106,11 @@ def tune(
         request, notes = uncap_request(request)
     predictive = PredictiveSettings(forecast=ForecastSettings(kind=forecaster, lookback=lookback), margin=margin,
                                     switch_hysteresis=switch_hysteresis, switch_amortize_s=switch_amortize_s)
+    burst = BurstSettings(slots=burst_slots, spill_share_of_slo=spill_share)
     settings = TuneSettings(policy=PolicySettings(interval_s=interval_s, peak_window_s=peak_window_s,
-                                                  grid_step=grid_step, predictive=predictive), seed=seed)
+                                                  grid_step=grid_step, predictive=predictive, burst=burst), seed=seed)
     # The oracle runs beside a single policy too: 'targets met' compares with it either way.
-    kinds = tuple(PolicyKind) if compare_all else tuple(dict.fromkeys((PolicyKind.ORACLE, policy)))
+    kinds = available_kinds(request) if compare_all else tuple(dict.fromkeys((PolicyKind.ORACLE, policy)))
 
     def done(result) -> None:
         if compare_all or result.summary.policy == policy.value:

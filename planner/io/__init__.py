@@ -138,8 +138,10 @@ def load_request(spec_path: str | Path, profiles: Path | None = None, hardware: 
     profiles_path, catalog_path = resolve_inputs(spec_path, spec, profiles, hardware)
     catalog = load_catalog(catalog_path)
     table = load_profiles(profiles_path)
+    from planner.resources import expand_profiles
+
     return PlanRequest(
-        spec=spec, catalog=catalog, profiles=table, solver=solver or SolverName.CBC, time_limit_s=time_limit_s,
+        spec=spec, catalog=catalog, profiles=expand_profiles(table, catalog), solver=solver or SolverName.CBC, time_limit_s=time_limit_s,
         sources=Sources(str(spec_path), str(profiles_path), str(catalog_path)),
         provenance=provenance(spec_path, profiles_path, catalog_path, table),
         record_timing=record_timing,

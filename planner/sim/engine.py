@@ -39,6 +39,20 @@ class Batches:
 
 
 @dataclass(frozen=True)
+class MeteredBatches:
+    """The batches a stage ran on windows of metered (per-use billed) configurations."""
+
+    window: np.ndarray  # int32, index into the stage's windows
+    start_ms: np.ndarray
+    end_ms: np.ndarray
+    items: np.ndarray  # int32
+
+    @staticmethod
+    def empty() -> "MeteredBatches":
+        return MeteredBatches(np.empty(0, np.int32), np.empty(0), np.empty(0), np.empty(0, np.int32))
+
+
+@dataclass(frozen=True)
 class ScheduleRun:
     """What the replicas did: per stage, the window of each batch and when each window last finished."""
 
@@ -46,6 +60,7 @@ class ScheduleRun:
     stage_names: tuple[str, ...]  # topological order, as in the per-stage tuples below
     batch_window: tuple[np.ndarray, ...]  # per stage (topological order), window of each batch
     last_end_ms: tuple[np.ndarray, ...]  # per stage, per window: end of its last batch (-inf: never served)
+    metered: tuple[MeteredBatches, ...] = ()  # per stage: batches on per-use billed windows (empty if none)
 
 
 def _tables(configs: tuple[StageModel, ...]) -> tuple[list[int], list[float], list[float], list[float], int]:
@@ -68,6 +83,9 @@ def queue_batches(arr: np.ndarray, deadline: np.ndarray | None, draws: np.ndarra
     # per item batch index: the kernel writes it only with deadlines (otherwise it follows from takes)
     item_batch = np.full(n if deadline is not None else 0, -1, dtype=np.int32)
     win = ([w.config for w in windows], [w.ready_ms for w in windows], [w.stop_ms for w in windows], order)
+    cold = [c.cold_start_ms for c in schedule.configs]
+    warm = [c.keep_warm_ms for c in schedule.configs]
+    spill = [c.spill_ms for c in schedule.configs]
     if use_jit:
         f64 = np.float64
         takes, owner = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
@@ -78,7 +96,8 @@ def queue_batches(arr: np.ndarray, deadline: np.ndarray | None, draws: np.ndarra
             deadline is not None, np.ascontiguousarray(draws if draws.size else np.zeros(1), dtype=f64), pos0, stride,
             kind, np.asarray(sizes, dtype=np.int64), np.asarray(timeouts, dtype=f64), np.asarray(base, dtype=f64),
             np.asarray(sigma, dtype=f64), width, np.asarray(win[0], dtype=np.int64), np.asarray(win[1], dtype=f64),
-            np.asarray(win[2], dtype=f64), np.asarray(order, dtype=np.int64), takes, starts, ends, owner, item_batch,
+            np.asarray(win[2], dtype=f64), np.asarray(order, dtype=np.int64), np.asarray(cold, dtype=f64),
+            np.asarray(warm, dtype=f64), np.asarray(spill, dtype=f64), takes, starts, ends, owner, item_batch,
             last_end, free, active)
     else:
         takes, owner, starts, ends = [0] * n, [0] * n, [0.0] * n, [0.0] * n
@@ -86,7 +105,7 @@ def queue_batches(arr: np.ndarray, deadline: np.ndarray | None, draws: np.ndarra
         batch_of = [-1] * n if deadline is not None else []
         count = kernel.fifo_windows(
             arr.tolist(), [] if deadline is None else deadline.tolist(), deadline is not None, draws.tolist(), pos0,
-            stride, kind, sizes, timeouts, base, sigma, width, *win, takes, starts, ends, owner, batch_of, last_end,
+            stride, kind, sizes, timeouts, base, sigma, width, *win, cold, warm, spill, takes, starts, ends, owner, batch_of, last_end,
             free, active)
         if deadline is not None:
             item_batch = np.asarray(batch_of, dtype=np.int32)
@@ -206,7 +225,7 @@ def run_stages(prep: Prepared, schedule: Schedule, use_jit: bool | None = None, 
     completion: list[np.ndarray | None] = []
     tallies: list[StageTally] = []
     runs: list[StageRun] = []
-    owners, last_ends = [], []
+    owners, last_ends, metered = [], [], []
     for j, stage in enumerate(prep.stages):
         plan_stage = schedule.stage(stage.name)
         if not plan_stage.replicas:
@@ -236,13 +255,23 @@ def run_stages(prep: Prepared, schedule: Schedule, use_jit: bool | None = None, 
         completion.append(done)
         owners.append(b.window)
         last_ends.append(b.last_end_ms)
+        metered.append(_metered(plan_stage, b))
         for p in stage.parents:  # release a parent's column once every reader has used it
             readers[p] -= 1
             if readers[p] == 0:
                 completion[p] = None
     final = sinks_completion(prep, completion)
     raw = RawRun(tuple(tallies), final, tuple(runs) if keep_detail else None)
-    return ScheduleRun(raw, tuple(s.name for s in prep.stages), tuple(owners), tuple(last_ends))
+    return ScheduleRun(raw, tuple(s.name for s in prep.stages), tuple(owners), tuple(last_ends), tuple(metered))
+
+
+def _metered(schedule: StageSchedule, b: Batches) -> MeteredBatches:
+    flagged = [c for c, cfg in enumerate(schedule.configs) if cfg.metered]
+    if not flagged or b.window.size == 0:
+        return MeteredBatches.empty()
+    config_of = np.array([w.config for w in schedule.replicas], dtype=np.int32)
+    keep = np.isin(config_of[b.window], flagged)
+    return MeteredBatches(b.window[keep], b.start_ms[keep], b.end_ms[keep], b.takes[keep])
 
 
 def run_fast(prep: Prepared, use_jit: bool | None = None, keep_detail: bool = True) -> RawRun:

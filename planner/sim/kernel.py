@@ -25,6 +25,14 @@ position p is served in
     base[c, m] * e[p]                       (exponential; e standard exponential)
     base[c, m]                              (deterministic)
 
+Serverless configurations (planner.spec.ResourceClass) add two per-configuration terms, both 0 for
+a VM: a *spill preference* ``P_c``: windows are compared by ``t_w + P_c``, so a serverless
+instance takes the head only when it can start at least ``P_c`` before any VM (a spill router that
+prefers the VMs and spills when the head would wait longer than ``P_c``); and a *cold start*
+``C_c``: an instance whose last batch ended more than ``K_c`` before ``t_w`` (or that never served)
+boots first, so the batch it was given starts at ``t_w + C_c`` (the router does not foresee the
+cold start; the request pays it). With every ``C_c = P_c = 0`` the rule above is unchanged.
+
 With one configuration and every window ready at 0 and never stopped, ``min_w t_w = max(min_w f_w,
 due)``: the classic heap of replica free times, i.e. the batching rule of planner.estimate.latency.
 
@@ -43,6 +51,7 @@ LOGNORMAL, EXPONENTIAL, DETERMINISTIC = 0, 1, 2  # service kinds as the kernel s
 def fifo_windows(arr, deadline, use_deadline, draws, pos0, stride, kind,
                  batch_size, timeout_ms, base_ms, sigma, width,
                  win_config, win_ready_ms, win_stop_ms, order,
+                 cold_ms, warm_ms, spill_ms,
                  takes, starts, ends, owner, item_batch, last_end_ms, free_ms, active):
     """Batch the queue ``arr`` (sorted ready times); returns the number of batches written.
 
@@ -50,7 +59,8 @@ def fifo_windows(arr, deadline, use_deadline, draws, pos0, stride, kind,
     ``draws`` (the stage's random draws; item i's stage position is ``pos0 + stride * i``),
     ``kind`` (LOGNORMAL/EXPONENTIAL/DETERMINISTIC), per configuration ``batch_size``,
     ``timeout_ms`` and the flattened ``base_ms``/``sigma`` tables of row ``width``, per window
-    ``win_config``, ``win_ready_ms``, ``win_stop_ms``, and ``order`` (windows sorted by (ready, index)).
+    ``win_config``, ``win_ready_ms``, ``win_stop_ms``, and ``order`` (windows sorted by (ready, index));
+    per configuration ``cold_ms``, ``warm_ms`` (keep-warm) and ``spill_ms`` (all 0 for VMs).
     Outputs, per batch: ``takes`` (items), ``starts``, ``ends``, ``owner`` (window); per item
     ``item_batch`` (written only with deadlines; -1 must be pre-filled); per window ``last_end_ms``.
     ``free_ms`` and ``active`` are scratch of one entry per window. A negative return ``-1 - s``
@@ -81,6 +91,7 @@ def fifo_windows(arr, deadline, use_deadline, draws, pos0, stride, kind,
             n_active = k
         best_w = -1
         best_t = math.inf
+        best_key = math.inf
         best_free = math.inf
         q = 0
         while True:
@@ -96,12 +107,16 @@ def fifo_windows(arr, deadline, use_deadline, draws, pos0, stride, kind,
                 t = f if f > due else due
                 if t >= win_stop_ms[w]:
                     continue
-                if t < best_t or (t == best_t and (f < best_free or (f == best_free and w < best_w))):
+                key = t + spill_ms[c]  # the router's choice: the cold start is paid, not foreseen
+                if cold_ms[c] > 0.0 and t - last_end_ms[w] > warm_ms[c]:
+                    t += cold_ms[c]
+                if key < best_key or (key == best_key and (f < best_free or (f == best_free and w < best_w))):
                     best_w = w
                     best_t = t
+                    best_key = key
                     best_free = f
             # A window not yet admitted starts no earlier than its ready time.
-            if nxt < n_windows and win_ready_ms[order[nxt]] < best_t:
+            if nxt < n_windows and win_ready_ms[order[nxt]] < best_key:
                 w = order[nxt]
                 active[n_active] = w
                 n_active += 1

@@ -10,11 +10,11 @@ from planner.tuner.planbook import PlanBook
 from planner.tuner.policies import (DEFAULT_POLICY, POLICIES, Observation, PlaybackPolicy, Policy, PolicyKind,
                                     make_policy)
 from planner.tuner.replay import TuneResult, TuneSettings, compare, tune, tune_policy
-from planner.tuner.settings import (ForecasterKind, ForecastSettings, PolicySettings, PredictiveSettings,
+from planner.tuner.settings import (BurstSettings, ForecasterKind, ForecastSettings, PolicySettings, PredictiveSettings,
                                     ReactiveSettings)
 from planner.tuner.targets import CompareRow, Targets, compare_rows
 
-__all__ = ["CompareRow", "DEFAULT_POLICY", "ForecastSettings", "ForecasterKind", "Observation", "POLICIES",
+__all__ = ["BurstSettings", "CompareRow", "DEFAULT_POLICY", "ForecastSettings", "ForecasterKind", "Observation", "POLICIES",
            "PlanBook", "PlaybackPolicy", "Policy", "PolicyKind", "PolicySettings", "PredictiveSettings",
            "ReactiveSettings", "Targets", "TuneResult", "TuneSettings", "compare", "compare_rows", "make_policy",
            "tune", "tune_policy"]

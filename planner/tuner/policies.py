@@ -25,6 +25,8 @@ at its rate; where a policy chooses between plans itself it compares them by tha
 - ``static-peak`` / ``static-mean``: one plan for the trace's peak interval rate / mean rate.
 - ``oracle``: with hindsight, each interval's optimal plan for the peak rate that actually arrives
   in it, reconfigured for free at the interval's start (planner.tuner.deployment).
+- ``burst``: the predictive policy's VM base plus serverless instances that take the queue's
+  overflow (planner.tuner.burst); needs a serverless entry in the catalog.
 - :class:`PlaybackPolicy` (no kind: it needs the plans): a given plan per interval, e.g. another
   system's logged decisions, replayed through the same simulator.
 """
@@ -51,6 +53,7 @@ class PolicyKind(str, Enum):
     STATIC_PEAK = "static-peak"
     STATIC_MEAN = "static-mean"
     ORACLE = "oracle"
+    BURST = "burst"  # predictive VMs + serverless for bursts (planner.tuner.burst); needs a serverless entry
 
 
 DEFAULT_POLICY = PolicyKind.PREDICTIVE  # the best adaptive policy on docs/benchmarks.md's traces
@@ -272,16 +275,18 @@ class PredictivePolicy:
     name = PolicyKind.PREDICTIVE.value
     instant = False
 
-    def __init__(self, book: PlanBook, initial: Plan, settings: PolicySettings):
+    def __init__(self, book: PlanBook, initial: Plan, settings: PolicySettings, track_backlog: bool = True):
         self.book, self.settings = book, settings
         self.plan = initial
         self.peaks: list[float] = []
         self.backlog = BacklogEstimate(book.request.spec.max_utilization)
+        self.track_backlog = track_backlog  # off when something else (a serverless pool) takes the overflow
         self.cv = RecentCv(settings)
         self.forecaster = make_forecaster(settings.predictive.forecast)
 
     def tell(self, observation: Observation) -> None:
-        self.backlog.update(observation)
+        if self.track_backlog:
+            self.backlog.update(observation)
         self.cv.update(observation)
         a = np.asarray(observation.arrival_ms)
         seconds = max(1, int(round((observation.end_ms - observation.start_ms) / MS_PER_S)))
@@ -340,7 +345,21 @@ POLICIES: dict[PolicyKind, Callable[[PolicyInputs], Policy]] = {
     PolicyKind.ORACLE: lambda i: OraclePolicy(i.book, i.peaks_req_per_s, list(i.interval_cvs)),
     PolicyKind.REACTIVE: lambda i: ReactivePolicy(i.book, i.initial(), i.settings),
     PolicyKind.PREDICTIVE: lambda i: PredictivePolicy(i.book, i.initial(), i.settings),
+    PolicyKind.BURST: lambda i: _burst(i),
 }
+
+
+def _burst(inputs: PolicyInputs) -> Policy:
+    from planner.tuner.burst import BurstPolicy  # it builds on PredictivePolicy
+
+    return BurstPolicy(inputs)
+
+
+def available_kinds(request) -> tuple[PolicyKind, ...]:
+    """The policies a request can run: all, less ``burst`` when its catalog has no serverless entry."""
+    from planner.resources import serverless_hardware
+
+    return tuple(k for k in PolicyKind if k is not PolicyKind.BURST or serverless_hardware(request.catalog))
 
 
 def make_policy(kind: PolicyKind, book: PlanBook, counts_per_s: np.ndarray, settings: PolicySettings,

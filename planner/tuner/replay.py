@@ -19,17 +19,18 @@ from planner.errors import TraceError
 from planner.plan import Plan
 from planner.sim.config import ServiceModel, SimConfig
 from planner.sim.run import quantile
-from planner.sim.schedule import simulate_schedule
+from planner.sim.schedule import simulate_schedule, with_preemptions
 from planner.traces import Trace, counts_per_second
 from planner.tuner.forecast import gaps_cv, interval_peaks_rps
 from planner.tuner.planbook import PlanBook
 from planner.tuner.deployment import Deployment
-from planner.tuner.policies import Observation, Policy, PolicyKind, make_policy
+from planner.tuner.policies import Observation, Policy, PolicyKind, available_kinds, make_policy
 from planner.tuner.settings import MS_PER_S, PolicySettings, ms
 
 log = logging.getLogger(__name__)
 
-TUNE_SCHEMA_VERSION = 2  # 2: batch timeouts in the timeline; objective value and unit in the summary
+TUNE_SCHEMA_VERSION = 3  # 2: batch timeouts in the timeline; objective value and unit in the summary;
+# 3: preemptions, serverless_cost_usd and serverless_share in the summary
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class TuneSummary:
     replicas_launched: int
     plans_solved: int  # ILPs solved so far by the shared plan cache
     wall_s: float  # replay time (not deterministic; left out of the files' comparisons)
+    preemptions: int = 0  # spot replicas taken back (seeded draws)
+    serverless_cost_usd: float = 0.0  # of total_cost_usd: billed per use on serverless instances
+    serverless_share: float = 0.0  # of the first stage's items served on serverless instances
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ def tune_policy(book: PlanBook, trace: Trace, factory: Callable[[np.ndarray, lis
     cvs = [gaps_cv(trace.arrival_ms[bounds[k]:bounds[k + 1]]) for k in range(intervals)]
     policy = factory(counts, cvs)
     sim_config = SimConfig(seed=settings.seed, service=settings.service, slo_ms=book.request.spec.slo_ms)
-    deployment = Deployment(sim_config)
+    deployment = Deployment(sim_config, book.request.catalog)
     plans: list[Plan] = []
     targets = []
     launched = switches = reconfigurations = 0
@@ -145,18 +149,33 @@ def tune_policy(book: PlanBook, trace: Trace, factory: Callable[[np.ndarray, lis
             launched += change.launched
             switches += len(change.switched_stages)
             reconfigurations += int(change.changed)
+    pool = getattr(policy, "pool", None)  # a burst policy's serverless instances (planner.tuner.burst)
+    if pool is not None:
+        deployment.add_pool(pool.plan, pool.slots, pool.spill_ms)
     first = plans[0]
-    result, run = simulate_schedule(first, deployment.schedule(), trace, sim_config)
+    schedule = deployment.schedule()
+    preemptible = deployment.preemptible()
+    preemptions = 0
+    if preemptible:
+        schedule, drawn = with_preemptions(schedule, preemptible, trace.duration_ms, settings.seed)
+        preemptions = drawn.count
+    result, run = simulate_schedule(first, schedule, trace, sim_config)
     slo_ms = sim_config.slo_ms
     latency = np.where(np.isnan(result.latency_ms), np.inf, result.latency_ms)
     horizon_ms = trace.duration_ms
     last_end = {name: run.last_end_ms[i].tolist() for i, name in enumerate(run.stage_names)}
+    metered = dict(zip(run.stage_names, run.metered))
     peaks = _peaks(counts, settings.policy)
     rows = []
+    serverless_cost = 0.0
     for k, plan in enumerate(plans):
         lo_ms, hi_ms = k * interval_ms, min(horizon_ms, (k + 1) * interval_ms)
         lat = latency[bounds[k]:bounds[k + 1]]
-        cost = sum(deployment.stage_cost_usd(s.stage, last_end[s.stage], lo_ms, hi_ms, horizon_ms) for s in plan.stages)
+        cost = sum(deployment.stage_cost_usd(s.stage, schedule.stage(s.stage), last_end[s.stage], metered[s.stage],
+                                             lo_ms, hi_ms, horizon_ms) for s in plan.stages)
+        serverless_cost += sum(deployment.stage_cost_usd(s.stage, schedule.stage(s.stage), last_end[s.stage],
+                                                         metered[s.stage], lo_ms, hi_ms, horizon_ms, vms=False)
+                               for s in plan.stages) if pool is not None else 0.0
         rows.append(IntervalRow(
             time_s=lo_ms / MS_PER_S, arrival_rps=lat.size / max((hi_ms - lo_ms) / MS_PER_S, 1e-9),
             peak_rps=float(peaks[k]), planned_rps=plan.arrival_rps,
@@ -179,20 +198,32 @@ def tune_policy(book: PlanBook, trace: Trace, factory: Callable[[np.ndarray, lis
         time_mean_accuracy=time_accuracy, objective_value=objective.value(mean_cost, time_accuracy),
         objective_unit=objective.unit,
         reconfigurations=reconfigurations, config_switches=switches, replicas_launched=launched,
-        plans_solved=book.solves, wall_s=time.perf_counter() - started)
+        plans_solved=book.solves, wall_s=time.perf_counter() - started, preemptions=preemptions,
+        serverless_cost_usd=serverless_cost, serverless_share=_serverless_share(run, deployment))
     log.info("%s on %s: %.4f USD, %.3f%% within SLO, %d reconfigurations", policy.name, trace.name, total_cost,
              100 * summary.slo_attainment, reconfigurations)
     return TuneResult(summary, tuple(rows), tuple(plans))
+
+
+def _serverless_share(run, deployment: Deployment) -> float:
+    """Share of the first stage's items served by serverless instances (0 without a pool)."""
+    if not run.metered or run.metered[0].items.size == 0:
+        return 0.0
+    return float(np.sum(run.metered[0].items)) / max(float(run.raw.tallies[0].items), 1.0)
 
 
 def _peaks(counts: np.ndarray, settings: PolicySettings) -> np.ndarray:
     return interval_peaks_rps(counts, settings.interval_s, settings.peak_window_s)
 
 
-def compare(book: PlanBook, trace: Trace, kinds: tuple[PolicyKind, ...] = tuple(PolicyKind),
+def compare(book: PlanBook, trace: Trace, kinds: tuple[PolicyKind, ...] | None = None,
             settings: TuneSettings = TuneSettings(),
             on_result: Callable[[TuneResult], None] | None = None) -> list[TuneResult]:
-    """Run each policy on the same trace (oracle first); ``on_result`` sees each result as soon as it is done."""
+    """Run each policy on the same trace (oracle first); ``on_result`` sees each result as soon as it is done.
+
+    ``kinds`` default: every policy the request can run (planner.tuner.policies.available_kinds).
+    """
+    kinds = available_kinds(book.request) if kinds is None else kinds
     ordered = sorted(kinds, key=lambda k: k is not PolicyKind.ORACLE)
     results = []
     for kind in ordered:

@@ -66,6 +66,14 @@ class PredictiveSettings:
 
 
 @dataclass(frozen=True)
+class BurstSettings:
+    slots: int = 32  # serverless instances per stage (at most the entry's max_concurrency)
+    spill_share_of_slo: float = 0.1  # spill the queue's head to serverless when it would wait this share of the SLO
+    base_quantile: float = 0.5  # the VM base: this quantile of the recent interval rates (predictive: 0.9)
+    base_peak_window_s: int = 10  # ... each measured over this window (capped at the interval; predictive: 5 s)
+
+
+@dataclass(frozen=True)
 class PolicySettings:
     interval_s: int = 10  # seconds between decisions (whole seconds: traces are binned per second)
     peak_window_s: int = 5  # the interval peak rate's window (planner.tuner.forecast)
@@ -76,3 +84,4 @@ class PolicySettings:
     grid_step: float = 0.05  # the plan cache's rate grid: a rate is planned at the next grid point up
     reactive: ReactiveSettings = field(default_factory=ReactiveSettings)
     predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
+    burst: BurstSettings = field(default_factory=BurstSettings)

@@ -1,0 +1,176 @@
+"""Resource classes: the catalog format, spot preemptions, serverless cold starts and spill, the burst policy."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import lru_cache
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from planner.errors import SpecError
+from planner.optimize import PlanRequest
+from planner.resources import expand_profiles, preemption_risk, vm_hardware
+from planner.sim import kernel
+from planner.sim.config import SimConfig
+from planner.sim.schedule import (Preemptible, ReplicaWindow, Schedule, StageSchedule, constant_schedule,
+                                  simulate_schedule, with_preemptions)
+from planner.spec import Hardware, HardwareCatalog, ResourceClass
+from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, tune
+from planner.tuner.policies import available_kinds
+from profiler.schema import ProfileTable
+from tests.test_tuner import burst_trace, one_stage_request, plan_at
+
+SPOT = {"name": "cpu-spot", "kind": "cpu", "cores": 2, "usd_per_hour": 0.04, "class": "spot", "profile_as": "cpu",
+        "startup_s": 20, "preemptions_per_hour": 1.0, "replacement_s": 60}
+FUNCTION = {"name": "fn", "kind": "cpu", "cores": 2, "class": "serverless", "profile_as": "cpu",
+            "usd_per_second": 0.0001, "usd_per_request": 1e-6, "cold_start_ms": 500, "max_concurrency": 8,
+            "keep_warm_s": 60}
+
+
+def test_an_entry_without_class_is_on_demand_and_existing_catalogs_are_unchanged():
+    h = Hardware.model_validate({"name": "cpu", "kind": "cpu", "cores": 2, "usd_per_hour": 0.1,
+                                 "spot_usd_per_hour": 0.04})
+    assert h.resource_class is ResourceClass.ON_DEMAND and h.preemptions_per_ms == 0.0
+    request = one_stage_request()
+    assert expand_profiles(request.profiles, request.catalog) is request.profiles
+
+
+def test_class_fields_are_checked():
+    spot = Hardware.model_validate(SPOT)
+    assert spot.resource_class is ResourceClass.SPOT and math.isclose(spot.preemptions_per_ms, 1 / 3.6e6)
+    fn = Hardware.model_validate(FUNCTION)
+    assert math.isclose(fn.usd_per_hour, 0.36)  # busy all hour at usd_per_second
+    with pytest.raises(ValidationError, match="needs \\['replacement_s'\\]"):
+        Hardware.model_validate({k: v for k, v in SPOT.items() if k != "replacement_s"})
+    with pytest.raises(ValidationError, match="class on_demand but sets \\['cold_start_ms'\\]"):
+        Hardware.model_validate({"name": "x", "kind": "cpu", "cores": 1, "usd_per_hour": 1, "cold_start_ms": 10})
+    with pytest.raises(ValidationError, match="usd_per_second or usd_per_request"):
+        Hardware.model_validate({**{k: v for k, v in FUNCTION.items() if k not in ("usd_per_second", "usd_per_request")},
+                                 "usd_per_hour": 0.3})
+    with pytest.raises(ValidationError, match="profile_as 'nope'"):
+        HardwareCatalog.model_validate({"schema_version": 1, "hardware": [{**SPOT, "profile_as": "nope"}]})
+
+
+@lru_cache(maxsize=None)
+def classes_request() -> PlanRequest:
+    """one_stage_request's CPU plus a spot offer and a function of the same machine (profile_as)."""
+    base = one_stage_request()
+    catalog = HardwareCatalog.model_validate({"schema_version": 1, "hardware": [
+        *(h.model_dump() for h in base.catalog.hardware), SPOT, FUNCTION]})
+    spec = base.spec.model_copy(update={"hardware": ("cpu",)})
+    return replace(base, spec=spec, catalog=catalog, profiles=expand_profiles(base.profiles, catalog))
+
+
+def test_profile_as_copies_the_rows_and_serverless_is_no_base():
+    request = classes_request()
+    names = {r.hardware for r in request.profiles.rows}
+    assert names == {"cpu", "cpu-spot", "fn"}
+    assert vm_hardware(request.spec.model_copy(update={"hardware": None}), request.catalog) == ("cpu", "cpu-spot")
+
+
+def _spot_plan(rps: float):
+    request = classes_request()
+    return make_spot(request, rps)
+
+
+def make_spot(request, rps):
+    spot = request.spec.model_copy(update={"hardware": ("cpu-spot",), "arrival_rps": rps})
+    from planner.optimize import make_plan
+    return make_plan(replace(request, spec=spot))
+
+
+def test_preemptions_are_seeded_poisson_and_replaced_after_the_delay():
+    plan = _spot_plan(20.0)
+    schedule = constant_schedule(plan)
+    model = Preemptible(rate_per_ms=10 / 3.6e6, replacement_ms=60_000.0)  # 10 per replica-hour
+    hours = 10.0
+    a, drawn = with_preemptions(schedule, {plan.stages[0].stage: (model,)}, hours * 3.6e6, seed=3)
+    b, again = with_preemptions(schedule, {plan.stages[0].stage: (model,)}, hours * 3.6e6, seed=3)
+    assert a == b and drawn == again
+    replicas = plan.stages[0].replicas
+    expected = 10 * hours * replicas  # a little less: replicas are down during replacement
+    assert 0.7 * expected < drawn.count < 1.1 * expected
+    windows = a.stages[0].replicas
+    assert len(windows) == replicas + drawn.count
+    replacements = [w for w in windows if w.launch_ms > 0]
+    assert all(w.ready_ms == w.launch_ms + 60_000.0 for w in replacements)
+    stopped_at = sorted(w.stop_ms for w in windows if math.isfinite(w.stop_ms))
+    assert stopped_at == sorted(w.launch_ms for w in replacements)  # each preemption launches its replacement
+
+
+def test_preemptions_cost_attainment_in_simulation_and_the_formula_says_so():
+    from planner.traces import poisson
+
+    plan = _spot_plan(20.0)
+    stage = plan.stages[0]
+    trace = poisson(20.0, 3600.0, np.random.default_rng(5))
+    config = SimConfig(seed=1)
+    clean, _ = simulate_schedule(plan, constant_schedule(plan), trace, config)
+    model = Preemptible(rate_per_ms=6 / 3.6e6, replacement_ms=120_000.0)  # harsh: 6/h, 2 min to replace
+    preempted, drawn = with_preemptions(constant_schedule(plan), {stage.stage: (model,)}, trace.duration_ms, seed=2)
+    hit, _ = simulate_schedule(plan, preempted, trace, config)
+    assert drawn.count > 0 and hit.summary.slo_attainment < clean.summary.slo_attainment
+    risk = preemption_risk(plan, classes_request().catalog)  # the catalog's 1/h, 60 s: small, but not zero
+    assert [s.stage for s in risk.stages] == [stage.stage]
+    q = 1.0 * 60 / 3600 / (1 + 60 / 3600)
+    assert math.isclose(risk.stages[0].down_share, q)
+    assert 0 < risk.stages[0].degraded_share <= 1 - (1 - q) ** stage.replicas + 1e-12
+    assert preemption_risk(plan_at(one_stage_request(), 20.0), classes_request().catalog).stages == ()
+
+
+def _kernel(arr, windows, cold_ms, warm_ms, spill_ms, service_ms=10.0):
+    """Two configurations (0: a VM, 1: serverless), batch 1, deterministic service; (starts, owners)."""
+    n = len(arr)
+    takes, starts, ends, owner = [0] * n, [0.0] * n, [0.0] * n, [0] * n
+    w = len(windows)
+    count = kernel.fifo_windows(
+        arr, [], False, [], 0, 1, kernel.DETERMINISTIC, [1, 1], [0.0, 0.0], [0.0, service_ms, 0.0, service_ms],
+        [0.0] * 4, 2, [c for c, _ in windows], [r for _, r in windows], [math.inf] * w,
+        sorted(range(w), key=lambda i: (windows[i][1], i)), [0.0, cold_ms], [0.0, warm_ms], [0.0, spill_ms],
+        takes, starts, ends, owner, [], [0.0] * w, [0.0] * w, [0] * w)
+    return starts[:count], owner[:count]
+
+
+def test_cold_start_is_paid_on_first_use_and_after_keep_warm():
+    # one serverless instance only: first batch cold, the next warm, one after a long idle cold again
+    starts, _ = _kernel([0.0, 20.0, 10_000.0], [(1, 0.0)], cold_ms=500.0, warm_ms=1000.0, spill_ms=0.0)
+    assert starts == [500.0, 510.0, 10_500.0]  # 20 waits for the warm instance (busy to 510)
+
+
+def test_the_queue_spills_to_serverless_only_when_the_head_would_wait_longer_than_spill():
+    # a VM (window 0) and a warm-able serverless instance (window 1); three requests at once
+    arr = [0.0, 0.0, 0.0, 100.0]
+    starts, owner = _kernel(arr, [(0, 0.0), (1, 0.0)], cold_ms=0.0, warm_ms=1000.0, spill_ms=15.0)
+    # the VM serves 0 at 0; request 1 would wait 10 ms for it (< 15: waits); request 2 would wait 20 (spills)
+    assert owner == [0, 0, 1, 0] and starts == [0.0, 10.0, 0.0, 100.0]
+    # with every term 0 the rule is the plain one: an idle instance takes the next head at once
+    _, plain = _kernel(arr, [(0, 0.0), (1, 0.0)], cold_ms=0.0, warm_ms=0.0, spill_ms=0.0)
+    assert plain[:2] == [0, 1]
+
+
+def test_burst_needs_a_serverless_entry_and_absorbs_a_burst_the_vms_cannot():
+    assert PolicyKind.BURST not in available_kinds(one_stage_request())
+    with pytest.raises(SpecError, match="serverless entry"):
+        tune(PlanBook(one_stage_request()), burst_trace(), PolicyKind.BURST)
+    request = classes_request()
+    assert PolicyKind.BURST in available_kinds(request)
+    results = {r.summary.policy: r.summary for r in compare(PlanBook(request), burst_trace(),
+                                                             (PolicyKind.ORACLE, PolicyKind.PREDICTIVE,
+                                                              PolicyKind.BURST), TuneSettings(seed=0))}
+    burst, predictive = results["burst"], results["predictive"]
+    assert burst.serverless_share > 0 and burst.serverless_cost_usd > 0
+    assert burst.slo_attainment > predictive.slo_attainment
+    assert burst.preemptions == 0  # the base is on-demand
+
+
+def test_a_spot_base_is_preempted_in_the_replay():
+    request = classes_request()
+    spot = replace(request, spec=request.spec.model_copy(update={"hardware": ("cpu-spot",)}))
+    catalog = spot.catalog.model_copy(update={"hardware": tuple(
+        h.model_copy(update={"preemptions_per_hour": 100.0}) if h.name == "cpu-spot" else h
+        for h in spot.catalog.hardware)})
+    result = tune(PlanBook(replace(spot, catalog=catalog)), burst_trace(), PolicyKind.STATIC_PEAK)
+    assert result.summary.preemptions > 0
