@@ -15,7 +15,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import AllowInfNan, Field, Strict, field_validator, model_validator
+from pydantic import AllowInfNan, ConfigDict, Field, Strict, field_validator, model_validator
 from profiler.fileio import FileModel
 
 # Strict numbers: an int or a float, never a bool or a string; floats finite.

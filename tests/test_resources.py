@@ -15,12 +15,11 @@ from planner.optimize import PlanRequest
 from planner.resources import expand_profiles, preemption_risk, vm_hardware
 from planner.sim import kernel
 from planner.sim.config import SimConfig
-from planner.sim.schedule import (Preemptible, ReplicaWindow, Schedule, StageSchedule, constant_schedule,
+from planner.sim.schedule import (Preemptible, constant_schedule,
                                   simulate_schedule, with_preemptions)
 from planner.spec import Hardware, HardwareCatalog, ResourceClass
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, tune
 from planner.tuner.policies import available_kinds
-from profiler.schema import ProfileTable
 from tests.test_tuner import burst_trace, one_stage_request, plan_at
 
 SPOT = {"name": "cpu-spot", "kind": "cpu", "cores": 2, "usd_per_hour": 0.04, "class": "spot", "profile_as": "cpu",
