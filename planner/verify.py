@@ -10,7 +10,9 @@ some bursty ones, so the model-only plan may both overspend and, rarely, miss. T
    ``a`` in ``[1, max_allowance]``, bisecting (geometrically) between the largest allowance whose
    plan verified and the smallest whose plan did not, the first probe at ``slo / simulated p99``
    (how much room the simulation left). A looser model SLO can only lower the optimal cost, so
-   the verified plans found get cheaper as the allowance rises until they stop verifying;
+   the verified plans found get cheaper as the allowance rises until they stop verifying. Whether
+   a plan verifies is not monotone in the allowance, though (the model and the simulator rank some
+   configurations differently), so the rounds left scan allowances above the failing end;
 3. if it misses, **tighten** along two paths, each until a plan verifies, no plan fits, or its
    share of the rounds is spent:
    - latency budget: plan against ``predicted_p99 x min(1 - 1e-6, slo / simulated_p99)``: below the
@@ -53,6 +55,7 @@ _CUT = 1e-6  # relative step below the rejected plan's predicted p99 / utilisati
 _HEADROOM_STEP = 0.95
 _MIN_UTILIZATION = 0.05
 _ALLOWANCE_TOLERANCE = 0.02  # bisection stops when the bracket's ratio is within 2%
+_SCAN_STEP = 1.2  # the scan above the bisection's failing end
 # MLPerf LoadGen's binomial rule at 99% confidence: 459 requests with none over the target for a
 # p99 claim. A generated trace holds 100 x 459 requests, so about 459 lie above its p99.
 _P99_TAIL_REQUESTS = 459
@@ -262,13 +265,13 @@ class _Search:
         return plan, result
 
     def bisect(self, ok: tuple[float, Plan], fail_allowance: float, fail_plan: Plan | None = None,
-               first_probe: float | None = None) -> None:
+               first_probe: float | None = None) -> float:
         """Geometric bisection of the allowance between one whose plan verified (``ok``: allowance, plan)
         and one whose plan did not (or the upper bound, ``fail_plan`` None), while rounds are left.
 
         A looser model SLO never makes the optimum worse, so once the plan at the failing end does
         not beat the verified one (the objective and its tie-break equal) no plan in between can:
-        the search stops there.
+        the search stops there. Returns the failing end of the final bracket.
         """
         utilization = self.request.spec.max_utilization
         objective = self.request.spec.objective
@@ -276,7 +279,7 @@ class _Search:
         probe = first_probe
         while self.left > 0 and fail_allowance > ok_allowance * (1 + _ALLOWANCE_TOLERANCE):
             if fail_plan is not None and not _better(objective, fail_plan, ok_plan):
-                return
+                break
             a = probe if probe is not None and ok_allowance < probe < fail_allowance else math.sqrt(
                 ok_allowance * fail_allowance)
             probe = None
@@ -287,6 +290,16 @@ class _Search:
                 ok_allowance, ok_plan = a, tried[0]
             else:
                 fail_allowance, fail_plan = a, tried[0]
+        return fail_allowance
+
+    def scan(self, above: float, max_allowance: float) -> None:
+        """Allowances above a failing one, a factor _SCAN_STEP apart, while rounds are left: whether a
+        plan verifies is not monotone in the allowance (the model and the simulator rank some
+        configurations differently), so a cheaper plan may verify above a rejected one."""
+        a = above
+        while self.left > 0 and a < max_allowance:
+            a = min(max_allowance, a * _SCAN_STEP)
+            self.attempt(Knob.SLO_ALLOWANCE, self.slo_ms * a, self.request.spec.max_utilization)
 
     def tighten(self, knob: Knob, first: tuple[Plan, SimResult], rounds: int) -> tuple[float, Plan] | None:
         """One tightening path from the rejected first plan; the budget (ms) and the plan that verified
@@ -339,7 +352,8 @@ def verify_plan(request: PlanRequest, trace: Trace, seed: int = 0, max_rounds: i
     first_p99 = first[1].summary.p99_ms
     if first_p99 <= slo_ms:
         room = slo_ms / first_p99 if first_p99 > 0 else max_allowance
-        search.bisect((1.0, first[0]), max_allowance, first_probe=min(max_allowance, room))
+        failed = search.bisect((1.0, first[0]), max_allowance, first_probe=min(max_allowance, room))
+        search.scan(failed, max_allowance)
     else:
         per_path = max(1, (max_rounds - 1) // 3)
         found = [search.tighten(knob, first, min(per_path, search.left))
