@@ -94,13 +94,27 @@ def diagnose(request: PlanRequest, candidates: CandidateSet) -> str:
             )
         return "No plan meets the SLO with the allowed options; relax slo_ms or allow more variants or hardware."
     objective = spec.objective
-    if isinstance(objective, MinCost) and objective.min_accuracy:
+    floor = getattr(objective, "min_accuracy", 0.0)
+    if floor and isinstance(objective, MaxAccuracy):
+        # The floor binds only when no plan meeting the SLO reaches it; otherwise the budget does.
+        best = solve_problem(request, candidates, Problem(Goal.MAX_ACCURACY, agg))
+        if best is not None and aggregate_accuracy([o.accuracy for o in best.options.values()], agg) >= floor:
+            floored = solve_problem(request, candidates, Problem(Goal.MIN_COST, agg, accuracy_floor=floor))
+            cheapest = sum(o.usd_per_hour for o in floored.options.values()) if floored else math.nan
+            return (
+                f"No plan: the budget binds under the accuracy floor. The cheapest plan that meets slo_ms "
+                f"{spec.slo_ms:g} at {spec.arrival_rps:g} rps with accuracy >= min_accuracy {floor:g} costs "
+                f"{cheapest:.6g} USD/h, above budget_usd_per_hour {objective.budget_usd_per_hour:g}. Raise the "
+                f"budget to at least {math.ceil(cheapest * 1e6) / 1e6:g}, or lower min_accuracy (below it only "
+                "variants whose accuracy collapsed may fit)."
+            )
+    if floor:
         best = solve_problem(request, candidates, Problem(Goal.MAX_ACCURACY, agg))
         reach = aggregate_accuracy([o.accuracy for o in best.options.values()], agg) if best else float("nan")
         return (
             f"No plan: the accuracy floor binds. The most accurate plan that meets slo_ms {spec.slo_ms:g} at "
             f"{spec.arrival_rps:g} rps reaches accuracy {reach:.6g} ({agg.value} over stages), below min_accuracy "
-            f"{objective.min_accuracy:g}. Lower min_accuracy to at most {math.floor(reach * 1e6) / 1e6:g}, relax "
+            f"{floor:g}. Lower min_accuracy to at most {math.floor(reach * 1e6) / 1e6:g}, relax "
             "slo_ms, or profile more accurate variants."
         )
     if isinstance(objective, MaxAccuracy):

@@ -120,7 +120,7 @@ def frontier(request: PlanRequest, candidates: CandidateSet | None = None, max_p
     spec = request.spec
     candidates = candidates or build_candidates(spec, request.catalog, request.profiles, request.sources)
     objective = spec.objective
-    floor = objective.min_accuracy if isinstance(objective, MinCost) and objective.min_accuracy else None
+    floor = getattr(objective, "min_accuracy", 0.0) or None  # min_cost's and max_accuracy's floor
     budget = objective.budget_usd_per_hour if isinstance(objective, MaxAccuracy) else None
     best_possible = aggregate_accuracy(
         [max((o.accuracy for o in s.options), default=0.0) for s in candidates.stages], spec.accuracy)
@@ -194,7 +194,8 @@ def _min_cost(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
 def _max_accuracy(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
     spec, objective = request.spec, request.spec.objective
     first = solve_problem(request, candidates, Problem(
-        Goal.MAX_ACCURACY, spec.accuracy, budget_usd_per_hour=objective.budget_usd_per_hour))
+        Goal.MAX_ACCURACY, spec.accuracy, accuracy_floor=objective.min_accuracy or None,
+        budget_usd_per_hour=objective.budget_usd_per_hour))
     if first is None:
         return None
     achieved = aggregate_accuracy([o.accuracy for o in first.options.values()], spec.accuracy)
@@ -240,7 +241,8 @@ def primary_problem(spec: PipelineSpec) -> Problem:
     if isinstance(objective, MinCost):
         return _accuracy_floor_problem(spec, objective.min_accuracy or None, None)
     if isinstance(objective, MaxAccuracy):
-        return Problem(Goal.MAX_ACCURACY, spec.accuracy, budget_usd_per_hour=objective.budget_usd_per_hour)
+        return Problem(Goal.MAX_ACCURACY, spec.accuracy, accuracy_floor=objective.min_accuracy or None,
+                       budget_usd_per_hour=objective.budget_usd_per_hour)
     if spec.accuracy is AccuracyAggregation.PRODUCT:
         return _accuracy_floor_problem(spec, None, None)  # the frontier walk's first point
     return Problem(Goal.WEIGHTED, spec.accuracy, accuracy_weight=objective.accuracy_weight,

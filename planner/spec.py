@@ -206,11 +206,13 @@ class MinCost(_Frozen):
 
 
 class MaxAccuracy(_Frozen):
-    """Most accurate plan that costs at most ``budget_usd_per_hour`` (ties: the cheapest).
-    Value: the pipeline accuracy (a fraction), higher wins."""
+    """Most accurate plan that costs at most ``budget_usd_per_hour`` (ties: the cheapest), with a
+    pipeline accuracy of at least ``min_accuracy``: when the budget cannot buy that, there is no plan
+    (rather than a plan whose accuracy collapsed). Value: the pipeline accuracy (a fraction), higher wins."""
 
     kind: Literal["max_accuracy"]
     budget_usd_per_hour: Number = Field(gt=0, le=MAX_BUDGET_USD_PER_HOUR)
+    min_accuracy: Number = Field(default=0.0, ge=0, le=1)
 
     unit: ClassVar[str] = "accuracy"
     maximize: ClassVar[bool] = True

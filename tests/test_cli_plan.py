@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -209,9 +210,55 @@ def test_verify_replans_until_the_simulation_meets_the_slo(tmp_path: Path):
     result = run("plan", str(SYNTHETIC / "video.yaml"), "--verify", str(trace), "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "verified: simulated p99" in " ".join(result.output.split())
-    verification = json.loads(out.read_text())["provenance"]["verification"]
-    assert verification["verified"] is True
-    assert verification["simulated_p99_ms"] <= json.loads(out.read_text())["slo_ms"]
+    assert "verification" not in json.loads(out.read_text())["provenance"]
+    report = json.loads((tmp_path / "plan.verify.json").read_text())  # beside --out by default
+    assert report["verified"] is True
+    assert report["simulated_p99_ms"] <= json.loads(out.read_text())["slo_ms"]
+    assert report["plan_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def test_verify_generated_writes_the_report_where_asked_and_says_what_it_saved(tmp_path: Path):
+    out, report_path = tmp_path / "plan.json", tmp_path / "checked.json"
+    result = run("plan", str(CONFIGS / "ocr.yaml"), "--verify-generated", "--out", str(out),
+                 "--verify-out", str(report_path), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["verification"]["trace_generated"] is True and summary["verification"]["simulations"] >= 1
+    assert summary["files"]["verification"] == str(report_path)
+    report = json.loads(report_path.read_text())
+    assert report["plan_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert report["cost_saved_usd_per_hour"] == pytest.approx(
+        report["model_only_cost_usd_per_hour"] - report["cost_usd_per_hour"])
+    assert not (tmp_path / "plan.verify.json").exists()
+
+
+def test_verify_options_that_contradict_are_usage_errors(tmp_path: Path):
+    out = tmp_path / "plan.json"
+    both = run("plan", str(SYNTHETIC / "video.yaml"), "--verify", str(tmp_path / "t.csv"), "--verify-generated",
+               "--out", str(out))
+    assert_clean_error(both, out, "either --verify TRACE or --verify-generated")
+    alone = run("plan", str(SYNTHETIC / "video.yaml"), "--verify-out", str(tmp_path / "r.json"), "--out", str(out))
+    assert_clean_error(alone, out, "--verify-out needs")
+
+
+def test_a_collapsed_variant_is_never_chosen_silently(tmp_path: Path):
+    spec = yaml.safe_load((CONFIGS / "ocr.yaml").read_text())
+    spec["profiles"], spec["hardware_catalog"] = str(CONFIGS / spec["profiles"]), str(CONFIGS / spec["hardware_catalog"])
+    spec["arrival_rps"] = 28
+    path = tmp_path / "ocr28.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    # with the example's floor: no plan, and the message says the budget binds under it
+    assert_clean_error(run("plan", str(path), "--out", str(tmp_path / "p.json")), tmp_path / "p.json",
+                       "budget binds under the accuracy floor", "min_accuracy 0.5")
+    # without it: the 0.018 recogniser, with a warning naming its sibling
+    spec["objective"].pop("min_accuracy")
+    path.write_text(yaml.safe_dump(spec))
+    result = run("plan", str(path))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "warning: stage 'recognise': variant rec-int8s measures accuracy 0.01815" in text
+    assert "far below its sibling rec (0.996" in text
+    assert json.loads(run("plan", str(path), "--json").output)["warnings"][0].startswith("stage 'recognise'")
 
 
 def test_unknown_key_in_a_budget_objective_lists_that_objectives_keys(workdir: Path):

@@ -1,4 +1,5 @@
-"""Verified planning: re-plan until the simulated p99 meets the SLO, with both figures recorded."""
+"""Verified planning: the cheapest plan found whose simulated p99 meets the SLO, loosening or tightening
+the model's SLO; the report is its own value naming the plan by its sha256."""
 
 from __future__ import annotations
 
@@ -10,24 +11,28 @@ from planner.errors import InfeasibleError
 from planner.optimize import PlanRequest, make_plan
 from planner.sim import SimConfig, simulate
 from planner.traces import gamma, poisson
-from planner.verify import Knob, verify_plan
-from tests.fixtures import SYNTHETIC
+from planner.plan import plan_to_json
+from planner.verify import Knob, generated_trace, p99_band_ms, plan_sha256, report_to_json, verify_plan
+from tests.fixtures import CONFIGS, SYNTHETIC
 
 
 def _request(name: str) -> PlanRequest:
     return io.load_request(SYNTHETIC / f"{name}.yaml")
 
 
-def test_a_plan_that_verifies_at_once_is_the_optimal_plan():
+def test_a_plan_that_verifies_at_once_is_loosened_never_to_a_worse_plan():
     request = _request("video")
     trace = poisson(request.spec.arrival_rps, 300.0, np.random.default_rng(1))
     plan, report = verify_plan(request, trace, seed=1)
     optimal = make_plan(request)
-    assert report.verified and len(report.rounds) == 1 and report.rounds[0].knob is Knob.NONE
-    assert plan.cost_usd_per_hour == optimal.cost_usd_per_hour
+    assert report.verified and report.rounds[0].knob is Knob.NONE and report.rounds[0].verified
+    assert all(r.knob is Knob.SLO_ALLOWANCE and r.allowance > 1 for r in report.rounds[1:])
+    assert plan.cost_usd_per_hour <= optimal.cost_usd_per_hour
+    assert report.model_only_cost_usd_per_hour == optimal.cost_usd_per_hour
+    assert report.cost_saved_usd_per_hour == pytest.approx(optimal.cost_usd_per_hour - plan.cost_usd_per_hour)
     assert report.simulated_p99_ms <= request.spec.slo_ms
-    assert plan.provenance["verification"]["simulated_p99_ms"] == report.simulated_p99_ms
-    assert plan.provenance["verification"]["predicted_p99_ms"] == plan.predicted_p99_ms
+    assert "verification" not in plan.provenance  # the report is its own value
+    assert report.plan_sha256 == plan_sha256(plan)
 
 
 def test_a_bursty_trace_forces_a_costlier_plan_that_then_verifies():
@@ -71,7 +76,66 @@ def test_the_better_path_wins_and_a_repeated_configuration_is_not_simulated_twic
     monkeypatch.setattr(verify, "simulate", lambda *a, **k: calls.append(1) or real(*a, **k))
     plan, report = verify_plan(request, trace, seed=1)
     configurations = [r.configuration for r in report.rounds]
-    assert len(calls) == len(set(configurations))
+    # one simulation per distinct configuration, plus one re-run of the chosen plan for its p99 band
+    assert len(calls) == len(set(configurations)) + 1 == report.simulations + 1
     verified = [r for r in report.rounds if r.verified]
     assert plan.cost_usd_per_hour == min(r.cost_usd_per_hour for r in verified)
     assert {r.knob for r in report.rounds} >= {Knob.LATENCY_BUDGET, Knob.HEADROOM}
+
+
+def test_loosening_finds_a_cheaper_plan_that_still_verifies():
+    # The measured OCR example at 8 documents/s: the model's p99 leaves room the simulation does not use.
+    request = io.load_request(CONFIGS / "ocr.yaml")
+    trace = generated_trace(request.spec, 0)
+    plan, report = verify_plan(request, trace, seed=0)
+    model_only = make_plan(request)
+    assert report.model_only_verified and report.cost_saved_usd_per_hour > 0
+    assert plan.cost_usd_per_hour < model_only.cost_usd_per_hour
+    assert plan.accuracy >= model_only.accuracy  # max_accuracy: never a less accurate plan
+    assert plan.slo_ms == request.spec.slo_ms and plan.provenance["planned_slo_ms"] > request.spec.slo_ms
+    again = simulate(plan, trace, SimConfig(seed=0, slo_ms=request.spec.slo_ms))
+    assert again.summary.p99_ms == pytest.approx(report.simulated_p99_ms) and again.summary.p99_ms <= plan.slo_ms
+    low, high = report.simulated_p99_band_ms
+    assert low <= report.simulated_p99_ms <= high
+    assert report.simulations == len({r.configuration for r in report.rounds}) < len(report.rounds) + 1
+
+
+def test_generated_trace_has_the_spec_rate_and_cv_and_enough_requests_for_a_p99():
+    request = _request("video")
+    spec = request.spec.model_copy(update={"arrival_cv": 2.0})
+    trace = generated_trace(spec, 4)
+    gaps = np.diff(trace.arrival_ms)
+    assert trace.requests >= 45_000 and trace.duration_ms >= 60_000
+    assert trace.mean_rps == pytest.approx(spec.arrival_rps, rel=0.05)
+    assert gaps.std() / gaps.mean() == pytest.approx(2.0, rel=0.1)
+    assert np.array_equal(generated_trace(spec, 4).arrival_ms, trace.arrival_ms)
+    even = generated_trace(spec.model_copy(update={"arrival_cv": 0.0}), 4)
+    assert np.allclose(np.diff(even.arrival_ms), 1000.0 / spec.arrival_rps)
+
+
+def test_the_p99_band_brackets_the_p99_and_narrows_with_more_requests():
+    rng = np.random.default_rng(0)
+    small, large = rng.exponential(10.0, 1_000), rng.exponential(10.0, 100_000)
+    true_p99 = -10.0 * np.log(0.01)
+    for values in (small, large):
+        low, high = p99_band_ms(values)
+        assert low <= np.quantile(values, 0.99) <= high
+    assert (p99_band_ms(large)[1] - p99_band_ms(large)[0]) < (p99_band_ms(small)[1] - p99_band_ms(small)[0])
+    assert p99_band_ms(large)[0] <= true_p99 <= p99_band_ms(large)[1]
+    with_drops = np.concatenate([small[:980], np.full(20, np.nan)])  # 2% dropped: the p99 is infinite
+    assert p99_band_ms(with_drops)[1] == np.inf
+
+
+def test_the_report_file_is_stable_json_naming_the_plan():
+    import json
+
+    request = _request("video")
+    trace = poisson(request.spec.arrival_rps, 120.0, np.random.default_rng(2))
+    plan, report = verify_plan(request, trace, seed=2, max_rounds=3)
+    text = report_to_json(report)
+    assert text == report_to_json(verify_plan(request, trace, seed=2, max_rounds=3)[1])
+    data = json.loads(text)
+    assert data["schema_version"] == 1 and data["plan_sha256"] == report.plan_sha256
+    import hashlib
+    assert hashlib.sha256(plan_to_json(plan).encode()).hexdigest() == data["plan_sha256"]
+    assert len(data["rounds"]) <= 3 and data["rounds"][0]["knob"] == "none"

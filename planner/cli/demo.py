@@ -175,12 +175,11 @@ def _verify(request, trace, stage: Path, name: str):
     except InfeasibleError as exc:
         console.print(f"[yellow]no plan verified on the bursty trace:[/] {exc}", highlight=False)
         return None
-    import json
+    from planner.verify import report_to_json
 
     (stage / "verify").mkdir()
     (stage / "verify" / f"{name}.verified.plan.json").write_text(plan_to_json(plan), encoding="utf-8")
-    (stage / "verify" / f"{name}.verify.json").write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n",
-                                                       encoding="utf-8")
+    (stage / "verify" / f"{name}.verify.json").write_text(report_to_json(report), encoding="utf-8")
     from planner.cli.plan import print_verification
 
     print_verification(report)

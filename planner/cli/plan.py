@@ -90,9 +90,12 @@ def summary_line(plan: Plan, solve_time_ms: float | None) -> str:
         gap = "unknown" if plan.solver.gap is None else f"{plan.solver.gap:.3g}"
         proven = f"[bold yellow]NOT proven optimal[/] ({status.value}, gap {gap})"
     timing = f" in {solve_time_ms:.1f} ms" if solve_time_ms is not None else ""
+    planned = plan.provenance.get("planned_slo_ms")
+    bound = (f"<= SLO {plan.slo_ms:g} ms" if planned is None else
+             f"<= model SLO {planned:.4g} ms (SLO {plan.slo_ms:g} ms: see the verification)")
     return (f"{objective_text(plan)}, {proven} by {plan.solver.name}{timing} | cost {plan.cost_usd_per_hour:.4f} USD/h "
             f"| accuracy {plan.accuracy:.4f} ({plan.accuracy_aggregation}) | predicted p99 "
-            f"{plan.predicted_p99_ms:.2f} ms <= SLO {plan.slo_ms:g} ms at {plan.arrival_rps:g} rps")
+            f"{plan.predicted_p99_ms:.2f} ms {bound} at {plan.arrival_rps:g} rps")
 
 
 def print_plan(plan: Plan, solve_time_ms: float | None, profiles: ProfileTable | None = None,
@@ -102,14 +105,25 @@ def print_plan(plan: Plan, solve_time_ms: float | None, profiles: ProfileTable |
         to.print(table)
     to.print(summary_line(plan, solve_time_ms), highlight=False)
     if profiles is not None:
-        from planner.advice import unstable_choices
+        from planner.advice import collapsed_accuracy, unstable_choices
 
+        for note in collapsed_accuracy(plan, profiles):
+            to.print(f"[bold yellow]warning:[/] {note}", highlight=False)
         for note in unstable_choices(plan, profiles):
             to.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
-def plan_summary(plan: Plan, files: dict[str, str], frontier_points: int | None = None) -> dict:
-    """The --json summary of ``pipeplan plan``."""
+def plan_summary(plan: Plan, files: dict[str, str], frontier_points: int | None = None,
+                 warnings: list[str] | None = None, verification=None) -> dict:
+    """The --json summary of ``pipeplan plan`` (``verification``: a planner.verify.VerifyReport)."""
+    checked = None if verification is None else {
+        "verified": verification.verified, "plan_sha256": verification.plan_sha256,
+        "simulated_p99_ms": finite_or_none(verification.simulated_p99_ms),
+        "simulated_p99_band_ms": [finite_or_none(v) for v in verification.simulated_p99_band_ms],
+        "simulations": verification.simulations, "rounds": len(verification.rounds),
+        "model_only_cost_usd_per_hour": verification.model_only_cost_usd_per_hour,
+        "cost_saved_usd_per_hour": verification.cost_saved_usd_per_hour,
+        "trace": verification.trace, "trace_generated": verification.trace_generated}
     return {
         "pipeline": plan.pipeline,
         "objective": {"kind": plan.objective.get("kind"), "value": finite_or_none(plan.solver.objective_value),
@@ -121,7 +135,8 @@ def plan_summary(plan: Plan, files: dict[str, str], frontier_points: int | None 
                     "batch_timeout_ms": s.batch_timeout_ms, "replicas": s.replicas,
                     "predicted_latency_ms": s.predicted_latency_ms, "usd_per_hour": s.usd_per_hour}
                    for s in plan.stages],
-        "frontier_points": frontier_points, "files": files,
+        "frontier_points": frontier_points, "files": files, "warnings": list(warnings or ()),
+        "verification": checked,
     }
 
 
@@ -159,8 +174,17 @@ def plan(
     pareto: Optional[Path] = typer.Option(None, help="Also write the cost-accuracy frontier (CSV), each point an optimal plan."),
     lp: Optional[Path] = typer.Option(None, "--lp", help="Also write the program (LP format, readable constraint names)."),
     record_timing: bool = typer.Option(False, "--record-timing", help="Store solve time in the plan (the file then differs run to run)."),
-    verify: Optional[Path] = typer.Option(None, "--verify", help="A trace: re-plan until the simulated p99 on it meets the SLO."),
-    verify_seed: int = seed_option("Seed of the verification simulation (and of per-second count traces)."),
+    verify: Optional[Path] = typer.Option(None, "--verify", help="A trace: search for the cheapest plan whose "
+                                          "simulated p99 on it meets the SLO (loosening or tightening the model's)."),
+    verify_generated: bool = typer.Option(False, "--verify-generated", help="Verify as --verify does, on a trace "
+                                          "generated at the spec's arrival_rps and arrival_cv (45,900 requests, "
+                                          ">= 60 s)."),
+    verify_out: Optional[Path] = typer.Option(None, "--verify-out", help="Write the verification report here "
+                                              "(JSON; default: beside --out as NAME.verify.json)."),
+    verify_rounds: int = typer.Option(16, "--verify-rounds", min=1, max=1000,
+                                      help="At most this many plans solved by the verification search."),
+    verify_seed: int = seed_option("Seed of the verification simulation (and of generated or per-second count "
+                                   "traces)."),
     trace_format: TraceFormat = trace_format_option("Format of the --verify trace."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the tables."),
 ) -> None:
@@ -169,20 +193,31 @@ def plan(
     from planner.ilp.backends import write_lp
     from planner.optimize import frontier, make_plan, primary_program
 
-    check_json_with_stdout(as_json, out, pareto, lp)
+    check_json_with_stdout(as_json, out, pareto, lp, verify_out)
+    if verify and verify_generated:
+        raise typer.BadParameter("give either --verify TRACE or --verify-generated, not both.")
+    verifying = bool(verify or verify_generated)
+    if verify_out is not None and not verifying:
+        raise typer.BadParameter("--verify-out needs --verify TRACE or --verify-generated.")
+    if verifying and verify_out is None and out is not None and str(out) != "-":
+        verify_out = out.parent / f"{out.stem}.verify.json"
     report = None
-    with io.outputs({"--out": out, "--pareto": pareto, "--lp": lp}) as files:
+    with io.outputs({"--out": out, "--pareto": pareto, "--lp": lp, "--verify-out": verify_out}) as files:
         request = io.load_request(spec, profiles, hardware, solver, time_limit, record_timing)
         if lp:
             program = primary_program(request)
             files.write(lp, lambda tmp: write_lp(program, tmp))
-        if verify:
-            from planner.verify import verify_plan
+        if verifying:
+            from planner.verify import generated_trace, verify_plan
 
-            trace = read_trace_arg(verify, trace_format, verify_seed)
-            if trace.requests == 0:
-                raise TraceError(f"{verify}: the trace has no requests; verification needs arrivals.")
-            result, report = verify_plan(request, trace, seed=verify_seed)
+            if verify:
+                trace = read_trace_arg(verify, trace_format, verify_seed)
+                if trace.requests == 0:
+                    raise TraceError(f"{verify}: the trace has no requests; verification needs arrivals.")
+            else:
+                trace = generated_trace(request.spec, verify_seed)
+            result, report = verify_plan(request, trace, seed=verify_seed, max_rounds=verify_rounds,
+                                         trace_generated=not verify)
         else:
             result = make_plan(request)
         points = frontier(request) if pareto else None
@@ -190,9 +225,17 @@ def plan(
             files.write_text(out, plan_to_json(result))
         if pareto:
             files.write_text(pareto, io.csv_text(PARETO_HEADER, pareto_rows(points)))
-    written = {k: str(v) for k, v in (("plan", out), ("pareto", pareto), ("lp", lp)) if v is not None}
+        if verify_out:
+            from planner.verify import report_to_json
+
+            files.write_text(verify_out, report_to_json(report))
+    written = {k: str(v) for k, v in (("plan", out), ("pareto", pareto), ("lp", lp), ("verification", verify_out))
+               if v is not None}
     if as_json:
-        print_json(plan_summary(result, written, len(points) if points is not None else None))
+        from planner.advice import collapsed_accuracy
+
+        print_json(plan_summary(result, written, len(points) if points is not None else None,
+                                collapsed_accuracy(result, request.profiles), report))
         return
     to = summary_console(files.to_stdout)
     print_plan(result, result.solver.solve_time_ms, request.profiles, to)
@@ -200,6 +243,8 @@ def plan(
         print_verification(report, to)
     if out and str(out) != "-":
         to.print(f"plan written to {out}", highlight=False)
+    if verify_out and str(verify_out) != "-":
+        to.print(f"verification report written to {verify_out}", highlight=False)
     if lp:
         to.print(f"program written to {lp}", highlight=False)
     if pareto:
@@ -208,20 +253,31 @@ def plan(
 
 
 def print_verification(report, to: Console | None = None) -> None:
-    """Print a planner.verify.VerifyReport: every plan tried, predicted next to simulated p99."""
+    """Print a planner.verify.VerifyReport: every plan tried, predicted next to simulated p99, and what
+    the search saved against the model-only plan."""
     to = to or console
-    table = Table(title=f"Verification on trace '{report.trace}' ({report.trace_requests} requests, "
+    kind = "generated" if report.trace_generated else "trace"
+    table = Table(title=f"Verification on {kind} '{report.trace}' ({report.trace_requests} requests, "
                         f"{report.trace_mean_rps:.2f} rps mean; spec plans for {report.spec_arrival_rps:g} rps)",
                   title_justify="left")
-    for header in ("round", "tightened", "budget (ms)", "max util", "USD/h", "predicted p99 (ms)",
+    for header in ("round", "knob", "model SLO (ms)", "max util", "USD/h", "predicted p99 (ms)",
                    "simulated p99 (ms)", "within SLO", "verified", "configuration"):
-        table.add_column(header, justify="left" if header in ("tightened", "configuration") else "right",
-                         no_wrap=header != "configuration")
+        table.add_column(header, justify="left" if header in ("knob", "configuration") else "right",
+                         no_wrap=header != "configuration", overflow="fold")
     for r in report.rounds:
         table.add_row(str(r.round), r.knob.value, f"{r.latency_budget_ms:.1f}", f"{r.max_utilization:.3f}",
                       f"{r.cost_usd_per_hour:.3f}", f"{r.predicted_p99_ms:.1f}", f"{r.simulated_p99_ms:.1f}",
-                      f"{100 * r.slo_attainment:.2f}%", "yes" if r.verified else "no", r.configuration)
+                      f"{100 * r.slo_attainment:.2f}%", "yes" if r.verified else "no",
+                      r.configuration if r.simulated else "(as an earlier round)")
     to.print(table)
-    to.print(f"verified: simulated p99 {report.simulated_p99_ms:.2f} ms <= SLO {report.slo_ms:g} ms "
-                  f"(predicted {report.predicted_p99_ms:.2f} ms; seed {report.seed}); {report.p99_sample_note}",
-                  highlight=False)
+    saved = report.cost_saved_usd_per_hour
+    change = (f"saves {saved:.4g} USD/h ({100 * saved / report.model_only_cost_usd_per_hour:.1f}%)" if saved > 0 else
+              f"costs {-saved:.4g} USD/h more" if saved < 0 else "costs the same")
+    model_only = "met" if report.model_only_verified else "missed"
+    to.print(f"verified: simulated p99 {report.simulated_p99_ms:.2f} ms <= SLO {report.slo_ms:g} ms (predicted "
+             f"{report.predicted_p99_ms:.2f} ms; seed {report.seed}); {len(report.rounds)} plans, "
+             f"{report.simulations} simulations; against the model-only plan ({report.model_only_cost_usd_per_hour:.4g} "
+             f"USD/h, simulated p99 {report.model_only_simulated_p99_ms:.2f} ms: {model_only} the SLO) this plan "
+             f"{change}", highlight=False)
+    to.print(f"{report.estimate_note}; {report.p99_sample_note}", highlight=False)
+

@@ -122,17 +122,23 @@ def tune(
         text = str(exc)
         raise TraceError(text if text.startswith(str(trace)) else f"{trace}: {text}") from None
     rows = compare_rows(request.spec, results)
+    from planner.advice import collapsed_accuracy
+
+    distinct = {id(plan): plan for result in results for plan in result.plans}.values()  # plans are shared
+    warnings = list(dict.fromkeys(note for plan in distinct for note in collapsed_accuracy(plan, request.profiles)))
     if compare_all:
         with io.outputs({}, folders={"--out": out}, stdout_ok=False) as files:
             files.write_text(out / "compare.csv", io.csv_text(COMPARE_HEADER, compare_csv_rows(rows)))
     if as_json:
-        print_json({"trace": str(trace), "out": str(out), "notes": list(notes), "policies": [
+        print_json({"trace": str(trace), "out": str(out), "notes": list(notes), "warnings": warnings, "policies": [
             {"policy": r.policy, "total_cost_usd": r.total_cost_usd, "cost_vs_oracle": finite_or_none(r.cost_vs_oracle),
              "slo_attainment": r.slo_attainment, "mean_accuracy": r.mean_accuracy,
              "reconfigurations": r.reconfigurations, "meets_targets": r.meets_targets} for r in rows]})
         return
     for note in notes:
         console.print(f"note: {note}", highlight=False)
+    for note in warnings:
+        console.print(f"[bold yellow]warning:[/] {note}", highlight=False)
     console.print(_tune_table(results, rows))
     console.print(f"timeline.csv and summary.json written to {out}" + (
         " (one folder per policy; compare.csv)" if compare_all else f" (for {policy.value}; the oracle is shown for "
