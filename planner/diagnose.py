@@ -14,7 +14,7 @@ from planner.estimate.candidates import CandidateSet, build_candidates
 from planner.estimate.paths import aggregate_accuracy, longest_path_ms
 from planner.ilp.formulation import Goal, Problem
 from planner.solve import PlanRequest, solve_problem
-from planner.spec import MaxAccuracy, MinCost
+from planner.spec import MaxAccuracy
 
 
 def _min_p99_ms(request: PlanRequest, candidates: CandidateSet) -> float:
