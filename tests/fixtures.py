@@ -1,19 +1,36 @@
-"""Shared builders for tests: in-memory specs, catalogs, profile tables, and an exhaustive solver."""
+"""Shared builders for every test: specs, catalogs, profile tables, plans, requests, an exhaustive solver, and
+the profiler's tiny ONNX models, manifests and torch factories (named in manifests as "tests.fixtures:NAME")."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+import yaml
+
+from planner import io
 from planner.estimate import flow
 from planner.estimate import latency as lat
 from planner.estimate.candidates import timeouts_for
 from planner.estimate.paths import aggregate_accuracy, longest_path_ms
-from planner.optimize import PlanRequest
+from planner.ilp.backends import SolverName
+from planner.optimize import PlanRequest, make_plan
+from planner.plan import (
+    Plan,
+    ServiceCurve,
+    ServicePoint,
+    SolverReport,
+    SolveStatus,
+    StagePlan,
+)
 from planner.spec import HardwareCatalog, MaxAccuracy, MinCost, PipelineSpec, Weighted
-from profiler.schema import ProfileRow
+from profiler.schema import ProfileRow, ProfileTable
+from planner.traces import Trace, poisson
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -133,3 +150,207 @@ def objective_value(plan, spec: PipelineSpec) -> float:
 
 def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def assert_same_run(fast, ref) -> None:
+    np.testing.assert_array_equal(fast.completion_ms, ref.completion_ms)
+    for f, r in zip(fast.stages, ref.stages):
+        np.testing.assert_array_equal(f.request, r.request)
+        np.testing.assert_array_equal(f.ready_ms, r.ready_ms)
+        np.testing.assert_array_equal(f.start_ms, r.start_ms)
+        np.testing.assert_array_equal(f.end_ms, r.end_ms)
+        np.testing.assert_array_equal(f.batch, r.batch)
+        np.testing.assert_array_equal(f.batch_items, r.batch_items)
+        np.testing.assert_array_equal(f.completion_ms, r.completion_ms)
+
+
+def random_plan(rng: np.random.Generator) -> Plan:
+    """A small random pipeline: chain, diamond or fan-out DAG with random batching settings."""
+    def rand_stage(name, after=(), fanout=1.0):
+        batch = int(rng.choice([1, 2, 3, 4, 8]))
+        return stage(name, after=after, batch=batch, timeout_ms=float(rng.choice([0.0, 5.0, 20.0])) if batch > 1 else 0.0,
+                     replicas=int(rng.integers(1, 4)), fanout=fanout, p50_ms=float(rng.uniform(2, 15)),
+                     p99_ms=float(rng.uniform(16, 40)), per_item_ms=float(rng.uniform(0, 3)))
+    shape = rng.integers(3)
+    if shape == 0:
+        return plan_of(rand_stage("a"), rand_stage("b", ("a",)), rand_stage("c", ("b",)))
+    if shape == 1:
+        return plan_of(rand_stage("a"), rand_stage("b", ("a",), fanout=3.0), rand_stage("c", ("a",)),
+                       rand_stage("d", ("b", "c")))
+    return plan_of(rand_stage("a"), rand_stage("b", ("a",), fanout=2.5), rand_stage("c", ("b",), fanout=0.6),
+                   rand_stage("e", ("a",)))
+
+
+def plan_of(*stages: StagePlan, slo_ms: float = 1000.0, arrival_rps: float = 10.0) -> Plan:
+    return Plan(pipeline="test", stages=tuple(stages), cost_usd_per_hour=1.0, accuracy=1.0,
+                accuracy_aggregation="product", predicted_p99_ms=0.0, arrival_rps=arrival_rps, slo_ms=slo_ms,
+                objective={"kind": "min_cost"}, solver=SolverReport("none", SolveStatus.OPTIMAL, 0.0, "usd_per_hour", 0.0, None))
+
+
+def stage(name: str, *, after: tuple[str, ...] = (), batch: int = 1, timeout_ms: float = 0.0, replicas: int = 1,
+          fanout: float = 1.0, p50_ms: float = 10.0, p99_ms: float = 20.0, per_item_ms: float = 0.0) -> StagePlan:
+    """A StagePlan with a service curve: p50 = p50_ms + per_item_ms * (b - 1), p99 scaled alike."""
+    curve = ServiceCurve.from_points({
+        b: ServicePoint(p50_ms + per_item_ms * (b - 1), (p50_ms + per_item_ms * (b - 1)) * p99_ms / p50_ms)
+        for b in sorted({1, 2, 4, 8, 16, 32, batch}) if b <= batch})
+    return StagePlan(
+        stage=name, model="m", variant="v", hardware="cpu", batch_size=batch, batch_timeout_ms=timeout_ms,
+        replicas=replicas, capacity_rps=0.0, utilization=0.0, predicted_latency_ms=0.0, latency_fill_ms=0.0,
+        latency_wait_ms=0.0, latency_service_ms=0.0, accuracy=1.0, usd_per_hour=1.0, load_rps=0.0, fanout=fanout,
+        after=after, service_ms_by_batch=curve)
+
+
+def plan_for(name: str, solver: SolverName = SolverName.CBC):
+    return make_plan(request_for(name, solver))
+
+
+def request_for(name: str, solver: SolverName = SolverName.CBC) -> PlanRequest:
+    return io.load_request(SYNTHETIC / f"{name}.yaml", solver=solver)
+
+
+def plan_at(request: PlanRequest, rps: float):
+    return make_plan(replace(request, spec=request.spec.model_copy(update={"arrival_rps": rps})))
+
+
+@lru_cache(maxsize=None)
+def video_request() -> PlanRequest:
+    return io.load_request(SYNTHETIC / "video.yaml")
+
+
+@lru_cache(maxsize=None)
+def one_stage_request() -> PlanRequest:
+    """One stage on one CPU kind (20 s start-up, 5 s load): replicas scale linearly with the rate."""
+    catalog = make_catalog([{"name": "cpu", "kind": "cpu", "cores": 2, "usd_per_hour": 0.1, "startup_s": 20}])
+    rows = [replace(r, load_time_s=5.0) for r in linear_profile("m", "v", "cpu", (1, 2, 4), 20.0, 30.0, 0.9)]
+    spec = make_spec(stages=[{"name": "s", "model": "m"}], slo_ms=1000, arrival_rps=10, batch_sizes=[1, 2, 4],
+                     max_replicas=64)
+    return PlanRequest(spec=spec, catalog=catalog, profiles=ProfileTable(tuple(rows)))
+
+
+# ---- profiler builders: tiny ONNX models and manifests made on the spot -------------------------
+
+FAST_METHOD = {"warmup_runs": 1, "warmup_ms": 0, "window_ms": 5, "min_window_requests": 5,
+               "max_windows": 3, "max_point_s": 0.3}
+
+
+def tiny_classifier(path: Path, seed: int = 0, hidden: int = 16) -> Path:
+    """An MLP 4 -> hidden -> 3 (MatMul + Add + Relu) with a dynamic batch, as an ONNX file."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(size=(4, hidden)).astype(np.float32)
+    b1 = rng.normal(size=(hidden,)).astype(np.float32)
+    w2 = rng.normal(size=(hidden, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["input", "w1"], ["h0"]),
+        helper.make_node("Add", ["h0", "b1"], ["h1"]),
+        helper.make_node("Relu", ["h1"], ["h2"]),
+        helper.make_node("MatMul", ["h2", "w2"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(b1, "b1"), numpy_helper.from_array(w2, "w2")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def predict(path: Path, inputs: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": inputs})[0].argmax(axis=1)
+
+
+def dataset_with_accuracy(model_path: Path, out: Path, n: int = 40, correct: int = 30) -> Path:
+    """An .npz whose labels agree with the model's predictions on exactly ``correct`` of ``n`` items."""
+    rng = np.random.default_rng(1)
+    inputs = rng.normal(size=(n, 4)).astype(np.float32)
+    labels = predict(model_path, inputs)
+    labels[correct:] = (labels[correct:] + 1) % 3
+    np.savez(out, inputs=inputs, labels=labels)
+    return out
+
+
+def write_manifest(folder: Path, variants: list[dict], batch_sizes=(1, 2), hardware=None, extra=None) -> Path:
+    """A manifest with one model 'tiny' (input [4]) evaluated on 'eval.npz' in ``folder``."""
+    data = {
+        "schema_version": 1,
+        "name": "tiny",
+        "hardware": hardware or [{"name": "cpu-1", "threads": 1}],
+        "batch_sizes": list(batch_sizes),
+        "method": FAST_METHOD,
+        "models": [{
+            "name": "tiny",
+            "input": {"name": "input", "shape": [4]},
+            "evaluation": {"dataset": "eval.npz"},
+            "calibration": "eval.npz",
+            "variants": variants,
+        }],
+    }
+    data.update(extra or {})
+    path = folder / "manifest.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def tiny_setup(folder: Path) -> Path:
+    """tiny.onnx, broken.onnx and eval.npz (accuracy 0.75 for tiny.onnx) in ``folder``."""
+    model = tiny_classifier(folder / "tiny.onnx")
+    (folder / "broken.onnx").write_bytes(b"this is not an onnx file")
+    dataset_with_accuracy(model, folder / "eval.npz")
+    return model
+
+
+def tiny_torch_module(hidden: int = 8):
+    """A torch factory for manifests: 'tests.fixtures:tiny_torch_module'."""
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 3))
+
+
+def misbehaving_torch_module(how: str):
+    """A torch factory whose forward pass crashes the process ('segfault') or never returns ('hang'),
+    as a broken runtime or custom op would: 'tests.fixtures:misbehaving_torch_module'."""
+    import signal
+    import time
+
+    import torch
+
+    class Misbehaving(torch.nn.Module):
+        def forward(self, x):
+            if how == "segfault":
+                os.kill(os.getpid(), signal.SIGSEGV)
+            time.sleep(3600)
+            return x
+
+    return Misbehaving()
+
+
+def torch_module_failing_above(max_batch: int):
+    """A torch factory whose forward pass raises for batches larger than ``max_batch`` (as an out-of-
+    memory error would): 'tests.fixtures:torch_module_failing_above'."""
+    import torch
+
+    class Limited(torch.nn.Module):
+        def forward(self, x):
+            if x.shape[0] > max_batch:
+                raise RuntimeError(f"out of memory at batch {x.shape[0]}")
+            return x * 2.0
+
+    return Limited()
+
+
+@lru_cache(maxsize=None)
+def burst_trace() -> Trace:
+    """10 rps with a 60 s burst at 60 rps from 100 s."""
+    rng = np.random.default_rng(13)
+    low1, high, low2 = poisson(10.0, 100.0, rng), poisson(60.0, 60.0, rng), poisson(10.0, 240.0, rng)
+    arrivals = np.concatenate([low1.arrival_ms, 100_000.0 + high.arrival_ms, 160_000.0 + low2.arrival_ms])
+    return Trace(arrivals, 400_000.0, "burst")

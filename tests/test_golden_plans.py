@@ -5,26 +5,18 @@ Regenerate after an intended change with:  PIPEPLAN_UPDATE_GOLDEN=1 python -m py
 
 from __future__ import annotations
 
+from tests.fixtures import plan_for, request_for
+
 import os
 from pathlib import Path
 
 import pytest
 
-from planner import io
 from planner.ilp.backends import SolverName
 from planner.plan import plan_from_dict, plan_to_dict, plan_to_json
-from planner.optimize import PlanRequest, make_plan
-from tests.fixtures import SYNTHETIC
+from planner.optimize import make_plan
 
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def request_for(name: str, solver: SolverName = SolverName.CBC) -> PlanRequest:
-    return io.load_request(SYNTHETIC / f"{name}.yaml", solver=solver)
-
-
-def plan_for(name: str, solver: SolverName = SolverName.CBC):
-    return make_plan(request_for(name, solver))
 
 
 @pytest.mark.parametrize("name", ["video", "ocr"])

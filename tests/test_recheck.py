@@ -10,7 +10,7 @@ import pytest
 from planner.errors import SolverError
 from planner.optimize import _checked
 from planner.recheck import recheck
-from tests.test_golden_plans import request_for
+from tests.fixtures import request_for
 
 
 @pytest.fixture(scope="module")

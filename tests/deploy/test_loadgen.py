@@ -16,7 +16,7 @@ from planner.loadgen.sender import OUTCOME_CODES
 from planner.sim import SimConfig, simulate
 from planner.sim.result import requests_csv_text as sim_csv
 from planner.traces import Trace
-from tests.test_sim import plan_of, stage
+from tests.fixtures import plan_of, stage
 
 SERVICE_S = 0.05
 

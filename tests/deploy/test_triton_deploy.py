@@ -22,7 +22,7 @@ from planner.deploy.state import STATE_FILE, load_state
 from planner.io.traces import trace_to_csv_text
 from planner.traces import Trace
 from tests.deploy.triton_repo import body, write_repo
-from tests.test_sim import plan_of, stage
+from tests.fixtures import plan_of, stage
 
 REPO = Path(__file__).resolve().parents[2]
 TRITON_PYTHON = Path(os.environ.get("PIPEPLAN_TRITON_PYTHON", REPO / ".venv-triton" / "bin" / "python"))

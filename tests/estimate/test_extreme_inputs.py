@@ -27,7 +27,7 @@ def _request(arrival_rps=10.0, fanout=1.0, max_utilization=0.9, tiny_throughput=
     return PlanRequest(spec=spec, catalog=CATALOG, profiles=ProfileTable(tuple(rows)))
 
 
-# The spec refuses arrival_rps above MAX_ARRIVAL_RPS and fanout above MAX_FANOUT (tests/test_cli_edge.py);
+# The spec refuses arrival_rps above MAX_ARRIVAL_RPS and fanout above MAX_FANOUT (tests/cli/test_edge.py);
 # the largest values it accepts must still end in a clear infeasibility, fast.
 @pytest.mark.parametrize("kwargs", [
     {"arrival_rps": MAX_ARRIVAL_RPS}, {"fanout": MAX_FANOUT}, {"arrival_rps": MAX_ARRIVAL_RPS, "fanout": MAX_FANOUT},

@@ -14,7 +14,7 @@ import pytest
 from planner.estimate.latency import erlang_c
 from planner.sim import ServiceModel, SimConfig, simulate
 from planner.traces import poisson
-from tests.test_sim import plan_of, stage
+from tests.fixtures import plan_of, stage
 
 REPLICATIONS = 8
 DURATION_S = 60.0

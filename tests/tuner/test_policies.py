@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.fixtures import burst_trace, one_stage_request, plan_at
+
 import math
 from dataclasses import replace
 from functools import lru_cache
@@ -9,33 +11,11 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from planner import io
-from planner.optimize import PlanRequest, make_plan
+from planner.optimize import make_plan
 from planner.traces import Trace, poisson, step
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, compare_rows, tune
 from planner.tuner.forecast import PeakForecaster, envelope_rate_rps, envelope_windows_s, interval_peaks_rps
 from planner.tuner.planbook import StageKey, plan_pin
-from tests.fixtures import SYNTHETIC, linear_profile, make_catalog, make_spec
-from profiler.schema import ProfileTable
-
-
-@lru_cache(maxsize=None)
-def one_stage_request() -> PlanRequest:
-    """One stage on one CPU kind (20 s start-up, 5 s load): replicas scale linearly with the rate."""
-    catalog = make_catalog([{"name": "cpu", "kind": "cpu", "cores": 2, "usd_per_hour": 0.1, "startup_s": 20}])
-    rows = [replace(r, load_time_s=5.0) for r in linear_profile("m", "v", "cpu", (1, 2, 4), 20.0, 30.0, 0.9)]
-    spec = make_spec(stages=[{"name": "s", "model": "m"}], slo_ms=1000, arrival_rps=10, batch_sizes=[1, 2, 4],
-                     max_replicas=64)
-    return PlanRequest(spec=spec, catalog=catalog, profiles=ProfileTable(tuple(rows)))
-
-
-@lru_cache(maxsize=None)
-def video_request() -> PlanRequest:
-    return io.load_request(SYNTHETIC / "video.yaml")
-
-
-def plan_at(request: PlanRequest, rps: float):
-    return make_plan(replace(request, spec=request.spec.model_copy(update={"arrival_rps": rps})))
 
 
 @lru_cache(maxsize=None)
@@ -51,15 +31,6 @@ def step_trace() -> Trace:
 @lru_cache(maxsize=None)
 def flat_trace() -> Trace:
     return poisson(30.0, 400.0, np.random.default_rng(12))
-
-
-@lru_cache(maxsize=None)
-def burst_trace() -> Trace:
-    """10 rps with a 60 s burst at 60 rps from 100 s."""
-    rng = np.random.default_rng(13)
-    low1, high, low2 = poisson(10.0, 100.0, rng), poisson(60.0, 60.0, rng), poisson(10.0, 240.0, rng)
-    arrivals = np.concatenate([low1.arrival_ms, 100_000.0 + high.arrival_ms, 160_000.0 + low2.arrival_ms])
-    return Trace(arrivals, 400_000.0, "burst")
 
 
 @lru_cache(maxsize=None)

@@ -3,13 +3,15 @@ are honoured, near-zero load gives the sum of service times, and runs are determ
 
 from __future__ import annotations
 
+from tests.fixtures import assert_same_run, plan_of, random_plan, stage
+
 import heapq
 
 import numpy as np
 import pytest
 
 from planner.errors import SpecError
-from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
+from planner.plan import Plan, ServiceCurve, StagePlan
 from planner.sim import Engine, QueueMode, ServiceModel, SimConfig, simulate
 from planner.sim import jit
 from planner.sim.events import Arrival, EventKey, EventLoop, Kind, Waiting, run_events
@@ -17,42 +19,6 @@ from planner.sim.config import prepare, stage_draws
 from planner.sim.engine import run_fast
 from planner.sim.result import result_to_json
 from planner.traces import Trace, poisson
-
-
-def stage(name: str, *, after: tuple[str, ...] = (), batch: int = 1, timeout_ms: float = 0.0, replicas: int = 1,
-          fanout: float = 1.0, p50_ms: float = 10.0, p99_ms: float = 20.0, per_item_ms: float = 0.0) -> StagePlan:
-    """A StagePlan with a service curve: p50 = p50_ms + per_item_ms * (b - 1), p99 scaled alike."""
-    curve = ServiceCurve.from_points({
-        b: ServicePoint(p50_ms + per_item_ms * (b - 1), (p50_ms + per_item_ms * (b - 1)) * p99_ms / p50_ms)
-        for b in sorted({1, 2, 4, 8, 16, 32, batch}) if b <= batch})
-    return StagePlan(
-        stage=name, model="m", variant="v", hardware="cpu", batch_size=batch, batch_timeout_ms=timeout_ms,
-        replicas=replicas, capacity_rps=0.0, utilization=0.0, predicted_latency_ms=0.0, latency_fill_ms=0.0,
-        latency_wait_ms=0.0, latency_service_ms=0.0, accuracy=1.0, usd_per_hour=1.0, load_rps=0.0, fanout=fanout,
-        after=after, service_ms_by_batch=curve)
-
-
-def plan_of(*stages: StagePlan, slo_ms: float = 1000.0, arrival_rps: float = 10.0) -> Plan:
-    return Plan(pipeline="test", stages=tuple(stages), cost_usd_per_hour=1.0, accuracy=1.0,
-                accuracy_aggregation="product", predicted_p99_ms=0.0, arrival_rps=arrival_rps, slo_ms=slo_ms,
-                objective={"kind": "min_cost"}, solver=SolverReport("none", SolveStatus.OPTIMAL, 0.0, "usd_per_hour", 0.0, None))
-
-
-def random_plan(rng: np.random.Generator) -> Plan:
-    """A small random pipeline: chain, diamond or fan-out DAG with random batching settings."""
-    def rand_stage(name, after=(), fanout=1.0):
-        batch = int(rng.choice([1, 2, 3, 4, 8]))
-        return stage(name, after=after, batch=batch, timeout_ms=float(rng.choice([0.0, 5.0, 20.0])) if batch > 1 else 0.0,
-                     replicas=int(rng.integers(1, 4)), fanout=fanout, p50_ms=float(rng.uniform(2, 15)),
-                     p99_ms=float(rng.uniform(16, 40)), per_item_ms=float(rng.uniform(0, 3)))
-    shape = rng.integers(3)
-    if shape == 0:
-        return plan_of(rand_stage("a"), rand_stage("b", ("a",)), rand_stage("c", ("b",)))
-    if shape == 1:
-        return plan_of(rand_stage("a"), rand_stage("b", ("a",), fanout=3.0), rand_stage("c", ("a",)),
-                       rand_stage("d", ("b", "c")))
-    return plan_of(rand_stage("a"), rand_stage("b", ("a",), fanout=2.5), rand_stage("c", ("b",), fanout=0.6),
-                   rand_stage("e", ("a",)))
 
 
 @pytest.mark.parametrize("case", range(24))
@@ -65,19 +31,7 @@ def test_fast_engine_matches_event_loop_exactly(case):
     prep = prepare(plan, trace, config)
     ref = run_events(prep)
     for use_jit in [False, True] if jit.AVAILABLE else [False]:
-        _assert_same(run_fast(prep, use_jit=use_jit), ref)
-
-
-def _assert_same(fast, ref) -> None:
-    np.testing.assert_array_equal(fast.completion_ms, ref.completion_ms)
-    for f, r in zip(fast.stages, ref.stages):
-        np.testing.assert_array_equal(f.request, r.request)
-        np.testing.assert_array_equal(f.ready_ms, r.ready_ms)
-        np.testing.assert_array_equal(f.start_ms, r.start_ms)
-        np.testing.assert_array_equal(f.end_ms, r.end_ms)
-        np.testing.assert_array_equal(f.batch, r.batch)
-        np.testing.assert_array_equal(f.batch_items, r.batch_items)
-        np.testing.assert_array_equal(f.completion_ms, r.completion_ms)
+        assert_same_run(run_fast(prep, use_jit=use_jit), ref)
 
 
 def test_heap_key_orders_time_then_kind_then_sequence():

@@ -13,7 +13,7 @@ from planner.traces import TraceFormat
 from planner.tuner import PlanBook, PlaybackPolicy, TuneSettings, tune_policy
 from planner.tuner.capacity import uncap_request
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 IPA = REPO.parent / "shared" / "data" / "ipa"
 SEGMENTS = REPO.parent / "shared" / "data" / "traces" / "twitter" / "ipa_segments_damped8.csv"
 pytestmark = [pytest.mark.shared_data,

@@ -7,7 +7,7 @@ import pulp
 from planner.cli import console, print_plan
 from planner.ilp.backends import _pulp_status
 from planner.plan import SolveStatus
-from tests.test_golden_plans import plan_for
+from tests.fixtures import plan_for
 
 
 def test_pulp_status_mapping():

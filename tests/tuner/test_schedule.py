@@ -14,7 +14,7 @@ from planner.sim.schedule import (MeteredBatches, ReplicaWindow, Schedule, Stage
 from planner.traces import gamma, poisson
 from planner.tuner.planbook import PlanBook, plan_pin
 from planner.tuner.deployment import Deployment
-from tests.test_tuner import one_stage_request, plan_at, video_request
+from tests.fixtures import one_stage_request, plan_at, video_request
 
 
 @pytest.mark.parametrize("rate, service", [(10.0, ServiceModel.LOGNORMAL), (160.0, ServiceModel.LOGNORMAL),

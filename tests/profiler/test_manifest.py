@@ -11,7 +11,7 @@ from profiler.errors import ManifestError
 from profiler.manifest import QuantizedSource, load_manifest, parse_manifest
 from profiler.measure import FULL_METHOD, QUICK_METHOD
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def minimal(**changes) -> dict:

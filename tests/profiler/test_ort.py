@@ -7,7 +7,7 @@ import pytest
 
 from profiler.errors import VariantError
 from profiler.manifest import HardwareSetting
-from tests.test_profiler_fixtures import tiny_setup
+from tests.fixtures import tiny_setup
 
 pytest.importorskip("onnx", reason="building test models needs onnx (the 'profile' extra)")
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from planner import io
 from planner.cli import app
-from tests.test_sim import plan_of, stage
+from tests.fixtures import plan_of, stage
 
 runner = CliRunner()
 

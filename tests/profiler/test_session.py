@@ -14,7 +14,7 @@ from profiler.errors import CheckpointError  # noqa: E402
 from profiler.manifest import load_manifest  # noqa: E402
 from profiler.measure import TAIL_LEVELS, PointResult  # noqa: E402
 from profiler.session import ProfilingSession, profile_manifest  # noqa: E402
-from tests.test_profiler_fixtures import tiny_setup, write_manifest  # noqa: E402
+from tests.fixtures import tiny_setup, write_manifest  # noqa: E402
 
 ONNX = {"kind": "onnx", "path": "tiny.onnx"}
 
@@ -210,7 +210,7 @@ def test_a_variant_that_crashes_or_hangs_its_runtime_fails_alone_in_isolation(tm
     else:
         says = "died while measuring tiny/bad on cpu-1 (killed by SIGSEGV)"
     tiny_setup(tmp_path)
-    bad = {"kind": "torch", "factory": "tests.test_profiler_fixtures:misbehaving_torch_module", "kwargs": {"how": how}}
+    bad = {"kind": "torch", "factory": "tests.fixtures:misbehaving_torch_module", "kwargs": {"how": how}}
     manifest = write_manifest(tmp_path, [{"name": "bad", "source": bad, "accuracy": 0.5},  # published: not evaluated
                                          {"name": "good", "source": ONNX}], batch_sizes=(1,))
     result = profile_manifest(manifest, tmp_path / "ck.jsonl", tmp_path / "cache", isolate=True)
@@ -246,7 +246,7 @@ def test_a_caller_that_stops_reading_mid_unit_does_not_get_stale_replies(tmp_pat
 def test_a_first_round_failure_at_a_large_batch_does_not_stop_the_other_sizes_rounds(tmp_path):
     pytest.importorskip("torch", reason="the failing variant is a torch module")
     tiny_setup(tmp_path)
-    limited = {"kind": "torch", "factory": "tests.test_profiler_fixtures:torch_module_failing_above",
+    limited = {"kind": "torch", "factory": "tests.fixtures:torch_module_failing_above",
                "kwargs": {"max_batch": 2}}
     manifest = write_manifest(tmp_path, [{"name": "t", "source": limited, "accuracy": 0.5}], batch_sizes=(1, 2, 4))
     result = profile_manifest(manifest, tmp_path / "ck.jsonl", tmp_path / "cache")

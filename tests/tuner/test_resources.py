@@ -20,7 +20,7 @@ from planner.sim.schedule import (Preemptible, constant_schedule,
 from planner.spec import Hardware, HardwareCatalog, ResourceClass
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, tune
 from planner.tuner.policies import available_kinds
-from tests.test_tuner import burst_trace, one_stage_request, plan_at
+from tests.fixtures import burst_trace, one_stage_request, plan_at
 
 SPOT = {"name": "cpu-spot", "kind": "cpu", "cores": 2, "usd_per_hour": 0.04, "class": "spot", "profile_as": "cpu",
         "startup_s": 20, "preemptions_per_hour": 1.0, "replacement_s": 60}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from profiler.errors import VariantError
-from tests.test_profiler_fixtures import tiny_classifier
+from tests.fixtures import tiny_classifier
 
 onnx = pytest.importorskip("onnx", reason="building test models needs onnx (the 'profile' extra)")
 ort = pytest.importorskip("onnxruntime")

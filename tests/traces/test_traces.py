@@ -15,7 +15,7 @@ from planner import traces as T
 from planner.errors import TraceError
 from planner.io.traces import TraceFormat, read_canonical, read_trace, trace_to_csv_text
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "traces"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real traces not found at {SHARED} (../shared/data)")
 
 

@@ -13,7 +13,7 @@ from planner.sim.config import ReplicaWindow, Schedule, ServiceModel, StageSched
 from planner.sim.engine import run_stages
 from planner.sim.schedule import stage_models
 from planner.traces import poisson
-from tests.test_sim import _assert_same, plan_of, random_plan, stage
+from tests.fixtures import assert_same_run, plan_of, random_plan, stage
 
 
 def _random_schedule(plan, config, rng):
@@ -46,7 +46,7 @@ def test_the_compiled_kernel_is_bit_identical_to_the_interpreted_one(case):
     schedule = _random_schedule(plan, config, rng)
     python = run_stages(prep, schedule, use_jit=False)
     compiled = run_stages(prep, schedule, use_jit=True)
-    _assert_same(compiled.raw, python.raw)
+    assert_same_run(compiled.raw, python.raw)
     for a, b in zip(compiled.batch_window, python.batch_window):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(compiled.last_end_ms, python.last_end_ms):

@@ -10,7 +10,7 @@ pytest.importorskip("onnx", reason="building test models needs onnx (the 'profil
 
 from planner.cli import app  # noqa: E402
 from profiler.table_io import read_profile_table  # noqa: E402
-from tests.test_profiler_fixtures import tiny_setup, write_manifest  # noqa: E402
+from tests.fixtures import tiny_setup, write_manifest  # noqa: E402
 
 runner = CliRunner()
 

@@ -15,10 +15,10 @@ from planner.io.traces import read_trace
 from planner.traces import TraceFormat
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, compare_rows
 from tests.fixtures import SYNTHETIC
-from tests.test_tuner import video_request
+from tests.fixtures import video_request
 
 runner = CliRunner()
-TWITTER = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces" / "twitter" / "ipa_segments_damped8.csv"
+TWITTER = Path(__file__).resolve().parents[3] / "shared" / "data" / "traces" / "twitter" / "ipa_segments_damped8.csv"
 SUMMARY_KEYS = {"schema_version", "policy", "trace", "requests", "duration_s", "interval_s", "seed", "slo_ms",
                 "total_cost_usd", "mean_cost_usd_per_hour", "slo_attainment", "p99_ms", "mean_accuracy",
                 "reconfigurations", "config_switches", "replicas_launched", "trace_file", "scale",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_profiler_fixtures import tiny_setup, write_manifest
+from tests.fixtures import tiny_setup, write_manifest
 
 torch = pytest.importorskip("torch", reason="the torch backend needs torch==2.13.0 (the 'torch' extra)")
 pytest.importorskip("onnxruntime", reason="the evaluation data set is labelled with onnxruntime")
@@ -15,7 +15,7 @@ from profiler.errors import VariantError  # noqa: E402
 from profiler.manifest import HardwareSetting  # noqa: E402
 from profiler.session import profile_manifest  # noqa: E402
 
-FACTORY = {"kind": "torch", "factory": "tests.test_profiler_fixtures:tiny_torch_module", "kwargs": {"hidden": 8}}
+FACTORY = {"kind": "torch", "factory": "tests.fixtures:tiny_torch_module", "kwargs": {"hidden": 8}}
 has_cuda = torch.cuda.is_available()
 
 
