@@ -49,7 +49,7 @@ from planner.emit.write import write_results  # noqa: E402
 from planner.ilp.backends import SolverName  # noqa: E402
 from planner.loadgen import Bounds, Target, replay  # noqa: E402
 from planner.optimize import make_plan  # noqa: E402
-from planner.plan import Plan  # noqa: E402
+from planner.plan import Plan, ServiceCurve, ServicePoint  # noqa: E402
 from planner.sim import SimConfig, simulate  # noqa: E402
 from planner.sim.run import quantile  # noqa: E402
 from planner.traces import Trace, poisson  # noqa: E402
@@ -141,12 +141,24 @@ def overhead(work: Path, cache: Path, python: Path, requests: int = 150) -> dict
 
 # --- fidelity ------------------------------------------------------------------------------------
 
+def batched(plan: Plan, batch_size: int, timeout_ms: float, replicas: int) -> Plan:
+    """``plan`` with new batching and replicas, each stage's service curve up to ``batch_size`` taken
+    from the measured profile table (the plan carries its curve only up to its own batch size)."""
+    rows = io.load_profiles(REPO / "configs" / "profiles" / "digits.csv").index()
+    stages = []
+    for s in plan.stages:
+        curve = ServiceCurve.from_points({b: ServicePoint(r.latency_p50_ms, r.latency_p99_ms)
+                                          for b in range(1, batch_size + 1)
+                                          if (r := rows.get((s.model, s.variant, s.hardware, b))) is not None})
+        stages.append(dataclasses.replace(s, batch_size=batch_size, batch_timeout_ms=timeout_ms, replicas=replicas,
+                                          service_ms_by_batch=curve))
+    return dataclasses.replace(plan, stages=tuple(stages))
+
+
 def fidelity_plans() -> list[tuple[str, Plan]]:
     """The planner's plan at 40 rps (SLO 50 ms), and two variations of its batching and replicas."""
     base = digits_plan(40.0, 50.0)
-    return [("A planned", base),
-            ("B b4 t2ms r1", reshape(base, batch_size=4, batch_timeout_ms=2.0, replicas=1)),
-            ("C b8 t5ms r2", reshape(base, batch_size=8, batch_timeout_ms=5.0, replicas=2))]
+    return [("A planned", base), ("B b4 t2ms r1", batched(base, 4, 2.0, 1)), ("C b8 t5ms r2", batched(base, 8, 5.0, 2))]
 
 
 LOADS_RPS = (15.0, 40.0)
@@ -225,6 +237,7 @@ def main() -> None:
         out["overhead"] = overhead(args.work, args.cache_dir, args.triton_python.absolute())
         print_overhead(out["overhead"])
         h = out["overhead"]["fit_visit"]["h_ms"] if h is None else h
+    sys.stdout.flush()
     if args.part in ("fidelity", "all"):
         if h is None:
             parser.error("fidelity needs --overhead-ms (or run 'all')")
