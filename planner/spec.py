@@ -323,6 +323,9 @@ class PipelineSpec(_Frozen):
     hardware: tuple[str, ...] | None = Field(default=None, min_length=1,
                                              description="Allowed hardware names; all if absent (never empty).")
     max_utilization: Number = Field(default=0.9, gt=0, lt=1, description="Utilisation cap per stage.")
+    engine_overhead_ms: Number = Field(default=0.0, ge=0, le=MAX_SLO_MS, description="The serving engine's own "
+                                       "cost of one stage visit, ms (request handling, serialisation, scheduling), "
+                                       "added to each stage's latency; measured by benchmarks/bench_engine_fidelity.py.")
     batch_timeout_quantiles: tuple[Number, ...] = Field(
         default=(0.5, 0.9, 0.99),
         description="Candidate batch timeouts: these quantiles of the time to fill a batch at the planned load.",

@@ -115,6 +115,9 @@ def undeploy(folder: Path = typer.Argument(Path("deploy"), help="The deploy fold
     running = load_state(folder)
     stop = triton.stop if running.engine is EngineKind.TRITON else ray_serve.stop
     if not stop(running):
+        if running.process is None:
+            raise DeployError(f"{running.admin_url}: the Ray cluster did not remove this deployment's application; "
+                              f"check 'serve status --address {running.admin_url}' and run undeploy again.")
         raise DeployError(f"process group {running.process.pid} did not stop after SIGKILL; check it with "
                           f"'ps -g {running.process.pid}'.")
     running.state_path.unlink(missing_ok=True)

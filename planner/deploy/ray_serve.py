@@ -5,8 +5,9 @@ tree stopped by its pid (``ray stop`` would kill every Ray on the machine: never
 outside Ray's worker range (10002-19999 by default, moved to 30000-30999 here): GCS 26379, dashboard
 28265, HTTP from the emitted config or ``--port``. The local head runs with ``RAY_AUTH_MODE=disabled``
 (it listens on 127.0.0.1 only, and token mode writes ~/.ray/auth_token, which outlives the run);
-with ``--address`` nothing local starts and the caller's environment, auth settings included,
-reaches ``serve deploy`` unchanged.
+with ``--address`` nothing local starts, the caller's environment, auth settings included, reaches
+``serve deploy`` unchanged, the dashboard's REST calls carry Ray's own auth header (token mode), and
+``undeploy`` removes only this application (the cluster and its other applications keep running).
 
 ``serve deploy`` is submitted with the app's folder as ``runtime_env.working_dir``; readiness is the
 application's status RUNNING in the dashboard's REST API. :func:`patch_config` makes the light
@@ -16,6 +17,7 @@ update ``pipeplan apply`` sends (only ``num_replicas`` and ``user_config`` chang
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import subprocess
@@ -48,7 +50,13 @@ def find_app(emitted: Path) -> Path:
 
 
 def deploy_config(config: dict, working_dir: Path, http_port: int | None) -> dict:
-    """The emitted config made submittable: the app folder as working_dir, HTTP on 127.0.0.1:port."""
+    """The emitted config made submittable: the app folder as working_dir, HTTP on 127.0.0.1:port.
+
+    ``serve deploy`` uploads nothing: a working_dir must be a remote URI or a ``local://`` URI of a
+    folder that exists on every node (Ray 2.60 refuses a plain path). The app folder is on this
+    machine, so it is named ``local://<absolute path>``: right for the local head, and for an
+    existing cluster (``--address``) whose nodes see the same folder.
+    """
     out = copy.deepcopy(config)
     options = dict(out.get("http_options") or {})
     options["host"] = "127.0.0.1"
@@ -56,7 +64,7 @@ def deploy_config(config: dict, working_dir: Path, http_port: int | None) -> dic
         options["port"] = http_port
     out["http_options"] = options
     for app in out["applications"]:
-        app["runtime_env"] = {**(app.get("runtime_env") or {}), "working_dir": str(working_dir)}
+        app["runtime_env"] = {**(app.get("runtime_env") or {}), "working_dir": f"local://{working_dir.resolve()}"}
     return out
 
 
@@ -73,7 +81,6 @@ def patch_config(config: dict, plan: Plan) -> dict:
         d = deployments[name]
         if "autoscaling_config" not in d:
             d["num_replicas"] = s.replicas
-        d["max_ongoing_requests"] = s.batch_size
         d["user_config"] = {**(d.get("user_config") or {}), "max_batch_size": s.batch_size,
                             "batch_wait_timeout_s": s.batch_timeout_ms / 1000.0}
     return out
@@ -114,27 +121,42 @@ def start_head(folder: Path, num_cpus: int | None, timeout_s: float = 90.0) -> t
     return ref, dashboard, temp_dir
 
 
-def _app_status(dashboard: str, name: str) -> tuple[str, float, str]:
-    answer = call("GET", f"{dashboard}/api/serve/applications/", timeout_s=5.0)
+def auth_headers(external: bool) -> dict[str, str]:
+    """Headers for the dashboard's REST API: none for the local head (auth disabled); for an existing
+    cluster, Ray's own token header when the caller's environment enables token auth."""
+    if not external:
+        return {}
+    from ray._private.authentication.http_token_authentication import get_auth_headers_if_auth_enabled
+
+    return dict(get_auth_headers_if_auth_enabled({}))
+
+
+def _app_status(dashboard: str, name: str, headers: dict[str, str]) -> tuple[str, float, str]:
+    answer = call("GET", f"{dashboard}/api/serve/applications/", timeout_s=5.0, headers=headers)
+    if answer.status in (401, 403):
+        raise DeployError(f"{dashboard}: the Ray cluster refused pipeplan's REST calls (HTTP {answer.status}: "
+                          f"{answer.text()[:200]}); for a cluster with token auth run pipeplan with "
+                          "RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                          "~/.ray/auth_token), as for 'serve deploy'.")
     if not answer.ok:
         return "UNREACHABLE", -1.0, answer.text()
     app = ((answer.json() or {}).get("applications") or {}).get(name) or {}
     return app.get("status", "NOT_STARTED"), float(app.get("last_deployed_time_s") or -1.0), app.get("message", "")
 
 
-def submit(dashboard: str, config: dict, folder: Path, timeout_s: float) -> float:
+def submit(dashboard: str, config: dict, folder: Path, timeout_s: float, headers: dict[str, str]) -> float:
     """``serve deploy`` the config and wait until every application is RUNNING again; seconds taken."""
     path = folder / "deploy_config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=True), encoding="utf-8")
     names = [a["name"] for a in config["applications"]]
-    before = {n: _app_status(dashboard, n)[1] for n in names}
+    before = {n: _app_status(dashboard, n, headers)[1] for n in names}
     begin = time.monotonic()
     done = subprocess.run([_ray_bin("serve"), "deploy", "--address", dashboard, str(path)], capture_output=True,
                           text=True, timeout=timeout_s)
     if done.returncode != 0:
         raise DeployError(f"serve deploy refused {path}: {(done.stderr or done.stdout).strip()[-1500:]}")
     while time.monotonic() - begin < timeout_s:
-        states = {n: _app_status(dashboard, n) for n in names}
+        states = {n: _app_status(dashboard, n, headers) for n in names}
         failed = {n: s for n, s in states.items() if s[0] in ("DEPLOY_FAILED", "UNHEALTHY")}
         if failed:
             raise DeployError(f"Ray Serve could not run the application: {failed}")
@@ -158,7 +180,7 @@ def start(emitted: Path, folder: Path, plan_file: str, address: str | None, http
         dashboard = address
     try:
         final = deploy_config(config, app_dir, http_port)
-        submit(dashboard, final, folder, ready_timeout_s)
+        submit(dashboard, final, folder, ready_timeout_s, auth_headers(address is not None))
     except BaseException:
         if ref is not None:
             stop_group(ref)
@@ -173,15 +195,52 @@ def start(emitted: Path, folder: Path, plan_file: str, address: str | None, http
                       scratch=temp_dir)
 
 
+def check_same_models(config: dict, plan: Plan) -> None:
+    """Refuse a plan whose variants differ from the running app's (they need other model files)."""
+    for app in config["applications"]:
+        working_dir = Path(app["runtime_env"]["working_dir"].removeprefix("local://"))
+        try:
+            running = json.loads((working_dir / "pipeline.json").read_text(encoding="utf-8"))["deployments"]
+        except (OSError, ValueError, KeyError):
+            continue  # no record of the variants: batching and replicas are all apply changes anyway
+        changed = [f"{s.stage}: {running[s.stage]['variant']} -> {s.variant}" for s in plan.stages
+                   if s.stage in running and running[s.stage].get("variant") != s.variant]
+        if changed:
+            raise DeployError(f"the new plan changes variants ({'; '.join(changed)}); 'pipeplan apply' changes "
+                              "batching and replicas of the same models. Deploy the new plan instead.")
+
+
 def apply(d: Deployment, plan: Plan, timeout_s: float = 180.0) -> float:
     """Light update of the running app to ``plan``'s replicas and batching; seconds until RUNNING."""
     config = yaml.safe_load((d.folder / "deploy_config.yaml").read_text(encoding="utf-8"))
-    return submit(d.admin_url, patch_config(config, plan), d.folder, timeout_s)
+    check_same_models(config, plan)
+    return submit(d.admin_url, patch_config(config, plan), d.folder, timeout_s, auth_headers(d.process is None))
+
+
+def remove_apps(dashboard: str, names: list[str], headers: dict[str, str], timeout_s: float = 60.0) -> bool:
+    """Remove the named applications from an existing cluster, leaving its others running: the
+    declarative config is PUT again without them (DELETE, which ends Serve, only when none is left)."""
+    answer = call("GET", f"{dashboard}/api/serve/applications/", timeout_s=10.0, headers=headers)
+    if not answer.ok:
+        return False
+    current = answer.json() or {}
+    apps = current.get("applications") or {}
+    keep = [a["deployed_app_config"] for n, a in sorted(apps.items())
+            if n not in names and a.get("deployed_app_config")]
+    if keep:
+        body = {k: v for k, v in {"proxy_location": current.get("proxy_location"),
+                                  "http_options": current.get("http_options"), "applications": keep}.items() if v}
+        answer = call("PUT", f"{dashboard}/api/serve/applications/", body, timeout_s=timeout_s, headers=headers)
+    else:
+        answer = call("DELETE", f"{dashboard}/api/serve/applications/", timeout_s=timeout_s, headers=headers)
+    return answer.ok
 
 
 def stop(d: Deployment) -> bool:
+    """Stop the local head by its pid; on an existing cluster remove only this deployment's applications."""
     if d.process is None:
-        return True
+        config = yaml.safe_load((d.folder / "deploy_config.yaml").read_text(encoding="utf-8"))
+        return remove_apps(d.admin_url, [a["name"] for a in config["applications"]], auth_headers(True))
     gone = stop_group(d.process, timeout_s=30.0)
     if d.scratch:
         shutil.rmtree(d.scratch, ignore_errors=True)

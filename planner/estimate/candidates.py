@@ -185,7 +185,7 @@ def _replica_options(
         return [], math.inf
     first = int(first)
     last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
-    queue = lat.StageQueue(service, load_rps, timeout_ms, item_scv, stage.fanout)
+    queue = lat.StageQueue(service, load_rps, timeout_ms, item_scv, stage.fanout, overhead_ms=spec.engine_overhead_ms)
     raws: list[_Raw] = []
     best_ms = math.inf
     per_replica_rps = 1000.0 * row.batch_size / service.mean_ms[-1]

@@ -83,7 +83,7 @@ def evaluate(spec: PipelineSpec, rows: Mapping[tuple, ProfileRow], choices: Mapp
                     if (stage.model, ch.variant, ch.hardware, b) in rows}
         service = batch_service(by_batch, stage.batch_sizes or spec.batch_sizes, ch.batch_size)
         queue = lat.StageQueue(service, rate * stage.fanout * stage.champion_share, ch.batch_timeout_ms, item_scv(r_in, stage.fanout),
-                               stage.fanout)
+                               stage.fanout, overhead_ms=spec.engine_overhead_ms)
         est = queue.at(ch.replicas)
         out[name] = Evaluated(est, r_in, request_scv_out(r_in, est.departure_scv, stage.fanout))
     return out

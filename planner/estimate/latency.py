@@ -81,10 +81,11 @@ class StageLatency:
     fill_ms: float
     wait_ms: float
     service_ms: float
+    overhead_ms: float = 0.0  # the engine's per-visit cost h (spec engine_overhead_ms): a constant, no queue
 
     @property
     def total_ms(self) -> float:
-        return self.fill_ms + self.wait_ms + self.service_ms
+        return self.fill_ms + self.wait_ms + self.service_ms + self.overhead_ms
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,7 @@ class StageQueue:
     item_scv: float  # v: scv of the item arrivals (planner.estimate.flow)
     fanout: float = 1.0
     quantile: float = 0.99
+    overhead_ms: float = 0.0  # added to every estimate's total (PipelineSpec.engine_overhead_ms)
 
     def scan(self, first: int, last: int) -> Iterator[StageEstimate]:
         """StageEstimate for replicas = first..last, in order (nothing when first > last)."""
@@ -329,7 +331,7 @@ class StageQueue:
             blocking = a_full * blocking / (c + a_full * blocking)
             rho_b = a_full / c
             if rho_b >= 1.0:
-                yield StageEstimate(c, StageLatency(tau, math.inf, s.p99_ms[-1]), rho_b, 1.0, float(b), math.inf)
+                yield StageEstimate(c, StageLatency(tau, math.inf, s.p99_ms[-1], self.overhead_ms), rho_b, 1.0, float(b), math.inf)
                 continue
             erlang = blocking / (1.0 - rho_b * (1.0 - blocking))
             wait = _wait_ms(erlang, renewal_root(ca2_full, a_full, c), rho_b, c, mean_b, factor, tail)
@@ -351,7 +353,7 @@ class StageQueue:
             cd2 = (1.0 + (1.0 - rho_m**2) * (v / m - 1.0)
                    + rho_m**2 * (s.cs2(m) - 1.0) / math.sqrt(c))
             departure = max(0.0, m * (1.0 + cd2) - 1.0)
-            yield StageEstimate(c, StageLatency(max(tau, residual), wait, service_ms), rho_b, rho_m, m, departure)
+            yield StageEstimate(c, StageLatency(max(tau, residual), wait, service_ms, self.overhead_ms), rho_b, rho_m, m, departure)
 
     def at(self, replicas: int) -> StageEstimate:
         """The estimate with ``replicas`` replicas."""

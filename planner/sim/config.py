@@ -55,6 +55,10 @@ class SimConfig:
     keep_detail: bool = False  # keep per-item and per-batch arrays in the result (tests, plots)
     keep_requests: bool = True  # keep the per-request latency column (the CLI keeps it only for --requests)
     accelerate: bool = True  # fast engine: use the numba kernel when numba is installed (same results)
+    # The serving engine's own cost of one stage visit (request handling, serialisation, scheduling;
+    # docs/formats.md, measured by benchmarks/bench_engine_fidelity.py): a pure delay, no queue, added
+    # before a request joins each stage it visits. 0: the profiles' service times are all there is.
+    engine_overhead_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class Prepared:
     service: ServiceModel
     queue_mode: QueueMode
     request_timeout_ms: float | None
+    engine_overhead_ms: float = 0.0  # added to every stage visit's ready time (SimConfig.engine_overhead_ms)
 
     def constant_schedule(self) -> Schedule:
         """Each stage's plan replicas, all ready at 0 and never stopped (what planner.sim.simulate runs)."""
@@ -206,6 +211,9 @@ def stage_draws(prep: Prepared, j: int) -> StageDraws:
 
 def prepare(plan: Plan, trace: Trace, config: SimConfig) -> Prepared:
     """Compile the plan and seed the per-stage random streams from ``config.seed``."""
+    if not (math.isfinite(config.engine_overhead_ms) and config.engine_overhead_ms >= 0):
+        raise SpecError(f"engine_overhead_ms must be a finite number >= 0, found {config.engine_overhead_ms}; "
+                        "measure it with benchmarks/bench_engine_fidelity.py or leave it at 0.")
     if config.request_timeout_ms is not None and not config.request_timeout_ms > 0:
         raise SpecError(f"request_timeout_ms must be > 0, found {config.request_timeout_ms}; omit it for no timeout.")
     ordered = _topological(plan)
@@ -222,4 +230,4 @@ def prepare(plan: Plan, trace: Trace, config: SimConfig) -> Prepared:
                                  float(stage.batch_timeout_ms), stage.replicas, float(stage.fanout), base, sigma))
     sinks = tuple(i for i, s in enumerate(ordered) if s.stage not in children)
     return Prepared(tuple(stages), sinks, trace.arrival_ms, tuple(streams), config.service, config.queue_mode,
-                    config.request_timeout_ms)
+                    config.request_timeout_ms, float(config.engine_overhead_ms))

@@ -147,14 +147,16 @@ def serve_stage(prep: Prepared, j: int, schedule: StageSchedule, ready: np.ndarr
                    np.concatenate([p.last_end_ms for p in parts]))
 
 
-def ready_at(stage: StageModel, arrival_ms: np.ndarray, completion: list[np.ndarray | None]) -> np.ndarray:
-    """Per request, when it is ready at ``stage``: its arrival, or the latest completion among its parents."""
+def ready_at(stage: StageModel, arrival_ms: np.ndarray, completion: list[np.ndarray | None],
+             overhead_ms: float = 0.0) -> np.ndarray:
+    """Per request, when it is ready at ``stage``: its arrival, or the latest completion among its parents,
+    plus the engine's overhead of the visit."""
     if not stage.parents:
-        return arrival_ms
+        return arrival_ms + overhead_ms if overhead_ms else arrival_ms
     ready = completion[stage.parents[0]]
     for p in stage.parents[1:]:
         ready = np.maximum(ready, completion[p])
-    return ready
+    return ready + overhead_ms if overhead_ms else ready
 
 
 def stage_items(ready_req: np.ndarray, items_per_request: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
@@ -205,7 +207,8 @@ def from_stage_runs(prep: Prepared, runs: tuple[StageRun, ...], final: np.ndarra
     """Tally stage runs that kept every item (the reference event loop's output)."""
     completion = [r.completion_ms for r in runs]
     tallies = tuple(tally(wait_tally(r.ready_ms, r.batch, r.batch_start_ms), r.batch.size, r.batch_start_ms,
-                          r.batch_end_ms, r.batch_items, ready_at(stage, prep.arrival_ms, completion), r.completion_ms)
+                          r.batch_end_ms, r.batch_items,
+                          ready_at(stage, prep.arrival_ms, completion, prep.engine_overhead_ms), r.completion_ms)
                     for stage, r in zip(prep.stages, runs))
     return RawRun(tallies, final, runs if keep_detail else None)
 
@@ -230,7 +233,7 @@ def run_stages(prep: Prepared, schedule: Schedule, use_jit: bool | None = None, 
         plan_stage = schedule.stage(stage.name)
         if not plan_stage.replicas:
             raise SpecError(f"schedule of stage '{stage.name}' has no replica windows; give it at least one.")
-        ready_req = ready_at(stage, arrival, completion)
+        ready_req = ready_at(stage, arrival, completion, prep.engine_overhead_ms)
         draws = stage_draws(prep, j)
         reqs, counts, item_req, item_ready = stage_items(ready_req, draws.items_per_request)
         deadline = None if prep.request_timeout_ms is None else arrival[item_req] + prep.request_timeout_ms

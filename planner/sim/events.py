@@ -160,7 +160,9 @@ class EventLoop:
 
     # --- state changes ---
     def enter(self, j: int, r: int, t: float) -> list[Event]:
-        """Request r is ready at stage j at time t: its items arrive (or it passes through if it sends none)."""
+        """Request r reaches stage j at time t and is ready there after the engine's overhead: its items
+        arrive (or it passes through if it sends none)."""
+        t = t + self.prep.engine_overhead_ms
         k = int(self.draws[j].items_per_request[r])
         if k == 0:
             return self.complete(j, r, t)
