@@ -8,7 +8,7 @@ import pytest
 from planner.errors import SpecError
 from planner.sim import Engine, ServiceModel, SimConfig, simulate
 from planner.traces import Trace, poisson
-from tests.test_sim import plan_of, random_plan, stage
+from tests.fixtures import plan_of, random_plan, stage
 
 
 def test_at_near_zero_load_each_visit_adds_the_overhead_once():
