@@ -8,6 +8,7 @@ The names tests and scripts import from planner.cli are re-exported.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 
@@ -42,6 +43,12 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader of our output went away (`pipeplan ... | head`): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again (Python docs, signal).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ class _Boundary(TyperGroup):
         except KeyboardInterrupt:
             err_console.print("interrupted; no output was written.", highlight=False)
             raise typer.Exit(code=130) from None
+        except BrokenPipeError:
+            raise  # the reader went away; planner.cli.main ends quietly
         except Exception as exc:  # the boundary: anything else is a bug
             if ctx.params.get("debug"):
                 err_console.print(traceback.format_exc(), highlight=False, markup=False)
