@@ -181,14 +181,22 @@ def _min_cost(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
         solved = Solved(tie.options, replace(tie.solution, objective=solved.solution.objective))
         total_ms += tie.solution.solve_time_ms
         achieved = aggregate_accuracy([o.accuracy for o in tie.options.values()], spec.accuracy)
-        # Equal cost and accuracy: take the most latency headroom, the same plan from every solver.
-        third = _tie_break(request, candidates, Problem(
-            Goal.MIN_LATENCY, spec.accuracy, accuracy_floor=achieved * (1 - _TIE_REL),
-            budget_usd_per_hour=solved.solution.objective * (1 + _TIE_REL)))
-        if third is not None and third.solution.status is SolveStatus.OPTIMAL:
-            solved = Solved(third.options, replace(third.solution, objective=solved.solution.objective))
-            total_ms += third.solution.solve_time_ms
+        solved, extra_ms = _latency_tie_break(request, candidates, solved, achieved, solved.solution.objective)
+        total_ms += extra_ms
     return build_plan(request, solved, solve_time_ms=total_ms)
+
+
+def _latency_tie_break(request: PlanRequest, candidates: CandidateSet, solved: Solved, accuracy: float,
+                       cost_usd_per_hour: float) -> tuple[Solved, float]:
+    """Among plans of this cost and accuracy, the one with the most latency headroom (so every solver
+    returns the same plan); the answer kept as it is if that solve finds nothing in time. Returns the
+    plan and the extra solve time (ms)."""
+    third = _tie_break(request, candidates, Problem(
+        Goal.MIN_LATENCY, request.spec.accuracy, accuracy_floor=accuracy * (1 - _TIE_REL),
+        budget_usd_per_hour=cost_usd_per_hour * (1 + _TIE_REL)))
+    if third is None or third.solution.status is not SolveStatus.OPTIMAL:
+        return solved, 0.0
+    return Solved(third.options, replace(third.solution, objective=solved.solution.objective)), third.solution.solve_time_ms
 
 
 def _max_accuracy(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
@@ -205,13 +213,8 @@ def _max_accuracy(request: PlanRequest, candidates: CandidateSet) -> Plan | None
     chosen = second if second is not None and first.solution.status is SolveStatus.OPTIMAL else first
     total_ms = first.solution.solve_time_ms + (second.solution.solve_time_ms if second else 0.0)
     if chosen is second and second.solution.status is SolveStatus.OPTIMAL:
-        # Equal accuracy and cost: take the most latency headroom, the same plan from every solver.
-        third = _tie_break(request, candidates, Problem(
-            Goal.MIN_LATENCY, spec.accuracy, accuracy_floor=achieved * (1 - _TIE_REL),
-            budget_usd_per_hour=second.solution.objective * (1 + _TIE_REL)))
-        if third is not None and third.solution.status is SolveStatus.OPTIMAL:
-            chosen = Solved(third.options, replace(third.solution, objective=second.solution.objective))
-            total_ms += third.solution.solve_time_ms
+        chosen, extra_ms = _latency_tie_break(request, candidates, second, achieved, second.solution.objective)
+        total_ms += extra_ms
     return build_plan(request, chosen, solve_time_ms=total_ms)
 
 
