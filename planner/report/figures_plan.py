@@ -170,6 +170,10 @@ def whatif_figure(sweep: WhatIfSweep, plan: Plan) -> Figure:
     acc_ax = ax.twinx()
     acc_ax.plot(x, accuracy, marker="s", markersize=4, linestyle=":", color="#2ca02c", label="its accuracy")
     acc_ax.set_ylabel(f"pipeline accuracy ({plan.accuracy_aggregation})", color="#2ca02c")
+    known = accuracy[np.isfinite(accuracy)]
+    if known.size:  # an accuracy is a fraction: never an axis above 1 (matplotlib pads flat lines past it)
+        low = float(known.min())
+        acc_ax.set_ylim(max(0.0, low - max(0.02, 0.1 * (1.0 - low))), 1.0)
     bottom = blended_transform_factory(ax.transData, ax.transAxes)
     missing = [p for p in sweep.points if p.plan is None]
     reasons = sorted({p.reason.removeprefix("No plan: ") for p in missing})
