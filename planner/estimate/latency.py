@@ -65,9 +65,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from statistics import NormalDist
 from typing import Iterator
 
-from scipy import stats
 
 from planner.plan import ServiceCurve
 
@@ -123,6 +123,8 @@ def fill_time_ms(batch_size: int, rate_per_ms: float, quantile: float) -> float:
     """Quantile of the time for ``batch_size - 1`` more Poisson arrivals at ``rate_per_ms``."""
     if batch_size <= 1 or not rate_per_ms > 0 or not math.isfinite(rate_per_ms):
         return 0.0
+    from scipy import stats  # here: importing scipy.stats costs ~0.4 s, which commands that never estimate skip
+
     return float(stats.gamma.ppf(quantile, a=batch_size - 1, scale=1.0 / rate_per_ms))
 
 
@@ -318,7 +320,7 @@ class StageQueue:
         tail = 1.0 - item_quantile(self.fanout, self.quantile)
         # A request's k items arrive together, so an idle replica already finds min(b, k) of them.
         m_fill = max(expected_batch(b, lam, tau), min(float(b), max(1.0, math.floor(self.fanout))))
-        z = stats.norm.ppf(item_quantile(self.fanout, self.quantile))
+        z = NormalDist().inv_cdf(item_quantile(self.fanout, self.quantile))
         # W: full-batch customers; offered Erlangs do not depend on c, so Erlang B runs incrementally.
         mean_b = s.mean_ms[-1]
         a_full = lam * mean_b / b
