@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 from rich.table import Table
@@ -19,7 +19,10 @@ from rich.table import Table
 from planner.cli.common import app, console
 from planner.cli.plan import PARETO_HEADER, frontier_table, pareto_rows, print_plan
 from planner.errors import PipeplanError
-from planner.plan import plan_to_json
+from planner.plan import Plan, plan_to_json
+
+if TYPE_CHECKING:
+    from planner.solve import PlanRequest
 
 # The example the later steps work on: the measured 3-stage OCR pipeline.
 MAIN_EXAMPLE = "ocr.yaml"
@@ -34,11 +37,13 @@ SEED = 0
 
 @dataclass(frozen=True)
 class Planned:
-    heading: str | None
+    """One bundled example, planned: its optimal plan and cost-accuracy frontier."""
+
+    heading: str | None  # None for a measured example; the SYNTHETIC banner otherwise
     spec_path: Path
-    request: object
-    plan: object
-    points: list
+    request: PlanRequest
+    plan: Plan
+    points: list[Plan]
 
 
 def _is_pipeline_spec(path: Path) -> bool:
