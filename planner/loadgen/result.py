@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from planner.loadgen.sender import OUTCOME_CODES, Outcome, Replay
-from planner.sim.result import LatencySummary
+from planner.sim.result import LatencySummary, latency_summary, request_row
 from planner.sim.run import quantile
 
 LOADTEST_SCHEMA_VERSION = 1
@@ -38,18 +38,7 @@ class SendError:
 
 def summarise(replay: Replay, slo_ms: float) -> LatencySummary:
     """The simulator's summary of a measured run (same quantile rule, failures infinitely late)."""
-    latency = replay.latency_ms
-    failed = np.isnan(latency)
-    late = np.where(failed, np.inf, latency)
-    completed = latency[~failed]
-    n = latency.size
-    return LatencySummary(
-        requests=n, completed=int(completed.size), dropped=int(failed.sum()),
-        mean_ms=float(completed.mean()) if completed.size else math.nan,
-        p50_ms=quantile(late, 0.50), p95_ms=quantile(late, 0.95), p99_ms=quantile(late, 0.99),
-        max_ms=float(late.max()) if n else math.nan, slo_ms=slo_ms,
-        slo_attainment=float(np.mean(late <= slo_ms)) if n else math.nan,
-        over_slo=int(np.sum(~(late <= slo_ms))))
+    return latency_summary(replay.latency_ms, slo_ms)
 
 
 def send_error(replay: Replay) -> SendError:
@@ -90,8 +79,6 @@ def requests_csv_text(replay: Replay) -> str:
     """Per-request CSV; the first four columns are the simulator's, byte-for-byte in format."""
     lines = [CSV_HEADER]
     for i in range(replay.requests):
-        lat = float(replay.latency_ms[i])
-        dropped = lat != lat
-        lines.append(f"{i},{replay.arrival_ms[i]:.6f},{'' if dropped else f'{lat:.6f}'},{1 if dropped else 0},"
+        lines.append(f"{request_row(i, float(replay.arrival_ms[i]), float(replay.latency_ms[i]))},"
                      f"{replay.send_ms[i]:.6f},{int(replay.status[i])},{_OUTCOMES[int(replay.outcome[i])].value}")
     return "\n".join(lines) + "\n"

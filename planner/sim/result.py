@@ -68,6 +68,37 @@ class SimResult:
     detail: tuple[StageRun, ...] | None = None
 
 
+def latency_summary(latency_ms: np.ndarray, slo_ms: float) -> LatencySummary:
+    """The end-to-end summary of one run's per-request latencies (NaN: dropped or failed, counted as
+    infinitely late in the quantiles and the attainment). Simulated and measured runs share it.
+
+    Quantiles are exact (``inverted_cdf``: the smallest value with at least a share q at or below it,
+    so p99 <= SLO iff 99% meet it), taken over one float64 copy partitioned in place.
+    """
+    dropped = np.isnan(latency_ms)
+    completed = latency_ms[~dropped]
+    n = latency_ms.size
+    mean_ms = float(completed.mean()) if completed.size else math.nan
+    del completed
+    late = np.where(dropped, np.inf, latency_ms)
+    max_ms = float(late.max()) if n else math.nan
+    attainment = float(np.mean(late <= slo_ms)) if n else math.nan
+    over_slo = int(np.sum(~(late <= slo_ms)))
+    p50, p95, p99 = ([float(v) for v in np.quantile(late, [0.50, 0.95, 0.99], method="inverted_cdf",
+                                                     overwrite_input=True)] if n else [math.nan] * 3)
+    return LatencySummary(
+        requests=n, completed=n - int(dropped.sum()), dropped=int(dropped.sum()), mean_ms=mean_ms,
+        p50_ms=p50, p95_ms=p95, p99_ms=p99, max_ms=max_ms, slo_ms=slo_ms, slo_attainment=attainment,
+        over_slo=over_slo,
+    )
+
+
+def request_row(request: int, arrival_ms: float, latency_ms: float) -> str:
+    """One row of the per-request CSV (request, arrival_ms, latency_ms empty when dropped, dropped)."""
+    dropped = latency_ms != latency_ms
+    return f"{request},{arrival_ms:.6f},{'' if dropped else f'{latency_ms:.6f}'},{1 if dropped else 0}"
+
+
 def summarise(plan: Plan, trace: Trace, config: SimConfig, prep: Prepared, run: RawRun) -> SimResult:
     """Turn a raw run into the result's metrics; quantiles are exact over the float64 latency column.
 
@@ -76,26 +107,11 @@ def summarise(plan: Plan, trace: Trace, config: SimConfig, prep: Prepared, run: 
     """
     slo_ms = config.slo_ms if config.slo_ms is not None else plan.slo_ms
     latency = run.completion_ms - prep.arrival_ms
-    dropped = np.isnan(latency)
-    late = np.where(dropped, np.inf, latency)
-    completed = latency[~dropped]
     n = latency.size
     ends = [t.last_end_ms for t in run.tallies if t.batches]
     span = max([trace.duration_ms, *ends]) if n else trace.duration_ms
     span = span if span > 0 else 1.0
-    mean_ms = float(completed.mean()) if completed.size else math.nan
-    del completed
-    max_ms = float(late.max()) if n else math.nan
-    attainment = float(np.mean(late <= slo_ms)) if n else math.nan
-    over_slo = int(np.sum(~(late <= slo_ms)))
-    p50, p95, p99 = ([float(v) for v in np.quantile(late, [0.50, 0.95, 0.99], method="inverted_cdf",
-                                                     overwrite_input=True)] if n else [math.nan] * 3)
-    del late
-    summary = LatencySummary(
-        requests=n, completed=n - int(dropped.sum()), dropped=int(dropped.sum()), mean_ms=mean_ms,
-        p50_ms=p50, p95_ms=p95, p99_ms=p99, max_ms=max_ms, slo_ms=slo_ms, slo_attainment=attainment,
-        over_slo=over_slo,
-    )
+    summary = latency_summary(latency, slo_ms)
     predicted = {s.stage: s.predicted_latency_ms for s in plan.stages}
     stats = tuple(StageStats(
         stage=stage.name, replicas=stage.replicas, batch_size=stage.batch_size,
@@ -150,5 +166,5 @@ def requests_csv_text(result: SimResult) -> str:
         raise ValueError("the result has no per-request latencies; simulate with SimConfig(keep_requests=True)")
     lines = ["request,arrival_ms,latency_ms,dropped"]
     for i, (a, lat) in enumerate(zip(result.arrival_ms.tolist(), result.latency_ms.tolist())):
-        lines.append(f"{i},{a:.6f},{'' if lat != lat else f'{lat:.6f}'},{1 if lat != lat else 0}")
+        lines.append(request_row(i, a, lat))
     return "\n".join(lines) + "\n"
