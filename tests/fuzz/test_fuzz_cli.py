@@ -80,49 +80,39 @@ def _check(result, folder: Path, outputs: list[Path], names: list[str]) -> None:
             assert not out.exists(), f"{out} written despite the error"
 
 
+def _plan_after_editing(file: str, edit, names: list[str]) -> None:
+    """Edit one input file of a fresh work folder, run `pipeplan plan`, and check the property."""
+    folder = _workdir()
+    try:
+        data = yaml.safe_load((folder / file).read_text())
+        edit(data)
+        (folder / file).write_text(yaml.safe_dump(data))
+        out = folder / "plan.json"
+        result = runner.invoke(app, ["plan", str(folder / "spec.yaml"), "--out", str(out)])
+        _check(result, folder, [out], names)
+    finally:
+        shutil.rmtree(folder)
+
+
 @CASE
 @given(field=st.sampled_from(SPEC_FIELDS), value=HOSTILE)
 def test_fuzz_spec_fields(field, value):
-    folder = _workdir()
-    try:
-        spec = yaml.safe_load((folder / "spec.yaml").read_text())
-        spec[field] = value
-        (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
-        out = folder / "plan.json"
-        result = runner.invoke(app, ["plan", str(folder / "spec.yaml"), "--out", str(out)])
-        _check(result, folder, [out], ["spec.yaml", "profiles.csv", "hardware.yaml"])
-    finally:
-        shutil.rmtree(folder)
+    _plan_after_editing("spec.yaml", lambda spec: spec.__setitem__(field, value),
+                        ["spec.yaml", "profiles.csv", "hardware.yaml"])
 
 
 @CASE
 @given(stage=st.integers(0, 1), field=st.sampled_from(STAGE_FIELDS), value=HOSTILE)
 def test_fuzz_stage_fields(stage, field, value):
-    folder = _workdir()
-    try:
-        spec = yaml.safe_load((folder / "spec.yaml").read_text())
-        spec["stages"][stage][field] = value
-        (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
-        out = folder / "plan.json"
-        result = runner.invoke(app, ["plan", str(folder / "spec.yaml"), "--out", str(out)])
-        _check(result, folder, [out], ["spec.yaml", "profiles.csv", "hardware.yaml"])
-    finally:
-        shutil.rmtree(folder)
+    _plan_after_editing("spec.yaml", lambda spec: spec["stages"][stage].__setitem__(field, value),
+                        ["spec.yaml", "profiles.csv", "hardware.yaml"])
 
 
 @CASE
 @given(entry=st.integers(0, 3), field=st.sampled_from(HW_FIELDS), value=HOSTILE)
 def test_fuzz_catalog_fields(entry, field, value):
-    folder = _workdir()
-    try:
-        catalog = yaml.safe_load((folder / "hardware.yaml").read_text())
-        catalog["hardware"][entry][field] = value
-        (folder / "hardware.yaml").write_text(yaml.safe_dump(catalog))
-        out = folder / "plan.json"
-        result = runner.invoke(app, ["plan", str(folder / "spec.yaml"), "--out", str(out)])
-        _check(result, folder, [out], ["hardware.yaml", "spec.yaml"])
-    finally:
-        shutil.rmtree(folder)
+    _plan_after_editing("hardware.yaml", lambda catalog: catalog["hardware"][entry].__setitem__(field, value),
+                        ["hardware.yaml", "spec.yaml"])
 
 
 PROFILE_VALUES = st.sampled_from(["inf", "nan", "-1", "0", "1e308", "1e-300", "", "abc", "2.5", "1e20", "true",
