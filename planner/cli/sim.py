@@ -117,16 +117,25 @@ def trace_generate(
 
     import numpy as np
 
-    from planner import io
-    from planner.io.traces import trace_to_csv_text
     from planner.traces import GeneratorParams, generate
 
     params = GeneratorParams(rate_rps=rate_rps, duration_s=duration_s, cv=cv, rate_high_rps=rate_high_rps,
                              mean_low_s=mean_low_s, mean_high_s=mean_high_s, amplitude=amplitude, period_s=period_s,
                              rate_after_rps=rate_after_rps, step_at_s=step_at_s, rate_end_rps=rate_end_rps)
+    def make():
+        made = generate(kind, params, np.random.default_rng(seed))
+        return replace(made, source=f"{made.source}, seed={seed}")
+
+    _write_trace(out, make)
+
+
+def _write_trace(out: Path, make) -> None:
+    """Make the trace inside ``--out``'s atomic writer (nothing written if making it fails), then say so."""
+    from planner import io
+    from planner.io.traces import trace_to_csv_text
+
     with io.outputs({"--out": out}) as files:
-        result = generate(kind, params, np.random.default_rng(seed))
-        result = replace(result, source=f"{result.source}, seed={seed}")
+        result = make()
         line = _trace_summary(result)
         files.write_text(out, trace_to_csv_text(result))
     to = summary_console(files.to_stdout)
@@ -163,18 +172,11 @@ def trace_convert(
     """Convert a real trace (timestamps, per-second counts, Azure LLM CSV) to a pipeplan trace."""
     import numpy as np
 
-    from planner import io
-    from planner.io.traces import read_window, trace_to_csv_text
+    from planner.io.traces import read_window
 
-    with io.outputs({"--out": out}) as files:
-        result = read_window(source, fmt, np.random.default_rng(seed), unit=unit, start_s=start_s,
-                             duration_s=duration_s, scale=scale, compress=compress, column=column, member=member)
-        line = _trace_summary(result)
-        files.write_text(out, trace_to_csv_text(result))
-    to = summary_console(files.to_stdout)
-    to.print(line, highlight=False)
-    if str(out) != "-":
-        to.print(f"trace written to {out}", highlight=False)
+    _write_trace(out, lambda: read_window(source, fmt, np.random.default_rng(seed), unit=unit, start_s=start_s,
+                                          duration_s=duration_s, scale=scale, compress=compress, column=column,
+                                          member=member))
 
 
 @trace_app.command("describe")
