@@ -43,9 +43,9 @@ from planner import io  # noqa: E402
 from planner.deploy import inputs as bodies  # noqa: E402
 from planner.deploy import triton  # noqa: E402
 from planner.emit import EmitTarget, emit  # noqa: E402
-from planner.emit.load import load_inputs  # noqa: E402
+from planner.io.emit import load_inputs  # noqa: E402
 from planner.emit.settings import DeploySettings  # noqa: E402
-from planner.emit.write import write_results  # noqa: E402
+from planner.io.emit import write_results  # noqa: E402
 from planner.ilp.backends import SolverName  # noqa: E402
 from planner.loadgen import Bounds, Target, replay  # noqa: E402
 from planner.optimize import make_plan  # noqa: E402

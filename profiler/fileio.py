@@ -26,6 +26,7 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from profiler.errors import ProfilerError
@@ -332,6 +333,43 @@ class FileModel(BaseModel):
     is an error naming the field (a typo in a YAML file must never pass silently)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Longer integers are not numbers anyone means (and Python refuses to parse > 4300 digits).
+MAX_YAML_INT_DIGITS = 30
+
+
+class StrictYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate keys (YAML says they are an error; PyYAML keeps
+    the last) and integers of more than MAX_YAML_INT_DIGITS digits."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # reported by the base class
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1}); keep one",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):
+        text = str(node.value).replace("_", "").lstrip("+-")
+        if len(text) > MAX_YAML_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(text)} digits; numbers here have at most {MAX_YAML_INT_DIGITS}",
+                node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+StrictYamlLoader.add_constructor("tag:yaml.org,2002:int", StrictYamlLoader.construct_yaml_int)
 
 
 # Written into every folder atomic_folder commits: a folder holding it is pipeplan's to replace.

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from profiler.errors import ManifestError
 from profiler.measure import FULL_METHOD, QUICK_METHOD, MethodSettings
-from profiler.fileio import FileModel, format_validation_error
+from profiler.fileio import FileModel, StrictYamlLoader, format_validation_error
 
 
 
@@ -220,7 +220,7 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest YAML file; errors name the file and field."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8").lstrip("\ufeff"), Loader=StrictYamlLoader)  # noqa: S506 (a SafeLoader)
     except FileNotFoundError:
         raise ManifestError(f"{path}: no such manifest file; check the path.") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -16,8 +16,8 @@ def emit_plan(plan: Path, target: EmitTarget, out: Path, manifest: Optional[Path
               image: Optional[str], storage_uri: Optional[str], cache_dir: Path):
     """Load, emit and write (atomically); returns the results. Shared by ``emit`` and ``demo``."""
     from planner.emit import emit
-    from planner.emit.load import load_inputs, load_settings
-    from planner.emit.write import write_results
+    from planner.io.emit import load_inputs, load_settings
+    from planner.io.emit import write_results
 
     inputs = load_inputs(plan, manifest, load_settings(settings, image, storage_uri), cache_dir)
     results = emit(inputs, target)

@@ -2,7 +2,7 @@
 
 An emitter is a pure function ``EmitInputs -> EmitResult``: it reads no file and writes none. The CLI
 resolves the inputs (plan, manifest artifacts, deploy settings) and writes the result atomically
-(:mod:`planner.emit.write`).
+(:mod:`planner.io.emit`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from planner.plan import PLAN_SCHEMA_VERSION, Plan, StagePlan, plan_from_dict, p
 from planner.spec import (MAX_ARRIVAL_RPS, MAX_BATCH_SIZE, MAX_FANOUT, MAX_SLO_MS, MAX_UNITS, HardwareCatalog,
                           PipelineSpec, find_cycle_in)
 from profiler.schema import ProfileSchemaError, ProfileTable
-from profiler.fileio import STDOUT, OutputPathError, OutputSet, format_validation_error, outputs
+from profiler.fileio import STDOUT, StrictYamlLoader, OutputPathError, OutputSet, format_validation_error, outputs
 
 if TYPE_CHECKING:
     from planner.ilp.backends import SolverName
@@ -34,48 +34,14 @@ if TYPE_CHECKING:
 __all__ = ["STDOUT", "OutputPathError", "OutputSet", "outputs", "load_spec", "load_catalog", "load_profiles",
            "load_request", "load_plan", "write_plan", "write_text_atomic", "write_csv_atomic", "csv_text"]
 
-# Longer integers are not numbers anyone means (and Python refuses to parse > 4300 digits).
-_MAX_INT_DIGITS = 30
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses duplicate keys (YAML says they are an error; PyYAML keeps
-    the last) and integers of more than _MAX_INT_DIGITS digits."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            self.flatten_mapping(node)
-            seen: dict[Any, Any] = {}
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    hash(key)
-                except TypeError:
-                    continue  # reported by the base class
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1}); keep one",
-                        key_node.start_mark)
-                seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-    def construct_yaml_int(self, node):
-        text = str(node.value).replace("_", "").lstrip("+-")
-        if len(text) > _MAX_INT_DIGITS:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"an integer of {len(text)} digits; numbers here have at most {_MAX_INT_DIGITS}",
-                node.start_mark)
-        return super().construct_yaml_int(node)
-
-
-_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _read_yaml(path: Path, what: str) -> Any:
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file that must hold a mapping, read strictly; errors name the file and what it is."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -83,7 +49,7 @@ def _read_yaml(path: Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path}: cannot read the {what} ({exc}).") from None
     try:
-        data = yaml.load(text.lstrip("\ufeff"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(text.lstrip("\ufeff"), Loader=StrictYamlLoader)  # noqa: S506 (a SafeLoader subclass)
     except RecursionError:
         raise SpecError(f"{path}: nested too deeply to read; a {what} is a flat mapping (see docs/formats.md).") from None
     except yaml.YAMLError as exc:
@@ -105,12 +71,12 @@ def _validate(path: Path, data: Any, model: type[BaseModel], error: type[Excepti
 
 def load_spec(path: str | Path) -> PipelineSpec:
     path = Path(path)
-    return _validate(path, _read_yaml(path, "pipeline spec"), PipelineSpec, SpecError)
+    return _validate(path, read_yaml(path, "pipeline spec"), PipelineSpec, SpecError)
 
 
 def load_catalog(path: str | Path) -> HardwareCatalog:
     path = Path(path)
-    return _validate(path, _read_yaml(path, "hardware catalog"), HardwareCatalog, SpecError)
+    return _validate(path, read_yaml(path, "hardware catalog"), HardwareCatalog, SpecError)
 
 
 def load_profiles(path: str | Path) -> ProfileTable:

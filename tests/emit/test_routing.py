@@ -14,7 +14,7 @@ from planner.emit import EMITTERS, EmitTarget, emit
 from planner.emit.artifacts import resolve
 from planner.emit.base import EmitInputs
 from planner.emit.validate.run import check_output
-from planner.emit.write import write_results
+from planner.io.emit import write_results
 from planner.errors import InfeasibleError
 from planner.ilp.backends import SolverName
 from planner.plan import plan_from_dict, plan_to_dict, plan_to_json

@@ -15,7 +15,7 @@ from planner.emit.artifacts import resolve
 from planner.emit.base import EmitInputs
 from planner.emit.validate import manifests, ray, triton
 from planner.emit.validate.run import check_output
-from planner.emit.write import write_results
+from planner.io.emit import write_results
 from tests.emit.helpers import SETTINGS, SHARED_SCHEMAS, example_plan
 from tests.fixtures import CONFIGS
 

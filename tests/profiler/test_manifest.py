@@ -92,3 +92,10 @@ def test_shipped_manifests_validate(name):
     names = {h.name for h in manifest.hardware}
     assert names == {"cpu-1", "cpu-2"}
     assert any(isinstance(v.source, QuantizedSource) for m in manifest.models for v in m.variants)
+
+
+def test_a_duplicate_key_in_a_manifest_file_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("schema_version: 1\nname: a\nname: b\nhardware: [{name: cpu-1}]\nbatch_sizes: [1]\nmodels: []\n")
+    with pytest.raises(ManifestError, match=r"m\.yaml.*duplicate key 'name'"):
+        load_manifest(path)
