@@ -89,13 +89,13 @@ def stage_options(request: PlanRequest, stage) -> list[tuple]:
     """(usd_per_hour, variant, hardware, batch, timeout_ms, replicas) of one stage, utilisation <= 1."""
     spec, rows = request.spec, request.profiles.index()
     prices = {h.name: h.usd_per_hour for h in request.catalog.hardware}
-    load_rps = spec.arrival_rps * stage.fanout
+    load_items_per_s = spec.arrival_rps * stage.fanout
     options = []
     for (model, variant, hardware, b), row in rows.items():
         if model != stage.model:
             continue
-        fewest = max(1, math.ceil(load_rps * row.latency_p50_ms / (1000.0 * b) - 1e-12))
-        timeouts = (0.0,) if b == 1 else (0.0, round(0.5 * (b - 1) / load_rps * 1000.0, 3))
+        fewest = max(1, math.ceil(load_items_per_s * row.latency_p50_ms / (1000.0 * b) - 1e-12))
+        timeouts = (0.0,) if b == 1 else (0.0, round(0.5 * (b - 1) / load_items_per_s * 1000.0, 3))
         for timeout in timeouts:
             for r in range(fewest, min(fewest + EXTRA_REPLICAS, spec.max_replicas) + 1):
                 options.append((r * prices[hardware], variant, hardware, b, timeout, r))

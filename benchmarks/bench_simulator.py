@@ -57,8 +57,8 @@ def bench_plan() -> Plan:
                                           for b in (1, 2, 4, 8, 16) if b <= batch})
         stages.append(StagePlan(
             stage=name, model=name, variant="v", hardware="cpu", batch_size=batch, batch_timeout_ms=timeout,
-            replicas=replicas, capacity_rps=0.0, utilization=0.0, predicted_latency_ms=0.0, latency_fill_ms=0.0,
-            latency_wait_ms=0.0, latency_service_ms=0.0, accuracy=1.0, usd_per_hour=1.0, load_rps=RATE_RPS,
+            replicas=replicas, capacity_items_per_s=0.0, utilization=0.0, predicted_latency_ms=0.0, latency_fill_ms=0.0,
+            latency_wait_ms=0.0, latency_service_ms=0.0, accuracy=1.0, usd_per_hour=1.0, load_items_per_s=RATE_RPS,
             fanout=1.0, after=parent, service_ms_by_batch=curve))
         parent = (name,)
     return Plan(pipeline="bench", stages=tuple(stages), cost_usd_per_hour=0.0, accuracy=1.0,

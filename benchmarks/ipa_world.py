@@ -147,5 +147,5 @@ def with_replicas(plan: Plan, replicas: dict[str, int]) -> Plan:
     for s in plan.stages:
         n = replicas.get(s.stage, s.replicas)
         stages.append(replace(s, replicas=n, usd_per_hour=s.usd_per_hour * n / s.replicas,
-                              capacity_rps=s.capacity_rps * n / s.replicas))
+                              capacity_items_per_s=s.capacity_items_per_s * n / s.replicas))
     return replace(plan, stages=tuple(stages), cost_usd_per_hour=sum(s.usd_per_hour for s in stages))

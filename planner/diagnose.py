@@ -44,12 +44,12 @@ def _capacity_message(request: PlanRequest, candidates: CandidateSet) -> str | N
         return None
     s = short[0]
     stage = spec.stage(s.stage)
-    limit_rps = min(c.max_capacity_rps / c.load_rps * spec.arrival_rps for c in candidates.stages)
+    limit_rps = min(c.max_capacity_items_per_s / c.load_items_per_s * spec.arrival_rps for c in candidates.stages)
     return (
-        f"No plan: stage '{s.stage}' must serve {s.load_rps:.4g} items/s (arrival_rps {spec.arrival_rps:g} x "
+        f"No plan: stage '{s.stage}' must serve {s.load_items_per_s:.4g} items/s (arrival_rps {spec.arrival_rps:g} x "
         f"fanout {stage.fanout:g}), but its fastest option with at most "
         f"{stage.max_replicas or spec.max_replicas} replicas at max_utilization {spec.max_utilization:g} carries "
-        f"only {s.max_capacity_rps:.4g} items/s. Raise max_replicas (or the hardware's max_units), allow faster "
+        f"only {s.max_capacity_items_per_s:.4g} items/s. Raise max_replicas (or the hardware's max_units), allow faster "
         f"hardware or variants, or lower arrival_rps to at most {limit_rps:.4g} (the highest load the pipeline "
         "can carry at all)."
     )

@@ -59,10 +59,10 @@ def build_plan(request: PlanRequest, solved: Solved, solve_time_ms: float | None
         stages.append(StagePlan(
             stage=stage.name, model=o.model, variant=o.variant, hardware=o.hardware,
             batch_size=o.batch_size, batch_timeout_ms=o.batch_timeout_ms, replicas=o.replicas,
-            capacity_rps=o.capacity_rps, utilization=est.utilization,
+            capacity_items_per_s=o.capacity_items_per_s, utilization=est.utilization,
             predicted_latency_ms=est.latency.total_ms, latency_fill_ms=est.latency.fill_ms,
             latency_wait_ms=est.latency.wait_ms, latency_service_ms=est.latency.service_ms,
-            accuracy=o.accuracy, usd_per_hour=o.usd_per_hour, load_rps=o.load_rps,
+            accuracy=o.accuracy, usd_per_hour=o.usd_per_hour, load_items_per_s=o.load_items_per_s,
             fanout=stage.fanout, after=stage.after, service_ms_by_batch=curve,
             load_time_s=row.load_time_s, startup_s=hardware[o.hardware].startup_s,
         ))

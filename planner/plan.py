@@ -11,7 +11,13 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 2
+# Plan-file fields renamed by each schema version (old name -> new name, per stage); a plan file of
+# an older version is read by applying these renames in order (planner.io.load_plan).
+PLAN_FIELD_RENAMES: dict[int, dict[str, str]] = {
+    # version 2: the per-stage rates are items/s (arrival x fanout), not requests/s; say so.
+    2: {"capacity_rps": "capacity_items_per_s", "load_rps": "load_items_per_s"},
+}
 
 
 @dataclass(frozen=True)
@@ -98,8 +104,8 @@ class RoutePlan:
     batch_timeout_ms: float
     replicas: int
     percent: int  # challenger: share of the stage's requests; mirror: 100 (a copy)
-    load_rps: float
-    capacity_rps: float
+    load_items_per_s: float
+    capacity_items_per_s: float
     utilization: float
     predicted_latency_ms: float
     accuracy: float
@@ -117,7 +123,7 @@ class StagePlan:
     batch_size: int
     batch_timeout_ms: float
     replicas: int
-    capacity_rps: float  # items/s the replicas serve back to back at full batches
+    capacity_items_per_s: float  # items/s the replicas serve back to back at full batches
     utilization: float  # load / effective capacity (partial batches counted)
     predicted_latency_ms: float  # stage p99 = fill + wait + service
     latency_fill_ms: float
@@ -125,7 +131,7 @@ class StagePlan:
     latency_service_ms: float
     accuracy: float
     usd_per_hour: float
-    load_rps: float  # items/s this stage receives (arrival_rps x fanout)
+    load_items_per_s: float  # items/s this stage receives (arrival_rps x fanout)
     fanout: float
     after: tuple[str, ...]
     # The chosen variant's service time on the chosen hardware at every allowed batch size up to
@@ -209,6 +215,28 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 def plan_to_json(plan: Plan) -> str:
     """Stable JSON: sorted keys, fixed float precision, trailing newline."""
     return json.dumps(plan_to_dict(plan), indent=2, sort_keys=True) + "\n"
+
+
+def upgrade_plan_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """A plan dict of an older schema version, brought to PLAN_SCHEMA_VERSION by field renames."""
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < PLAN_SCHEMA_VERSION:
+        return data
+    stages = [dict(s) if isinstance(s, dict) else s for s in data.get("stages", ())]
+    for step in range(version + 1, PLAN_SCHEMA_VERSION + 1):
+        renames = PLAN_FIELD_RENAMES.get(step, {})
+        for stage in stages:
+            if not isinstance(stage, dict):
+                continue
+            for old, new in renames.items():
+                if old in stage and new not in stage:
+                    stage[new] = stage.pop(old)
+            for route in stage.get("routes", ()) if isinstance(stage.get("routes"), list) else ():
+                if isinstance(route, dict):
+                    for old, new in renames.items():
+                        if old in route and new not in route:
+                            route[new] = route.pop(old)
+    return {**data, "stages": stages, "schema_version": PLAN_SCHEMA_VERSION}
 
 
 def plan_from_dict(data: dict[str, Any]) -> Plan:

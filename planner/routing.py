@@ -29,7 +29,7 @@ def _route_options(request, stage, variant: str, share: float):
 def _route(role: str, option, percent: int) -> RoutePlan:
     return RoutePlan(role=role, variant=option.variant, hardware=option.hardware, batch_size=option.batch_size,
                      batch_timeout_ms=option.batch_timeout_ms, replicas=option.replicas, percent=percent,
-                     load_rps=option.load_rps, capacity_rps=option.capacity_rps, utilization=option.utilization,
+                     load_items_per_s=option.load_items_per_s, capacity_items_per_s=option.capacity_items_per_s, utilization=option.utilization,
                      predicted_latency_ms=option.latency_ms, accuracy=option.accuracy, usd_per_hour=option.usd_per_hour)
 
 

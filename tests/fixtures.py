@@ -195,8 +195,8 @@ def stage(name: str, *, after: tuple[str, ...] = (), batch: int = 1, timeout_ms:
         for b in sorted({1, 2, 4, 8, 16, 32, batch}) if b <= batch})
     return StagePlan(
         stage=name, model="m", variant="v", hardware="cpu", batch_size=batch, batch_timeout_ms=timeout_ms,
-        replicas=replicas, capacity_rps=0.0, utilization=0.0, predicted_latency_ms=0.0, latency_fill_ms=0.0,
-        latency_wait_ms=0.0, latency_service_ms=0.0, accuracy=1.0, usd_per_hour=1.0, load_rps=0.0, fanout=fanout,
+        replicas=replicas, capacity_items_per_s=0.0, utilization=0.0, predicted_latency_ms=0.0, latency_fill_ms=0.0,
+        latency_wait_ms=0.0, latency_service_ms=0.0, accuracy=1.0, usd_per_hour=1.0, load_items_per_s=0.0, fanout=fanout,
         after=after, service_ms_by_batch=curve)
 
 

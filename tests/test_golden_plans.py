@@ -62,3 +62,20 @@ def test_plans_on_unstable_profile_rows_are_pointed_out():
                                        if r.key == key else r for r in request.profiles.rows))
     notes = unstable_choices(result, drifting)
     assert "rounds disagree by 30%" in notes[0] and "max_point_s" not in notes[0]
+
+
+def test_a_version_1_plan_file_is_read_with_its_rates_renamed(tmp_path):
+    """Schema 2 renamed the per-stage items/s rates; a plan written by an older pipeplan still loads."""
+    import json
+
+    from planner.io import load_plan
+
+    current = json.loads((GOLDEN / "ocr.plan.json").read_text())
+    old = json.loads(json.dumps(current))
+    old["schema_version"] = 1
+    for stage in old["stages"]:
+        stage["capacity_rps"] = stage.pop("capacity_items_per_s")
+        stage["load_rps"] = stage.pop("load_items_per_s")
+    path = tmp_path / "old.plan.json"
+    path.write_text(json.dumps(old))
+    assert plan_to_dict(load_plan(path)) == plan_to_dict(plan_from_dict(current))

@@ -50,8 +50,8 @@ class Option:
     replicas: int
     accuracy: float
     usd_per_hour: float
-    capacity_rps: float
-    load_rps: float
+    capacity_items_per_s: float
+    load_items_per_s: float
     utilization: float
     latency: lat.StageLatency
     latency_ms: float  # = latency.total_ms, stored: the pruning and the ILP read it often
@@ -66,9 +66,9 @@ class StageCandidates:
 
     stage: str
     options: tuple[Option, ...]
-    load_rps: float
+    load_items_per_s: float
     best_latency_ms: float  # fastest option that carries the load (before the SLO and unit filters)
-    max_capacity_rps: float  # most items/s any option can carry within max_replicas
+    max_capacity_items_per_s: float  # most items/s any option can carry within max_replicas
     request_scv_in: float = 1.0  # the arrival scv the options were estimated for
 
 
@@ -142,11 +142,11 @@ def stage_rows(
     return grouped
 
 
-def timeouts_for(batch_size: int, load_rps: float, quantiles: tuple[float, ...]) -> tuple[float, ...]:
+def timeouts_for(batch_size: int, load_items_per_s: float, quantiles: tuple[float, ...]) -> tuple[float, ...]:
     """Candidate batch timeouts (ms) at this load: 0 (greedy) and quantiles of the batch fill time, to 1 us."""
     if batch_size <= 1:
         return (0.0,)
-    return tuple(sorted({0.0} | {round(lat.fill_time_ms(batch_size, load_rps / 1000.0, q), 3) for q in quantiles}))
+    return tuple(sorted({0.0} | {round(lat.fill_time_ms(batch_size, load_items_per_s / 1000.0, q), 3) for q in quantiles}))
 
 
 class _Raw(NamedTuple):
@@ -161,7 +161,7 @@ class _Raw(NamedTuple):
     batch_timeout_ms: float
     replicas: int
     estimate: lat.StageEstimate
-    capacity_rps: float
+    capacity_items_per_s: float
 
 
 def _replica_options(
@@ -171,7 +171,7 @@ def _replica_options(
     row: ProfileRow,
     service: lat.BatchService,
     timeout_ms: float,
-    load_rps: float,
+    load_items_per_s: float,
     item_scv: float,
     max_replicas: int,
     max_units: int | None,
@@ -180,21 +180,21 @@ def _replica_options(
 
     The scan starts at the first count whose full-batch capacity carries the load (a huge load or
     a tiny throughput gives a first count beyond max_replicas: no options, no loop)."""
-    first = lat.first_useful_replicas(service, load_rps, spec.max_utilization)
+    first = lat.first_useful_replicas(service, load_items_per_s, spec.max_utilization)
     if not first <= max_replicas:
         return [], math.inf
     first = int(first)
     last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
-    queue = lat.StageQueue(service, load_rps, timeout_ms, item_scv, stage.fanout, overhead_ms=spec.engine_overhead_ms)
+    queue = lat.StageQueue(service, load_items_per_s, timeout_ms, item_scv, stage.fanout, overhead_ms=spec.engine_overhead_ms)
     raws: list[_Raw] = []
     best_ms = math.inf
-    per_replica_rps = 1000.0 * row.batch_size / service.mean_ms[-1]
+    per_replica_items_per_s = 1000.0 * row.batch_size / service.mean_ms[-1]
     for est in queue.scan(first, last):
         total_ms = est.latency.total_ms
         best_ms = min(best_ms, total_ms)
         if total_ms <= spec.slo_ms and (max_units is None or est.replicas <= max_units):
             raws.append(_Raw(est.replicas * hw.usd_per_hour, total_ms, row.accuracy, row.variant, hw.name,
-                             row.batch_size, timeout_ms, est.replicas, est, est.replicas * per_replica_rps))
+                             row.batch_size, timeout_ms, est.replicas, est, est.replicas * per_replica_items_per_s))
         if est.latency.wait_ms == 0.0 and est.latency.fill_ms <= timeout_ms:
             break
     return raws, best_ms
@@ -221,12 +221,12 @@ def _prune(raws: list[_Raw], capped: set[str], feeds_others: bool) -> list[_Raw]
     return survivors
 
 
-def _option(stage: StageSpec, load_rps: float, r_in: float, o: _Raw) -> Option:
+def _option(stage: StageSpec, load_items_per_s: float, r_in: float, o: _Raw) -> Option:
     return Option(
         stage=stage.name, model=stage.model, variant=o.variant, hardware=o.hardware,
         batch_size=o.batch_size, batch_timeout_ms=o.batch_timeout_ms, replicas=o.replicas,
-        accuracy=o.accuracy, usd_per_hour=o.usd_per_hour, capacity_rps=o.capacity_rps,
-        load_rps=load_rps, utilization=o.estimate.utilization, latency=o.estimate.latency, latency_ms=o.latency_ms,
+        accuracy=o.accuracy, usd_per_hour=o.usd_per_hour, capacity_items_per_s=o.capacity_items_per_s,
+        load_items_per_s=load_items_per_s, utilization=o.estimate.utilization, latency=o.estimate.latency, latency_ms=o.latency_ms,
         mean_batch=o.estimate.mean_batch, request_scv_in=r_in,
         request_scv_out=flow.request_scv_out(r_in, o.estimate.departure_scv, stage.fanout),
     )
@@ -258,7 +258,7 @@ def build_candidates(
     for name in spec.topological_order():
         stage = spec.stage(name)
         grouped = stage_rows(spec, stage, catalog, profiles, sources)
-        load_rps = rate_rps * stage.fanout * stage.champion_share  # a challenger takes its share
+        load_items_per_s = rate_rps * stage.fanout * stage.champion_share  # a challenger takes its share
         if stage.after and request_scv is not None and name in request_scv:
             r_in = request_scv[name]
         else:
@@ -279,22 +279,22 @@ def build_candidates(
                 service = flow.batch_service(by_batch, batches, batch)
                 units = min(max_replicas, hw.max_units or max_replicas)
                 max_capacity = max(max_capacity, units * 1000.0 * batch / service.mean_ms[-1])
-                if not (math.isfinite(load_rps) and load_rps > 0):
+                if not (math.isfinite(load_items_per_s) and load_items_per_s > 0):
                     continue
-                for timeout_ms in timeouts_for(batch, load_rps, spec.batch_timeout_quantiles):
+                for timeout_ms in timeouts_for(batch, load_items_per_s, spec.batch_timeout_quantiles):
                     # The diagnosis wants the fastest option even beyond the hardware's unit cap,
                     # to tell "the SLO binds" from "the unit limits bind"; the ILP gets only
                     # options within both.
-                    kept, fastest_ms = _replica_options(spec, stage, hw, row, service, timeout_ms, load_rps, v,
+                    kept, fastest_ms = _replica_options(spec, stage, hw, row, service, timeout_ms, load_items_per_s, v,
                                                         max_replicas, hw.max_units if unit_caps else None)
                     raws.extend(kept)
                     best_latency = min(best_latency, fastest_ms)
         built[name] = StageCandidates(
             stage=stage.name,
-            options=tuple(_option(stage, load_rps, r_in, o) for o in _prune(raws, capped, name in parents)),
-            load_rps=load_rps,
+            options=tuple(_option(stage, load_items_per_s, r_in, o) for o in _prune(raws, capped, name in parents)),
+            load_items_per_s=load_items_per_s,
             best_latency_ms=best_latency,
-            max_capacity_rps=max_capacity * spec.max_utilization,
+            max_capacity_items_per_s=max_capacity * spec.max_utilization,
             request_scv_in=r_in,
         )
     return CandidateSet(tuple(built[s.name] for s in spec.stages))

@@ -292,9 +292,9 @@ def busy_batch(service: BatchService, rate_per_ms: float, replicas: int) -> floa
     return float(b)
 
 
-def first_useful_replicas(service: BatchService, load_rps: float, max_utilization: float) -> float:
+def first_useful_replicas(service: BatchService, load_items_per_s: float, max_utilization: float) -> float:
     """The fewest replicas with rho_b <= max_utilization (may be huge or infinite; never looped to)."""
-    need = load_rps / 1000.0 * service.mean_ms[-1] / (service.batch_size * max_utilization)
+    need = load_items_per_s / 1000.0 * service.mean_ms[-1] / (service.batch_size * max_utilization)
     if not math.isfinite(need):
         return math.inf
     return max(1.0, math.ceil(need - 1e-9))
@@ -305,7 +305,7 @@ class StageQueue:
     """One stage configuration (service curve, b, tau) at one load and item scv; evaluate per replica count."""
 
     service: BatchService
-    load_rps: float
+    load_items_per_s: float
     batch_timeout_ms: float
     item_scv: float  # v: scv of the item arrivals (planner.estimate.flow)
     fanout: float = 1.0
@@ -315,7 +315,7 @@ class StageQueue:
     def scan(self, first: int, last: int) -> Iterator[StageEstimate]:
         """StageEstimate for replicas = first..last, in order (nothing when first > last)."""
         s, b, tau = self.service, self.service.batch_size, self.batch_timeout_ms
-        lam = self.load_rps / 1000.0
+        lam = self.load_items_per_s / 1000.0
         v = max(self.item_scv, 0.0)
         tail = 1.0 - item_quantile(self.fanout, self.quantile)
         # A request's k items arrive together, so an idle replica already finds min(b, k) of them.

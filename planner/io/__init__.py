@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from planner.errors import InputFileError, ProfileError, SpecError
-from planner.plan import PLAN_SCHEMA_VERSION, Plan, StagePlan, plan_from_dict, plan_to_json
+from planner.plan import PLAN_SCHEMA_VERSION, Plan, StagePlan, plan_from_dict, plan_to_json, upgrade_plan_dict
 from planner.spec import (MAX_ARRIVAL_RPS, MAX_BATCH_SIZE, MAX_FANOUT, MAX_SLO_MS, MAX_UNITS, HardwareCatalog,
                           PipelineSpec, find_cycle_in)
 from profiler.schema import ProfileSchemaError, ProfileTable
@@ -155,6 +155,8 @@ def load_plan(path: str | Path) -> Plan:
         raise InputFileError(f"{path}: no such plan file; make one with 'pipeplan plan'.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputFileError(f"{path}: cannot read the plan as JSON ({exc}).") from None
+    if isinstance(data, dict):
+        data = upgrade_plan_dict(data)  # older plan files are read with their fields renamed
     if not isinstance(data, dict) or data.get("schema_version") != PLAN_SCHEMA_VERSION:
         found = data.get("schema_version") if isinstance(data, dict) else type(data).__name__
         raise SpecError(f"{path}: field 'schema_version': found {found!r}; this pipeplan reads plan "

@@ -65,7 +65,7 @@ class DeployedConfig:
     usd_per_hour: float  # per replica
     accuracy: float
     delay_ms: float  # start-up plus load time of a new replica
-    # Pipeline requests/s ONE replica serves back to back at full batches (StagePlan.capacity_rps is
+    # Pipeline requests/s ONE replica serves back to back at full batches (StagePlan.capacity_items_per_s is
     # items/s of all the stage's replicas: divided by replicas and by the fan-out here).
     replica_capacity_req_per_s: float
     resource_class: ResourceClass = ResourceClass.ON_DEMAND
@@ -120,7 +120,7 @@ class Deployment:
     def _deployed(self, stage: StagePlan, plan: Plan) -> DeployedConfig:
         model = stage_models(plan, self.sim_config)[stage.stage]
         per_replica = stage.usd_per_hour / stage.replicas
-        capacity_req_per_s = stage.capacity_rps / stage.replicas / stage.fanout  # items/s of all -> requests/s of one
+        capacity_req_per_s = stage.capacity_items_per_s / stage.replicas / stage.fanout  # items/s of all -> requests/s of one
         key = StageKey(stage.variant, stage.hardware, stage.batch_size)
         hw = self.hardware.get(stage.hardware)
         if hw is None or hw.resource_class is ResourceClass.ON_DEMAND:

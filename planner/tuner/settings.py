@@ -4,7 +4,7 @@ Times a user sets are in seconds (``_s``: they are how people state decision int
 times); the tuner converts them once, with :data:`MS_PER_S`, into its one internal unit, milliseconds.
 Rates are named by what they count: ``_req_per_s`` are pipeline requests per second, ``_items_per_s``
 are items one stage receives per second (requests x the stage's fan-out). The plan's own fields keep
-their names (``StagePlan.capacity_rps`` is items/s of all the stage's replicas).
+their names (``StagePlan.capacity_items_per_s`` is items/s of all the stage's replicas).
 
 Where each default comes from is in docs/benchmarks.md ("Tuner on IPA's world" and "Tuner on real
 traces"): the defaults are the settings of the best policy there.

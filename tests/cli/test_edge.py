@@ -17,6 +17,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from planner import io
+from planner.plan import PLAN_SCHEMA_VERSION
 from planner.cli import app
 from planner.cli.plan import plan_tables
 from tests.fixtures import SYNTHETIC
@@ -68,7 +69,7 @@ def test_version_json_stdout_lp_and_the_objective_in_the_summary(work):
     assert "objective min_cost = " in result.output and "USD/h, proven optimal by cbc" in " ".join(result.output.split())
     result = run("plan", work / "spec.yaml", "--out", "-")
     plan = json.loads(result.stdout[:result.stdout.rindex("}") + 1])  # the plan comes first on stdout
-    assert plan["schema_version"] == 1 and not (work / "-").exists()
+    assert plan["schema_version"] == PLAN_SCHEMA_VERSION and not (work / "-").exists()
     result = run("plan", work / "spec.yaml", "--json", "--lp", work / "p.lp")
     summary = json.loads(result.stdout)
     assert summary["objective"]["unit"] == "usd_per_hour" and summary["status"] == "optimal"

@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from planner.cli import app
+from planner.plan import PLAN_SCHEMA_VERSION
 from tests.fixtures import CONFIGS, SYNTHETIC
 
 runner = CliRunner()
@@ -58,10 +59,10 @@ def test_bundled_examples_plan_and_write_a_frontier(tmp_path: Path, spec: Path):
     assert result.exit_code == 0, result.output
     assert "proven optimal" in result.output
     plan = json.loads(out.read_text())
-    assert plan["schema_version"] == 1 and plan["solver"]["status"] == "optimal"
+    assert plan["schema_version"] == PLAN_SCHEMA_VERSION and plan["solver"]["status"] == "optimal"
     assert plan["predicted_p99_ms"] <= plan["slo_ms"]
     for key in ("stage", "model", "variant", "hardware", "batch_size", "batch_timeout_ms", "replicas",
-                "capacity_rps", "utilization", "predicted_latency_ms"):
+                "capacity_items_per_s", "utilization", "predicted_latency_ms"):
         assert all(key in s for s in plan["stages"])
     rows = list(csv.DictReader(pareto.open()))
     assert len(rows) >= 2

@@ -49,17 +49,17 @@ def routed_plan(tmp_path_factory):
 def test_split_and_mirror_are_planned_with_their_capacity(routed_plan):
     angle, recognise = routed_plan.stage("angle"), routed_plan.stage("recognise")
     full_load = routed_plan.arrival_rps * angle.fanout
-    assert math.isclose(angle.load_rps, 0.8 * full_load)  # the champion plans for its share
+    assert math.isclose(angle.load_items_per_s, 0.8 * full_load)  # the champion plans for its share
     (challenger,) = angle.routes
     assert (challenger.role, challenger.variant, challenger.percent) == ("challenger", "cls-int8d", 20)
-    assert math.isclose(challenger.load_rps, 0.2 * full_load)
+    assert math.isclose(challenger.load_items_per_s, 0.2 * full_load)
     assert challenger.predicted_latency_ms <= angle.predicted_latency_ms  # the SLO's paths still hold
     assert challenger.utilization <= 0.9 + 1e-9
     (mirror,) = recognise.routes
     assert (mirror.role, mirror.variant, mirror.percent) == ("mirror", "rec-int8d", 100)
-    assert math.isclose(mirror.load_rps, routed_plan.arrival_rps * recognise.fanout)  # a full copy
-    assert math.isclose(recognise.load_rps, mirror.load_rps)  # the champion keeps all of it
-    assert mirror.capacity_rps * 0.9 >= mirror.load_rps * (1 - 1e-9)
+    assert math.isclose(mirror.load_items_per_s, routed_plan.arrival_rps * recognise.fanout)  # a full copy
+    assert math.isclose(recognise.load_items_per_s, mirror.load_items_per_s)  # the champion keeps all of it
+    assert mirror.capacity_items_per_s * 0.9 >= mirror.load_items_per_s * (1 - 1e-9)
     assert routed_plan.predicted_p99_ms <= routed_plan.slo_ms
 
 

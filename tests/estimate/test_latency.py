@@ -73,7 +73,7 @@ def test_partial_batches_are_charged_by_the_service_curve():
 
 def test_stage_terms_add_up_and_utilisation_is_against_full_batches():
     service = _service([1, 2, 4])
-    est = lat.StageQueue(service, load_rps=300.0, batch_timeout_ms=5.0, item_scv=1.0).at(2)
+    est = lat.StageQueue(service, load_items_per_s=300.0, batch_timeout_ms=5.0, item_scv=1.0).at(2)
     assert est.latency.total_ms == pytest.approx(est.latency.fill_ms + est.latency.wait_ms + est.latency.service_ms)
     assert est.latency.fill_ms >= 5.0
     assert est.utilization == pytest.approx(0.3 * service.mean(4) / (2 * 4))
@@ -127,7 +127,7 @@ def test_smooth_servers_smooth_their_output_and_batches_make_it_bulky():
 def test_batch_one_wait_is_the_closed_form_gi_g_c_wait(scv):
     """With b = 1 the model's wait is exactly wait_quantile_ms (GI/M/c with the service factor)."""
     service = _service([1], overhead_ms=9.0, per_item_ms=1.0, spread=1.4)
-    queue = lat.StageQueue(service, load_rps=250.0, batch_timeout_ms=0.0, item_scv=scv)
+    queue = lat.StageQueue(service, load_items_per_s=250.0, batch_timeout_ms=0.0, item_scv=scv)
     for est in queue.scan(3, 9):
         rho = 0.25 * service.mean(1) / est.replicas
         assert est.utilization == pytest.approx(rho)
@@ -135,10 +135,10 @@ def test_batch_one_wait_is_the_closed_form_gi_g_c_wait(scv):
         assert est.latency.wait_ms == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
-@pytest.mark.parametrize("load_rps, max_utilization, throughput", [
+@pytest.mark.parametrize("load_items_per_s, max_utilization, throughput", [
     (1e9, 0.9, 100.0), (1e39, 0.9, 100.0), (10.0, 1e-9, 100.0), (10.0, 0.9, 1e-300)])
-def test_the_first_useful_replica_count_is_computed_not_counted_to(load_rps, max_utilization, throughput):
+def test_the_first_useful_replica_count_is_computed_not_counted_to(load_items_per_s, max_utilization, throughput):
     curve = ServiceCurve.from_points({1: ServicePoint(10.0, 12.0)})
     service = lat.BatchService.from_curve(curve, 1, {1: throughput})
-    first = lat.first_useful_replicas(service, load_rps, max_utilization)
+    first = lat.first_useful_replicas(service, load_items_per_s, max_utilization)
     assert first > 64  # beyond any max_replicas: the scan never starts
