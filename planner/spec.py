@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import AllowInfNan, ConfigDict, Field, Strict, field_validator, model_validator
-from profiler.fileio import FileModel
+from pipeplan_files.read import FileModel
 
 # Strict numbers: an int or a float, never a bool or a string; floats finite.
 Number = Annotated[float, Strict(), AllowInfNan(False)]

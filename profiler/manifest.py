@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from profiler.errors import ManifestError
 from profiler.measure import FULL_METHOD, QUICK_METHOD, MethodSettings
-from profiler.fileio import FileModel, StrictYamlLoader, format_validation_error
+from pipeplan_files.read import FileModel, StrictYamlLoader, format_validation_error
 
 
 

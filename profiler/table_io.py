@@ -11,7 +11,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from profiler.fileio import atomic_target
+from pipeplan_files.write import atomic_target
 from profiler.schema import (
     ALL_COLUMNS,
     PROFILE_SCHEMA_VERSION,

@@ -19,7 +19,7 @@ import numpy as np
 
 from profiler.errors import VariantError, first_line
 from profiler.manifest import QuantMode
-from profiler.fileio import atomic_target
+from pipeplan_files.write import atomic_target
 
 log = logging.getLogger(__name__)
 

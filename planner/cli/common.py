@@ -6,8 +6,8 @@ their commands on ``app``; planner/cli/__init__.py imports them, so nothing here
 
 The error boundary (:class:`_Boundary`) wraps every command once:
 
-- a pipeplan or profiler error (``PipeplanError``, ``ProfilerError``, ``ProfileSchemaError``): its
-  message, exit 2;
+- a pipeplan, profiler or file error (``PipeplanError``, ``ProfilerError``, ``ProfileSchemaError``,
+  ``FileError``): its message, exit 2;
 - Ctrl-C or SIGTERM: "interrupted", exit 130 (the output set was discarded on the way out);
 - anything else is a bug: one line saying so and how to report it, exit 1; ``--debug`` adds the traceback.
 """
@@ -28,12 +28,13 @@ from typer.exceptions import TyperException
 
 from planner import __version__
 from planner.errors import PipeplanError
+from pipeplan_files.errors import FileError
 from profiler.errors import ProfilerError
 from profiler.schema import ProfileSchemaError
 from planner.traces import TraceFormat
 
 # The error bases a user can act on: planner's, and the profiler's (which never imports planner).
-USER_ERRORS = (PipeplanError, ProfilerError, ProfileSchemaError)
+USER_ERRORS = (PipeplanError, ProfilerError, ProfileSchemaError, FileError)
 
 # Wide enough for the plan table when output is piped (rich assumes 80 columns then).
 console = Console(width=None if sys.stdout.isatty() else 160)

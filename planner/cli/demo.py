@@ -285,7 +285,7 @@ def demo(
 ) -> None:
     """The whole job on the bundled examples, offline: profile live -> plan every example -> verify on a
     bursty trace -> tune over it -> emit for every engine -> HTML report. Writes everything to OUT."""
-    from profiler.fileio import atomic_folder
+    from pipeplan_files.write import atomic_folder
 
     if not example_specs(configs):
         raise PipeplanError(f"{configs}: no pipeline specs found; the examples ship with the repository, not the "

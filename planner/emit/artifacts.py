@@ -14,6 +14,7 @@ from pathlib import Path
 from planner.emit.base import HardwarePlacement, VariantArtifact, units
 from planner.errors import EmitError
 from planner.plan import Plan
+from pipeplan_files.errors import FileError
 from profiler.errors import ProfilerError
 
 
@@ -74,7 +75,7 @@ def resolve(plan: Plan, manifest_path: Path, cache_dir: Path) -> tuple[dict[tupl
         except ImportError as exc:
             raise EmitError(f"stage '{unit.stage}', variant '{unit.variant}': building its model file needs a "
                             f"package that is not installed ({exc}); `pip install '.[profile]'`.") from None
-        except ProfilerError as exc:
+        except (ProfilerError, FileError) as exc:
             raise EmitError(f"stage '{unit.stage}', variant '{unit.variant}': its model file could not be built "
                             f"or found ({exc}).") from None
         if built.path is None:

@@ -2,7 +2,7 @@
 
 Reads validate: YAML through a loader that refuses duplicate keys and integers too long to be
 numbers; file models (planner.spec) refuse non-finite, out-of-range and boolean numbers; plan files
-are checked field by field. Writes go through :func:`outputs` (profiler.fileio.OutputSet): every
+are checked field by field. Writes go through :func:`outputs` (pipeplan_files.write.OutputSet): every
 output of a command is checked up front, staged beside its target and committed together.
 """
 
@@ -25,7 +25,9 @@ from planner.plan import PLAN_SCHEMA_VERSION, Plan, StagePlan, plan_from_dict, p
 from planner.spec import (MAX_ARRIVAL_RPS, MAX_BATCH_SIZE, MAX_FANOUT, MAX_SLO_MS, MAX_UNITS, HardwareCatalog,
                           PipelineSpec, find_cycle_in)
 from profiler.schema import ProfileSchemaError, ProfileTable
-from profiler.fileio import STDOUT, StrictYamlLoader, OutputPathError, OutputSet, format_validation_error, outputs
+from pipeplan_files.read import StrictYamlLoader, format_validation_error
+from pipeplan_files.write import STDOUT, OutputSet, outputs
+from pipeplan_files.errors import OutputPathError
 
 if TYPE_CHECKING:
     from planner.ilp.backends import SolverName

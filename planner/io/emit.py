@@ -18,7 +18,8 @@ from planner.emit.artifacts import resolve
 from planner.emit.base import EmitInputs, EmitResult, check_plan
 from planner.emit.settings import DeploySettings
 from planner.errors import EmitError
-from profiler.fileio import atomic_folder, format_validation_error
+from pipeplan_files.read import format_validation_error
+from pipeplan_files.write import atomic_folder
 
 
 def load_settings(path: Path | None, image: str | None = None, storage_uri: str | None = None) -> DeploySettings:

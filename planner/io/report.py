@@ -16,7 +16,7 @@ import numpy as np
 from planner.errors import InputFileError
 from planner.report.build import Report
 from planner.report.inputs import FrontierPoint, RequestLatencies, TunerRun
-from profiler.fileio import atomic_folder
+from pipeplan_files.write import atomic_folder
 
 REPORT_HTML = "report.html"
 FIGURES_DIR = "figures"

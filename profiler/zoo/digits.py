@@ -20,7 +20,7 @@ import numpy as np
 
 from profiler.accuracy import ArrayDataset, Evaluator, array_evaluator
 from profiler.errors import ManifestError, VariantError
-from profiler.fileio import atomic_target
+from pipeplan_files.write import atomic_target
 
 log = logging.getLogger(__name__)
 
