@@ -184,3 +184,19 @@ def test_a_catalog_without_the_plans_hardware_is_refused_naming_both_files(tmp_p
     text = " ".join(result.output.split())
     assert "Traceback" not in text and str(plan.name) in text and str(other.name) in text
     assert "'a' on 'cpu'" in text and not out.exists()
+
+
+def test_a_hand_edited_plan_with_bad_class_terms_is_refused(tmp_path):
+    plan = _plan_file(tmp_path)
+    trace = _trace(tmp_path, 10, 10)
+    data = json.loads(plan.read_text())
+    for resource, needle in (({"resource_class": "spot", "replacement_s": 60}, "preemptions_per_hour"),
+                             ({"resource_class": "spot", "preemptions_per_hour": -1, "replacement_s": 60},
+                              "expected a number >= 0"),
+                             ({"resource_class": "preemptible"}, "preemptible")):
+        data["stages"][0]["resource"] = resource
+        plan.write_text(json.dumps(data))
+        result = runner.invoke(app, ["simulate", str(plan), "--trace", str(trace)])
+        assert result.exit_code == 2, result.output
+        text = " ".join(result.output.split())
+        assert "Traceback" not in text and needle in text and plan.name in text, text
