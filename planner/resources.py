@@ -112,13 +112,11 @@ def _spot_risk(s: StagePlan, r: StageResource) -> StageRisk:
 
 
 def _poisson_below(x: float, n: int) -> float:
-    """P(Poisson(x) < n)."""
-    term = math.exp(-x)
-    total = 0.0
-    for j in range(n):
-        total += term
-        term *= x / (j + 1)
-    return min(1.0, total)
+    """P(Poisson(x) < n) = sum_{j < n} e^-x x^j / j!, each term in log space (no underflow at large x)."""
+    if x <= 0:
+        return 1.0
+    log_x = math.log(x)
+    return min(1.0, math.fsum(math.exp(j * log_x - x - math.lgamma(j + 1)) for j in range(n)))
 
 
 def _serverless_risk(s: StagePlan, r: StageResource, slack_ms: float) -> StageRisk:
