@@ -12,10 +12,13 @@ down a share ``q = lambda D / (1 + lambda D)`` of the time (alternating renewal:
 ``1/lambda``, down for ``D``), so a stage of ``r`` replicas sees ``r lambda / (1 + lambda D)``
 preemptions per hour. With replicas down independently, ``k`` are down with probability
 ``Binomial(r, q)``. While ``k`` are down the stage's utilisation is ``u r / (r - k)``; when that
-reaches 1 the queue grows and the requests of that time are counted as missed, otherwise as met
-(the backlog built and the partial misses are ignored):
+reaches 1 the stage is *degraded*: a backlog grows at ``load - c (r - k) / r`` (``c`` the full
+capacity, ``load = u c``) for the outage and drains at ``c - load`` once the replacements serve,
+so an outage of length ``D`` makes requests miss for ``D + D (u - (r - k) / r) / (1 - u) =
+D (k / r) / (1 - u)``. Other states are counted as met (their higher queueing is ignored):
 
-    miss_spot = sum_{k : k = r or u r / (r - k) >= 1} C(r, k) q^k (1 - q)^(r - k)
+    degraded_spot = sum_{k in K} C(r, k) q^k (1 - q)^(r - k),   K = {k : k = r or u r / (r - k) >= 1}
+    miss_spot     = min(1, sum_{k in K} C(r, k) q^k (1 - q)^(r - k) (k / r) / (1 - u))
 
 Serverless. A stage's ``n = min(replicas, max_concurrency)`` instances receive batches at
 ``lambda_b = load / m`` per second, ``m = min(b, 1 + load T)`` the mean batch (``T`` the batch
@@ -104,11 +107,14 @@ def _spot_risk(s: StagePlan, r: StageResource) -> StageRisk:
     lam_d = lam * (r.replacement_s or 0.0)
     q = lam_d / (1.0 + lam_d)
     n = s.replicas
-    degraded = sum(math.comb(n, k) * q ** k * (1.0 - q) ** (n - k)
-                   for k in range(1, n + 1) if k == n or s.utilization * n / (n - k) >= 1.0)
+    u = s.utilization
+    down = [(k, math.comb(n, k) * q ** k * (1.0 - q) ** (n - k))
+            for k in range(1, n + 1) if k == n or u * n / (n - k) >= 1.0]
+    degraded = sum(p for _, p in down)
+    miss = min(1.0, sum(p * k / n for k, p in down) / (1.0 - u)) if u < 1.0 else 1.0
     return StageRisk(s.stage, s.hardware, r.resource_class, n, q, degraded,
                      preemptions_per_hour=3600.0 * n * lam / (1.0 + lam_d), cold_share=0.0,
-                     cold_starts_per_hour=0.0, miss_share=degraded, billed_usd_per_hour=s.usd_per_hour)
+                     cold_starts_per_hour=0.0, miss_share=miss, billed_usd_per_hour=s.usd_per_hour)
 
 
 def _poisson_below(x: float, n: int) -> float:

@@ -106,7 +106,8 @@ def risk_line(risk) -> str:
              + (f"{r.preemptions_per_hour:.3g} preemptions/h, degraded {100 * r.degraded_share:.3g}% of the time"
                 if r.resource_class is ResourceClass.SPOT else
                 f"{r.cold_starts_per_hour:.3g} cold starts/h ({100 * r.cold_share:.3g}% of batches)")
-             + f", billed ~{r.billed_usd_per_hour:.4f} USD/h" for r in risk.stages]
+             + f", {100 * r.miss_share:.3g}% of requests late, billed ~{r.billed_usd_per_hour:.4f} USD/h"
+             for r in risk.stages]
     return (f"risk: expected {100 * risk.expected_slo_attainment:.2f}% within the SLO (x{risk.attainment_factor:.4f} "
             f"of the planned 99%) | " + "; ".join(parts))
 
