@@ -13,7 +13,8 @@ with each stage's class terms as the plan carries them (planner.plan.StageResour
 On-demand stages run as in :func:`planner.sim.simulate`, and a plan with no spot or serverless stage
 gives that function's result exactly (the engines agree to the bit). The preemption draws use
 their own stream of the run's seed, apart from the service and fan-out draws, so a seed gives the
-same service draws with and without preemptions.
+same service draws with and without preemptions. It always runs the stage-by-stage engine
+(``SimConfig.engine`` is not consulted): the reference event loop has no replica windows.
 
 Cold starts are counted from the batches: on an instance, a batch is cold exactly when it starts
 more than ``K + C`` after the instance's previous batch ended (``K`` keep-warm, ``C`` cold start:
