@@ -19,6 +19,7 @@ from planner.estimate.paths import aggregate_accuracy, longest_path_ms
 from planner.ilp.formulation import Goal, Problem
 from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
 from planner.recheck import recheck
+from planner.resources import with_resources
 from planner.routing import with_routes
 from planner.ilp.formulation import formulate
 from planner.solve import PlanRequest, Solved, hardware_units, solve_problem
@@ -69,7 +70,8 @@ def build_plan(request: PlanRequest, solved: Solved, solve_time_ms: float | None
     cost = sum(s.usd_per_hour for s in stages)
     accuracy = aggregate_accuracy([s.accuracy for s in stages], spec.accuracy)
     solution = solved.solution
-    return Plan(
+    # Spot / serverless stages carry their class terms and the plan its risk (absent when all on demand).
+    return with_resources(Plan(
         pipeline=spec.name,
         stages=tuple(stages),
         cost_usd_per_hour=cost,
@@ -89,7 +91,7 @@ def build_plan(request: PlanRequest, solved: Solved, solve_time_ms: float | None
             if request.record_timing else None,
         ),
         provenance={**request.provenance, "pipeplan_version": __version__},
-    )
+    ), request.catalog)
 
 
 def _checked(request: PlanRequest, plan: Plan) -> Plan:

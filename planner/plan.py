@@ -9,7 +9,10 @@ import json
 import bisect
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # planner.spec imports pydantic; plan readers that need the enum import it when they run
+    from planner.spec import ResourceClass
 
 PLAN_SCHEMA_VERSION = 2
 # Plan-file fields renamed by each schema version (old name -> new name, per stage); a plan file of
@@ -113,6 +116,52 @@ class RoutePlan:
 
 
 @dataclass(frozen=True)
+class StageResource:
+    """How a stage's hardware is bought when it is not on demand: the catalog entry's class terms
+    (planner.spec.Hardware), copied into the plan so the simulator needs no catalog. Terms of the
+    other class are None (and absent from the JSON)."""
+
+    resource_class: ResourceClass  # spot | serverless
+    preemptions_per_hour: float | None = None  # spot: mean preemptions per replica-hour
+    replacement_s: float | None = None  # spot: from a preemption to a serving replacement
+    cold_start_ms: float | None = None  # serverless: extra delay of a batch on a cold instance
+    keep_warm_s: float | None = None  # serverless: an idle instance stays warm this long
+    max_concurrency: int | None = None  # serverless: instances per stage at most
+    usd_per_second: float | None = None  # serverless: per busy second of one instance
+    usd_per_request: float | None = None  # serverless: per item served
+
+
+@dataclass(frozen=True)
+class StageRisk:
+    """What one spot or serverless stage risks, by the first-order formulas of planner.resources."""
+
+    stage: str
+    hardware: str
+    resource_class: ResourceClass
+    replicas: int
+    down_share: float  # spot: share of time one replica is down (q); serverless: 0
+    degraded_share: float  # spot: share of time too few replicas serve (utilisation >= 1); serverless: 0
+    preemptions_per_hour: float  # spot: expected preemptions of the stage's replicas per hour; serverless: 0
+    cold_share: float  # serverless: expected share of batches that start on a cold instance; spot: 0
+    cold_starts_per_hour: float  # serverless: expected cold starts per hour (after the first use); spot: 0
+    miss_share: float  # expected share of the stage's requests pushed past the SLO by this class
+    billed_usd_per_hour: float  # expected bill at the planned load (spot: the hourly price x replicas)
+
+
+@dataclass(frozen=True)
+class PlanRisk:
+    """A plan's expected SLO attainment under its stages' resource classes (planner.resources.plan_risk).
+
+    ``attainment_factor`` = prod over stages (1 - miss_share); ``expected_slo_attainment`` = 0.99 x
+    the factor (the plan's p99 is within the SLO, so at least 99% meet it without these events).
+    """
+
+    stages: tuple[StageRisk, ...]  # spot and serverless stages, in plan order
+    attainment_factor: float
+    expected_slo_attainment: float
+
+
+@dataclass(frozen=True)
 class StagePlan:
     """One stage's configuration and what the latency model predicts for it."""
 
@@ -140,6 +189,7 @@ class StagePlan:
     load_time_s: float | None = None
     startup_s: float = 0.0
     routes: tuple[RoutePlan, ...] = ()  # challenger / mirror; absent from the JSON when empty
+    resource: StageResource | None = None  # spot / serverless terms; None (absent from the JSON): on demand
 
 
 class SolveStatus(str, Enum):
@@ -183,6 +233,7 @@ class Plan:
     solver: SolverReport
     provenance: dict[str, Any] = field(default_factory=dict)
     schema_version: int = PLAN_SCHEMA_VERSION
+    risk: PlanRisk | None = None  # None (absent from the JSON): every stage on demand
 
     def stage(self, name: str) -> StagePlan:
         return next(s for s in self.stages if s.stage == name)
@@ -209,6 +260,16 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         }
         if not stage["routes"]:  # plans without routing keep their bytes
             del stage["routes"]
+        if sp.resource is None:  # on-demand stages keep their bytes
+            del stage["resource"]
+        else:
+            stage["resource"] = {k: v for k, v in stage["resource"].items() if v is not None}
+            stage["resource"]["resource_class"] = sp.resource.resource_class.value
+    if plan.risk is None:
+        del data["risk"]
+    else:
+        for entry, risk in zip(data["risk"]["stages"], plan.risk.stages):
+            entry["resource_class"] = risk.resource_class.value
     return _round(data)
 
 
@@ -241,14 +302,25 @@ def upgrade_plan_dict(data: dict[str, Any]) -> dict[str, Any]:
 
 def plan_from_dict(data: dict[str, Any]) -> Plan:
     """Inverse of plan_to_dict (no validation beyond types: plans are written by pipeplan)."""
+    from planner.spec import ResourceClass
+
     stages = []
     for s in data["stages"]:
         s = dict(s)
+        if s.get("resource") is not None:
+            r = dict(s["resource"])
+            s["resource"] = StageResource(**{**r, "resource_class": ResourceClass(r["resource_class"])})
         s["after"] = tuple(s["after"])
         s["service_ms_by_batch"] = ServiceCurve.from_points({
             int(b): ServicePoint(float(v["p50"]), float(v["p99"])) for b, v in s["service_ms_by_batch"].items()
         })
         s["routes"] = tuple(RoutePlan(**r) for r in s.get("routes", ()))
         stages.append(StagePlan(**s))
-    rest = {k: v for k, v in data.items() if k not in ("stages", "solver")}
-    return Plan(stages=tuple(stages), solver=SolverReport(**{**data["solver"], "status": SolveStatus(data["solver"]["status"])}), **rest)
+    rest = {k: v for k, v in data.items() if k not in ("stages", "solver", "risk")}
+    risk = data.get("risk")
+    if risk is not None:
+        risk = PlanRisk(
+            stages=tuple(StageRisk(**{**r, "resource_class": ResourceClass(r["resource_class"])}) for r in risk["stages"]),
+            attainment_factor=risk["attainment_factor"], expected_slo_attainment=risk["expected_slo_attainment"])
+    return Plan(stages=tuple(stages), solver=SolverReport(**{**data["solver"], "status": SolveStatus(data["solver"]["status"])}),
+                risk=risk, **rest)

@@ -3,29 +3,53 @@
 - :func:`expand_profiles`: a catalog entry with ``profile_as`` (a spot or serverless offer of a
   machine that was profiled under another name) is planned from that entry's profile rows.
 - :func:`vm_hardware` / :func:`serverless_hardware`: which entries may carry a base, which bursts.
-- :func:`preemption_risk`: the expected SLO attainment of a plan whose stages run on spot
-  replicas, by a simple formula (the simulator measures it: ``pipeplan simulate --preemptions``).
+- :func:`with_resources`: a plan's stages carry their hardware's class terms
+  (planner.plan.StageResource) and the plan its :class:`~planner.plan.PlanRisk` (:func:`plan_risk`),
+  first-order estimates; ``pipeplan simulate`` measures the same events (planner.sim.classes).
 
-The formula. A spot replica with ``lambda`` preemptions per hour and a replacement delay of ``D``
-hours is down a share ``q = lambda D / (1 + lambda D)`` of the time (alternating renewal: up for
-a mean ``1/lambda``, down for ``D``). With ``r`` replicas down independently, ``k`` are down with
-probability ``Binomial(r, q)``. While ``k`` are down the stage's utilisation is ``u r / (r - k)``;
-when that reaches 1 the queue grows and the requests of that time are counted as missed, otherwise
-as met (the backlog built and the partial misses are ignored: a first-order estimate). Stages fail
-independently:
+Spot. A replica with ``lambda`` preemptions per hour and a replacement delay of ``D`` hours is
+down a share ``q = lambda D / (1 + lambda D)`` of the time (alternating renewal: up for a mean
+``1/lambda``, down for ``D``), so a stage of ``r`` replicas sees ``r lambda / (1 + lambda D)``
+preemptions per hour. With replicas down independently, ``k`` are down with probability
+``Binomial(r, q)``. While ``k`` are down the stage's utilisation is ``u r / (r - k)``; when that
+reaches 1 the stage is *degraded*: a backlog grows at ``load - c (r - k) / r`` (``c`` the full
+capacity, ``load = u c``) for the outage and drains at ``c - load`` once the replacements serve,
+so an outage of length ``D`` makes requests miss for ``D + D (u - (r - k) / r) / (1 - u) =
+D (k / r) / (1 - u)``. Other states are counted as met (their higher queueing is ignored):
 
-    expected attainment = attainment without preemptions x prod over spot stages of
-                          (1 - sum_{k : u r / (r - k) >= 1} C(r, k) q^k (1 - q)^(r - k))
+    degraded_spot = sum_{k in K} C(r, k) q^k (1 - q)^(r - k),   K = {k : k = r or u r / (r - k) >= 1}
+    miss_spot     = min(1, sum_{k in K} C(r, k) q^k (1 - q)^(r - k) (k / r) / (1 - u))
+
+Serverless. A stage's ``n = min(replicas, max_concurrency)`` instances receive batches at
+``lambda_b = load / m`` per second, ``m = min(b, 1 + load T)`` the mean batch (``T`` the batch
+timeout). The queue gives a batch to the instance free longest (the kernel's tie-break), so an
+instance's idle gap spans about ``n`` batch gaps, Erlang(n, lambda_b), and a batch is cold (the
+instance idled longer than the keep-warm ``K``) with probability
+
+    cold = P(Erlang(n, lambda_b) > K) = P(Poisson(lambda_b K) < n)
+
+(``cold x lambda_b`` cold starts per second after each instance's first use). A cold batch's
+requests count as missed when the cold start exceeds the plan's slack, ``SLO - predicted p99``:
+``miss_serverless = cold`` then, else 0. Billed at the planned load: ``3600 (usd_per_second u r +
+usd_per_request x load)`` USD/h (busy instance-seconds per second ``u r``).
+
+Stages fail independently:
+
+    expected attainment = 0.99 x prod over spot and serverless stages of (1 - miss)
+
+(0.99: the plan's p99 is within the SLO, so without these events at least 99% meet it.)
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from planner.plan import Plan
+from planner.plan import Plan, PlanRisk, StagePlan, StageResource, StageRisk
 from planner.spec import Hardware, HardwareCatalog, PipelineSpec, ResourceClass
 from profiler.schema import ProfileTable
+
+PLANNED_ATTAINMENT = 0.99  # a plan's p99 is within the SLO: at least this share meets it by the latency model
 
 
 def expand_profiles(table: ProfileTable, catalog: HardwareCatalog) -> ProfileTable:
@@ -54,39 +78,81 @@ def serverless_hardware(catalog: HardwareCatalog) -> tuple[Hardware, ...]:
     return tuple(h for h in catalog.hardware if h.resource_class is ResourceClass.SERVERLESS)
 
 
-@dataclass(frozen=True)
-class StageRisk:
-    stage: str
-    hardware: str
-    replicas: int
-    down_share: float  # q: the share of time one replica is down
-    degraded_share: float  # the share of time too few replicas serve (utilisation >= 1)
+def stage_resource(hw: Hardware) -> StageResource | None:
+    """The class terms a plan stage on ``hw`` carries (None: on demand)."""
+    if hw.resource_class is ResourceClass.ON_DEMAND:
+        return None
+    if hw.resource_class is ResourceClass.SPOT:
+        return StageResource(hw.resource_class, preemptions_per_hour=float(hw.preemptions_per_hour or 0.0),
+                             replacement_s=float(hw.replacement_s or 0.0))
+    return StageResource(hw.resource_class, cold_start_ms=float(hw.cold_start_ms or 0.0),
+                         keep_warm_s=float(hw.keep_warm_s or 0.0), max_concurrency=hw.max_concurrency,
+                         usd_per_second=float(hw.usd_per_second or 0.0),
+                         usd_per_request=float(hw.usd_per_request or 0.0))
 
 
-@dataclass(frozen=True)
-class PreemptionRisk:
-    """What a plan risks on spot replicas (see the module's formula)."""
-
-    stages: tuple[StageRisk, ...]  # spot stages only
-
-    @property
-    def attainment_factor(self) -> float:
-        """The expected attainment under preemption divided by the attainment without."""
-        return math.prod(1.0 - s.degraded_share for s in self.stages)
-
-
-def preemption_risk(plan: Plan, catalog: HardwareCatalog) -> PreemptionRisk:
-    """Per spot stage of ``plan``: the share of time it is down a replica and degraded (formula in the module)."""
+def with_resources(plan: Plan, catalog: HardwareCatalog) -> Plan:
+    """``plan`` with each stage's class terms from ``catalog`` and the plan's :class:`PlanRisk` (None when
+    every stage is on demand, so on-demand plans keep their bytes). A stage whose hardware is not in
+    the catalog is on demand."""
     by_name = catalog.by_name()
+    stages = tuple(replace(s, resource=stage_resource(by_name[s.hardware]) if s.hardware in by_name else None)
+                   for s in plan.stages)
+    planned = replace(plan, stages=stages)
+    return replace(planned, risk=plan_risk(planned))
+
+
+def _spot_risk(s: StagePlan, r: StageResource) -> StageRisk:
+    lam = (r.preemptions_per_hour or 0.0) / 3600.0  # per replica-second
+    lam_d = lam * (r.replacement_s or 0.0)
+    q = lam_d / (1.0 + lam_d)
+    n = s.replicas
+    u = s.utilization
+    down = [(k, math.comb(n, k) * q ** k * (1.0 - q) ** (n - k))
+            for k in range(1, n + 1) if k == n or u * n / (n - k) >= 1.0]
+    degraded = sum(p for _, p in down)
+    miss = min(1.0, sum(p * k / n for k, p in down) / (1.0 - u)) if u < 1.0 else 1.0
+    return StageRisk(s.stage, s.hardware, r.resource_class, n, q, degraded,
+                     preemptions_per_hour=3600.0 * n * lam / (1.0 + lam_d), cold_share=0.0,
+                     cold_starts_per_hour=0.0, miss_share=miss, billed_usd_per_hour=s.usd_per_hour)
+
+
+def _poisson_below(x: float, n: int) -> float:
+    """P(Poisson(x) < n) = sum_{j < n} e^-x x^j / j!, each term in log space (no underflow at large x)."""
+    if x <= 0:
+        return 1.0
+    log_x = math.log(x)
+    return min(1.0, math.fsum(math.exp(j * log_x - x - math.lgamma(j + 1)) for j in range(n)))
+
+
+def _serverless_risk(s: StagePlan, r: StageResource, slack_ms: float) -> StageRisk:
+    items_per_s = s.load_items_per_s
+    mean_batch = min(float(s.batch_size), 1.0 + items_per_s * s.batch_timeout_ms / 1000.0)
+    batches_per_s = items_per_s / mean_batch
+    instances = min(s.replicas, r.max_concurrency or s.replicas)
+    cold = _poisson_below(batches_per_s * (r.keep_warm_s or 0.0), instances) if batches_per_s > 0 else 1.0
+    cold_ms = r.cold_start_ms or 0.0
+    miss = cold if cold_ms > 0 and cold_ms > slack_ms else 0.0
+    billed = 3600.0 * ((r.usd_per_second or 0.0) * s.utilization * s.replicas + (r.usd_per_request or 0.0) * items_per_s)
+    return StageRisk(s.stage, s.hardware, r.resource_class, s.replicas, 0.0, 0.0, preemptions_per_hour=0.0,
+                     cold_share=cold if cold_ms > 0 else 0.0,
+                     cold_starts_per_hour=3600.0 * batches_per_s * cold if cold_ms > 0 else 0.0,
+                     miss_share=miss, billed_usd_per_hour=billed)
+
+
+def plan_risk(plan: Plan) -> PlanRisk | None:
+    """The plan's expected SLO attainment under its stages' classes (formulas in the module); None when
+    every stage is on demand."""
+    slack_ms = plan.slo_ms - plan.predicted_p99_ms
     out = []
     for s in plan.stages:
-        hw = by_name.get(s.hardware)
-        if hw is None or hw.resource_class is not ResourceClass.SPOT:
+        if s.resource is None:
             continue
-        lam_d = (hw.preemptions_per_hour or 0.0) * (hw.replacement_s or 0.0) / 3600.0
-        q = lam_d / (1.0 + lam_d)
-        r = s.replicas
-        degraded = sum(math.comb(r, k) * q ** k * (1.0 - q) ** (r - k)
-                       for k in range(1, r + 1) if k == r or s.utilization * r / (r - k) >= 1.0)
-        out.append(StageRisk(s.stage, s.hardware, r, q, degraded))
-    return PreemptionRisk(tuple(out))
+        if s.resource.resource_class is ResourceClass.SPOT:
+            out.append(_spot_risk(s, s.resource))
+        else:
+            out.append(_serverless_risk(s, s.resource, slack_ms))
+    if not out:
+        return None
+    factor = math.prod(1.0 - r.miss_share for r in out)
+    return PlanRisk(tuple(out), factor, PLANNED_ATTAINMENT * factor)

@@ -227,6 +227,32 @@ def one_stage_request() -> PlanRequest:
     return PlanRequest(spec=spec, catalog=catalog, profiles=ProfileTable(tuple(rows)))
 
 
+# Resource-class offers of one_stage_request's CPU (profile_as: planned from its rows).
+SPOT_ENTRY = {"name": "cpu-spot", "kind": "cpu", "cores": 2, "usd_per_hour": 0.04, "class": "spot",
+              "profile_as": "cpu", "startup_s": 20, "preemptions_per_hour": 1.0, "replacement_s": 60}
+FUNCTION_ENTRY = {"name": "fn", "kind": "cpu", "cores": 2, "class": "serverless", "profile_as": "cpu",
+                  "usd_per_second": 0.0001, "usd_per_request": 1e-6, "cold_start_ms": 500, "max_concurrency": 8,
+                  "keep_warm_s": 60}
+
+
+@lru_cache(maxsize=None)
+def classes_request() -> PlanRequest:
+    """one_stage_request's CPU plus a spot offer and a function of the same machine (profile_as)."""
+    from planner.resources import expand_profiles
+
+    base = one_stage_request()
+    catalog = HardwareCatalog.model_validate({"schema_version": 1, "hardware": [
+        *(h.model_dump() for h in base.catalog.hardware), SPOT_ENTRY, FUNCTION_ENTRY]})
+    spec = base.spec.model_copy(update={"hardware": ("cpu",)})
+    return replace(base, spec=spec, catalog=catalog, profiles=expand_profiles(base.profiles, catalog))
+
+
+def plan_on(request: PlanRequest, hardware: str, rps: float) -> Plan:
+    """The optimal plan of ``request`` at ``rps`` with every stage on ``hardware``."""
+    spec = request.spec.model_copy(update={"hardware": (hardware,), "arrival_rps": rps})
+    return make_plan(replace(request, spec=spec))
+
+
 # ---- profiler builders: tiny ONNX models and manifests made on the spot -------------------------
 
 FAST_METHOD = {"warmup_runs": 1, "warmup_ms": 0, "window_ms": 5, "min_window_requests": 5,

@@ -98,12 +98,28 @@ def summary_line(plan: Plan, solve_time_ms: float | None) -> str:
             f"{plan.predicted_p99_ms:.2f} ms {bound} at {plan.arrival_rps:g} rps")
 
 
+def risk_line(risk) -> str:
+    """One line: the plan's expected attainment under its spot/serverless stages (a planner.plan.PlanRisk)."""
+    from planner.spec import ResourceClass
+
+    parts = [f"{r.stage} {r.resource_class.value} x{r.replicas}: "
+             + (f"{r.preemptions_per_hour:.3g} preemptions/h, degraded {100 * r.degraded_share:.3g}% of the time"
+                if r.resource_class is ResourceClass.SPOT else
+                f"{r.cold_starts_per_hour:.3g} cold starts/h ({100 * r.cold_share:.3g}% of batches)")
+             + f", {100 * r.miss_share:.3g}% of requests late, billed ~{r.billed_usd_per_hour:.4f} USD/h"
+             for r in risk.stages]
+    return (f"risk: expected {100 * risk.expected_slo_attainment:.2f}% within the SLO (x{risk.attainment_factor:.4f} "
+            f"of the planned 99%) | " + "; ".join(parts))
+
+
 def print_plan(plan: Plan, solve_time_ms: float | None, profiles: ProfileTable | None = None,
                to: Console | None = None) -> None:
     to = to or console
     for table in plan_tables(plan, to.width):
         to.print(table)
     to.print(summary_line(plan, solve_time_ms), highlight=False)
+    if plan.risk is not None:
+        to.print(risk_line(plan.risk), highlight=False)
     if profiles is not None:
         from planner.advice import collapsed_accuracy, unstable_choices
 
@@ -137,6 +153,12 @@ def plan_summary(plan: Plan, files: dict[str, str], frontier_points: int | None 
                    for s in plan.stages],
         "frontier_points": frontier_points, "files": files, "warnings": list(warnings or ()),
         "verification": checked,
+        **({} if plan.risk is None else {"risk": {
+            "expected_slo_attainment": plan.risk.expected_slo_attainment,
+            "attainment_factor": plan.risk.attainment_factor,
+            "stages": [{"stage": r.stage, "resource_class": r.resource_class.value,
+                        "preemptions_per_hour": r.preemptions_per_hour, "cold_starts_per_hour": r.cold_starts_per_hour,
+                        "miss_share": r.miss_share} for r in plan.risk.stages]}}),
     }
 
 

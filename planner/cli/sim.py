@@ -47,21 +47,30 @@ def simulate(
     requests_out: Optional[Path] = typer.Option(None, "--requests", help="Also write per-request latencies (CSV)."),
     trace_format: TraceFormat = trace_format_option("Format of --trace."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the tables."),
+    resource_classes: bool = typer.Option(True, "--resource-classes/--no-resource-classes",
+                                          help="Model the plan's spot preemptions (seeded by --seed) and serverless "
+                                          "cold starts; --no-resource-classes: every replica always up and warm "
+                                          "(the latency model's assumption)."),
+    hardware: Optional[Path] = typer.Option(None, "--hardware", help="Take the spot/serverless terms from this "
+                                            "hardware catalog (YAML) instead of the plan's (every stage's hardware "
+                                            "must be in it)."),
 ) -> None:
     """Replay TRACE through the PLAN's batched queues and report latency, SLO attainment and per-stage load."""
     from planner import io
     from planner.sim import SimConfig, simulate as run_simulation
+    from planner.sim.classes import has_classes, simulate_classes
     from planner.sim.result import requests_csv_text, result_to_json
 
     check_json_with_stdout(as_json, out, requests_out)
     with io.outputs({"--out": out, "--requests": requests_out}) as files:
-        plan_value = io.load_plan(plan_file)
+        plan_value = io.load_plan(plan_file) if hardware is None else io.load_plan_on_catalog(plan_file, hardware)
         arrivals = read_trace_arg(trace, trace_format, seed)
         if arrivals.requests == 0:
             raise TraceError(f"{trace}: the trace has no requests; there is nothing to simulate.")
         config = SimConfig(seed=seed, service=service, queue_mode=queue_mode, request_timeout_ms=request_timeout_ms,
                            slo_ms=slo_ms, keep_requests=requests_out is not None)
-        result = run_simulation(plan_value, arrivals, config)
+        classes = resource_classes and has_classes(plan_value)
+        result = (simulate_classes if classes else run_simulation)(plan_value, arrivals, config)
         info = {"file": trace.name, "requests": arrivals.requests, "duration_ms": arrivals.duration_ms,
                 "mean_rps": arrivals.mean_rps}
         if out:
@@ -75,6 +84,8 @@ def simulate(
             "p50_ms": finite_or_none(s.p50_ms), "p95_ms": finite_or_none(s.p95_ms), "p99_ms": finite_or_none(s.p99_ms),
             "max_ms": finite_or_none(s.max_ms), "slo_ms": s.slo_ms, "slo_attainment": finite_or_none(s.slo_attainment),
             "predicted_p99_ms": finite_or_none(result.predicted_p99_ms),
+            **({} if result.resources is None else {"preemptions": result.resources.preemptions,
+                                                    "cold_starts": result.resources.cold_starts}),
             "files": {k: str(v) for k, v in (("result", out), ("requests", requests_out)) if v is not None}})
         return
     to = summary_console(files.to_stdout)
@@ -84,10 +95,23 @@ def simulate(
         f"{s.requests} requests ({s.dropped} dropped) | p50 {fmt(s.p50_ms)} / p95 {fmt(s.p95_ms)} / p99 "
         f"{fmt(s.p99_ms)} / max {fmt(s.max_ms)} ms | SLO {s.slo_ms:g} ms met by {100 * s.slo_attainment:.2f}% "
         f"| predicted p99 {result.predicted_p99_ms:.2f} ms", highlight=False)
+    if result.resources is not None:
+        to.print(_classes_line(result.resources, s.slo_attainment), highlight=False)
     if out and str(out) != "-":
         to.print(f"result written to {out}", highlight=False)
     if requests_out and str(requests_out) != "-":
         to.print(f"per-request latencies written to {requests_out}", highlight=False)
+
+
+def _classes_line(events, attainment: float) -> str:
+    """One line: the run's preemptions and cold starts per spot/serverless stage (a planner.sim.result.ClassEvents)."""
+    from planner.spec import ResourceClass
+
+    parts = [f"{e.stage} {e.resource_class.value} x{e.instances}: "
+             + (f"{e.preemptions} preemptions" if e.resource_class is ResourceClass.SPOT else
+                f"{e.cold_starts} cold starts in {e.batches} batches") for e in events.stages]
+    return (f"resource classes: {events.preemptions} preemptions, {events.cold_starts} cold starts | "
+            + "; ".join(parts) + f" | {100 * attainment:.2f}% within the SLO with them")
 
 
 @trace_app.command("generate")

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from planner.errors import InputFileError, ProfileError, SpecError
-from planner.plan import PLAN_SCHEMA_VERSION, Plan, StagePlan, plan_from_dict, plan_to_json, upgrade_plan_dict
+from planner.plan import PLAN_SCHEMA_VERSION, Plan, StagePlan, StageResource, plan_from_dict, plan_to_json, upgrade_plan_dict
 from planner.spec import (MAX_ARRIVAL_RPS, MAX_BATCH_SIZE, MAX_FANOUT, MAX_SLO_MS, MAX_UNITS, HardwareCatalog,
                           PipelineSpec, find_cycle_in)
 from profiler.schema import ProfileSchemaError, ProfileTable
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from planner.optimize import PlanRequest
 
 __all__ = ["STDOUT", "OutputPathError", "OutputSet", "outputs", "load_spec", "load_catalog", "load_profiles",
-           "load_request", "load_plan", "write_plan", "write_text_atomic", "write_csv_atomic", "csv_text"]
+           "load_request", "load_plan", "load_plan_on_catalog", "write_plan", "write_text_atomic", "write_csv_atomic", "csv_text"]
 
 
 
@@ -171,6 +171,24 @@ def load_plan(path: str | Path) -> Plan:
     return plan
 
 
+def load_plan_on_catalog(plan_path: str | Path, catalog_path: str | Path) -> Plan:
+    """The plan at ``plan_path`` with its stages' class terms (and its risk) taken from the catalog at
+    ``catalog_path`` instead of the plan's own: to simulate a plan under other spot or serverless
+    terms without re-planning. Every stage's hardware must be in the catalog."""
+    from planner.resources import with_resources
+
+    plan_path, catalog_path = Path(plan_path), Path(catalog_path)
+    plan = load_plan(plan_path)
+    catalog = load_catalog(catalog_path)
+    names = catalog.by_name()
+    missing = [f"'{s.stage}' on '{s.hardware}'" for s in plan.stages if s.hardware not in names]
+    if missing:
+        raise SpecError(f"{plan_path}: stage(s) {', '.join(missing)} name hardware that the catalog {catalog_path} "
+                        f"does not list (it has {sorted(names)}); pass the catalog the plan was made with, or "
+                        "re-plan with this one.")
+    return with_resources(plan, catalog)
+
+
 # StagePlan numbers that must be > 0 (the others >= 0); every number must be finite and at most
 # its bound (the spec's ranges; _PLAN_MAX for the rest), so the simulator's arithmetic stays exact.
 _PLAN_POSITIVE = {"batch_size", "replicas", "fanout"}
@@ -217,6 +235,8 @@ def _check_plan(path: Path, plan: Plan) -> None:
                 _check_number(path, where, value, float, positive=False)
             elif f.type == "str" and not isinstance(value, str):
                 raise _bad_plan(path, where, value, "expected a name.")
+        if stage.resource is not None:
+            _check_resource(path, f"stages[{i}] ('{stage.stage}').resource", stage.resource)
         for parent in stage.after:
             if parent not in names or parent == stage.stage:
                 raise _bad_plan(path, f"stages[{i}] ('{stage.stage}').after", list(stage.after),
@@ -233,6 +253,25 @@ def _check_plan(path: Path, plan: Plan) -> None:
     cycle = find_cycle_in({s.stage: tuple(s.after) for s in plan.stages})
     if cycle:
         raise _bad_plan(path, "stages.after", " -> ".join(cycle), "the stages must form a DAG.")
+
+
+def _check_resource(path: Path, where: str, resource: StageResource) -> None:
+    """A stage's class terms: spot or serverless, with that class's terms as finite numbers >= 0."""
+    from planner.spec import ResourceClass
+
+    needed = {ResourceClass.SPOT: ("preemptions_per_hour", "replacement_s"),
+              ResourceClass.SERVERLESS: ("cold_start_ms", "keep_warm_s", "max_concurrency")}.get(resource.resource_class)
+    if needed is None:
+        raise _bad_plan(path, f"{where}.resource_class", resource.resource_class.value,
+                        "an on-demand stage has no 'resource' field; remove it.")
+    for f in fields(StageResource):
+        value = getattr(resource, f.name)
+        if f.name == "resource_class" or (value is None and f.name not in needed):
+            continue
+        if value is None:
+            raise _bad_plan(path, f"{where}.{f.name}", None, f"a {resource.resource_class.value} stage needs it.")
+        _check_number(path, f"{where}.{f.name}", value, int if f.name == "max_concurrency" else float,
+                      positive=f.name == "max_concurrency")
 
 
 def csv_text(header: list[str], rows: Iterable[list[Any]]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from planner.plan import Plan
 from planner.sim.config import Prepared, SimConfig
 from planner.sim.run import RawRun, StageRun
 from planner.traces import Trace
+
+if TYPE_CHECKING:  # planner.spec imports pydantic; the simulator does not need it to run
+    from planner.spec import ResourceClass
 
 SIM_RESULT_SCHEMA_VERSION = 1
 
@@ -55,6 +58,33 @@ class StageStats:
 
 
 @dataclass(frozen=True)
+class StageEvents:
+    """What a spot or serverless stage's class did over a run (planner.sim.classes)."""
+
+    stage: str
+    resource_class: ResourceClass  # spot | serverless
+    instances: int  # replicas serving at the start (serverless: the plan's, at most max_concurrency)
+    preemptions: int  # spot: replicas taken back (seeded Poisson draws)
+    cold_starts: int  # serverless: batches that started on a cold instance (each paid the cold start)
+    batches: int  # batches the stage ran
+
+
+@dataclass(frozen=True)
+class ClassEvents:
+    """Per spot/serverless stage (topological order), the events of its resource class."""
+
+    stages: tuple[StageEvents, ...]
+
+    @property
+    def preemptions(self) -> int:
+        return sum(s.preemptions for s in self.stages)
+
+    @property
+    def cold_starts(self) -> int:
+        return sum(s.cold_starts for s in self.stages)
+
+
+@dataclass(frozen=True)
 class SimResult:
     pipeline: str
     trace: str
@@ -66,6 +96,7 @@ class SimResult:
     arrival_ms: np.ndarray  # the trace's column (not a copy)
     latency_ms: np.ndarray | None  # per request; NaN when dropped (None unless config.keep_requests)
     detail: tuple[StageRun, ...] | None = None
+    resources: ClassEvents | None = None  # spot/serverless events (planner.sim.classes); None: not modelled
 
 
 def latency_summary(latency_ms: np.ndarray, slo_ms: float) -> LatencySummary:
@@ -143,7 +174,11 @@ def _clean(value: Any) -> Any:
 def result_to_dict(result: SimResult, trace_info: dict[str, Any] | None = None) -> dict[str, Any]:
     config = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(result.config).items()
               if k not in ("keep_detail", "keep_requests", "accelerate")}
+    resources = {} if result.resources is None else {"resources": {
+        "preemptions": result.resources.preemptions, "cold_starts": result.resources.cold_starts,
+        "stages": [{**asdict(s), "resource_class": s.resource_class.value} for s in result.resources.stages]}}
     return _clean({
+        **resources,
         "schema_version": SIM_RESULT_SCHEMA_VERSION,
         "pipeline": result.pipeline,
         "trace": {"name": result.trace, **(trace_info or {})},

@@ -59,12 +59,13 @@ class Preemptions:
 
 
 def with_preemptions(schedule: Schedule, preemptible: dict[str, tuple[Preemptible | None, ...]], horizon_ms: float,
-                     seed: int) -> tuple[Schedule, Preemptions]:
+                     seed: int | tuple[int, ...]) -> tuple[Schedule, Preemptions]:
     """``schedule`` with seeded Poisson preemptions of the windows whose configuration is preemptible.
 
     ``preemptible[stage][c]`` describes configuration ``c`` of the stage (None: never preempted).
     Windows are processed in order; a replacement is appended after the originals. Only
-    preemptions before ``horizon_ms`` (the trace's end) are drawn.
+    preemptions before ``horizon_ms`` (the trace's end) are drawn. ``seed``: an int, or a tuple of
+    ints (the entropy of a stream kept apart from another use of the same int seed).
     """
     streams = np.random.SeedSequence(seed).spawn(len(schedule.stages))
     stages, times = [], []

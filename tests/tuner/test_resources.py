@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from functools import lru_cache
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from planner.errors import SpecError
-from planner.optimize import PlanRequest
-from planner.resources import expand_profiles, preemption_risk, vm_hardware
+from planner.resources import expand_profiles, vm_hardware
 from planner.sim import kernel
 from planner.sim.config import SimConfig
 from planner.sim.schedule import (Preemptible, constant_schedule,
@@ -20,13 +18,9 @@ from planner.sim.schedule import (Preemptible, constant_schedule,
 from planner.spec import Hardware, HardwareCatalog, ResourceClass
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, tune
 from planner.tuner.policies import available_kinds
-from tests.fixtures import burst_trace, one_stage_request, plan_at
+from tests.fixtures import FUNCTION_ENTRY, SPOT_ENTRY, burst_trace, classes_request, one_stage_request, plan_at
 
-SPOT = {"name": "cpu-spot", "kind": "cpu", "cores": 2, "usd_per_hour": 0.04, "class": "spot", "profile_as": "cpu",
-        "startup_s": 20, "preemptions_per_hour": 1.0, "replacement_s": 60}
-FUNCTION = {"name": "fn", "kind": "cpu", "cores": 2, "class": "serverless", "profile_as": "cpu",
-            "usd_per_second": 0.0001, "usd_per_request": 1e-6, "cold_start_ms": 500, "max_concurrency": 8,
-            "keep_warm_s": 60}
+SPOT, FUNCTION = SPOT_ENTRY, FUNCTION_ENTRY
 
 
 def test_an_entry_without_class_is_on_demand_and_existing_catalogs_are_unchanged():
@@ -51,16 +45,6 @@ def test_class_fields_are_checked():
                                  "usd_per_hour": 0.3})
     with pytest.raises(ValidationError, match="profile_as 'nope'"):
         HardwareCatalog.model_validate({"schema_version": 1, "hardware": [{**SPOT, "profile_as": "nope"}]})
-
-
-@lru_cache(maxsize=None)
-def classes_request() -> PlanRequest:
-    """one_stage_request's CPU plus a spot offer and a function of the same machine (profile_as)."""
-    base = one_stage_request()
-    catalog = HardwareCatalog.model_validate({"schema_version": 1, "hardware": [
-        *(h.model_dump() for h in base.catalog.hardware), SPOT, FUNCTION]})
-    spec = base.spec.model_copy(update={"hardware": ("cpu",)})
-    return replace(base, spec=spec, catalog=catalog, profiles=expand_profiles(base.profiles, catalog))
 
 
 def test_profile_as_copies_the_rows_and_serverless_is_no_base():
@@ -112,12 +96,12 @@ def test_preemptions_cost_attainment_in_simulation_and_the_formula_says_so():
     preempted, drawn = with_preemptions(constant_schedule(plan), {stage.stage: (model,)}, trace.duration_ms, seed=2)
     hit, _ = simulate_schedule(plan, preempted, trace, config)
     assert drawn.count > 0 and hit.summary.slo_attainment < clean.summary.slo_attainment
-    risk = preemption_risk(plan, classes_request().catalog)  # the catalog's 1/h, 60 s: small, but not zero
+    risk = plan.risk  # the catalog's 1/h, 60 s: small, but not zero
     assert [s.stage for s in risk.stages] == [stage.stage]
     q = 1.0 * 60 / 3600 / (1 + 60 / 3600)
     assert math.isclose(risk.stages[0].down_share, q)
     assert 0 < risk.stages[0].degraded_share <= 1 - (1 - q) ** stage.replicas + 1e-12
-    assert preemption_risk(plan_at(one_stage_request(), 20.0), classes_request().catalog).stages == ()
+    assert plan_at(one_stage_request(), 20.0).risk is None
 
 
 def _kernel(arr, windows, cold_ms, warm_ms, spill_ms, service_ms=10.0):
