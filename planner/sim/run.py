@@ -129,8 +129,11 @@ def tally(waits: WaitTally, items: int, batch_start_ms: np.ndarray, batch_end_ms
           batch_items: np.ndarray, ready_req_ms: np.ndarray, completion_ms: np.ndarray) -> StageTally:
     """A stage's tally from its waits, item count, batches and per-request ready/completion times."""
     done = ~np.isnan(completion_ms)
-    sojourn = completion_ms[done]
-    sojourn -= ready_req_ms[done]
+    if done.all():  # nothing dropped: no selection (the same values, in the same order)
+        sojourn = completion_ms - ready_req_ms
+    else:
+        sojourn = completion_ms[done]
+        sojourn -= ready_req_ms[done]
     del done
     return StageTally(
         items=items, dropped_items=items - waits.served, batches=int(batch_items.size),
