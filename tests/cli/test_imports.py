@@ -1,5 +1,6 @@
 """`pipeplan simulate` loads only what it uses: no ILP solvers, scipy's heavy subpackages, the tuner,
-emitters, reports, plotting or the deep-learning runtimes (each costs start-up time on every run).
+emitters, reports, plotting, the deep-learning runtimes, nor PyYAML and the spec models (a plan file
+is JSON): each costs start-up time on every run.
 
 Each check runs in a fresh interpreter, so what earlier tests imported does not count.
 """
@@ -20,10 +21,12 @@ from tests.fixtures import plan_of, stage
 
 # Top-level packages `pipeplan simulate` must never load, and planner modules it has no use for.
 # (numba, which runs the kernel, itself imports the top-level scipy package and scipy.linalg's BLAS
-# bindings when it loads; scipy's other subpackages are ours to avoid.)
-_HEAVY_PACKAGES = ("pulp", "highspy", "ortools", "matplotlib", "torch", "ray", "pandas", "pyarrow", "onnxruntime")
-_HEAVY_MODULES = ("scipy.stats", "scipy.special", "scipy.optimize", "scipy.sparse", "planner.optimize",
-                  "planner.solve", "planner.estimate.candidates", "planner.ilp.formulation", "planner.tuner.policies",
+# bindings when it loads; scipy's other subpackages are ours to avoid. typer >= 0.29 imports pydantic
+# to coerce option values, so pydantic itself is not ours to avoid; its file models are.)
+_HEAVY_PACKAGES = ("pulp", "highspy", "ortools", "matplotlib", "torch", "ray", "pandas", "pyarrow", "onnxruntime",
+                   "yaml")
+_HEAVY_MODULES = ("scipy.stats", "scipy.special", "scipy.optimize", "scipy.sparse", "planner.spec", "profiler.fileio",
+                  "planner.optimize", "planner.solve", "planner.estimate.candidates", "planner.ilp.formulation", "planner.tuner.policies",
                   "planner.tuner.replay", "planner.emit.registry", "planner.emit.base", "planner.report.build",
                   "planner.deploy.ray_serve", "planner.loadgen")
 
