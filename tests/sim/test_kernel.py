@@ -36,16 +36,20 @@ def _random_schedule(plan, config, rng):
     return Schedule(tuple(stages))
 
 
-@pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
-@pytest.mark.parametrize("case", range(12))
-def test_the_compiled_kernel_is_bit_identical_to_the_interpreted_one(case):
-    rng = np.random.default_rng(500 + case)
+def _random_case(seed: int, case: int):
+    """A random plan, trace, service model and deadline (every other case), and a random schedule."""
+    rng = np.random.default_rng(seed)
     plan = random_plan(rng)
     trace = poisson(float(rng.uniform(20, 150)), 8.0, rng)
     config = SimConfig(seed=case, service=list(ServiceModel)[case % 3],
                        request_timeout_ms=None if case % 2 else float(rng.uniform(30, 150)))
-    prep = prepare(plan, trace, config)
-    schedule = _random_schedule(plan, config, rng)
+    return prepare(plan, trace, config), _random_schedule(plan, config, rng)
+
+
+@pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
+@pytest.mark.parametrize("case", range(12))
+def test_the_compiled_kernel_is_bit_identical_to_the_interpreted_one(case):
+    prep, schedule = _random_case(500 + case, case)
     python = run_stages(prep, schedule, use_jit=False)
     compiled = run_stages(prep, schedule, use_jit=True)
     assert_same_run(compiled.raw, python.raw)
@@ -75,13 +79,7 @@ _NUMBA = importlib.util.find_spec("numba") is not None
 @pytest.mark.skipif(not (_BUILT and _NUMBA), reason="needs the kernel built at install (planner.sim.aot) and numba")
 @pytest.mark.parametrize("case", range(6))
 def test_the_kernel_built_at_install_is_bit_identical_to_numbas_jit(case, monkeypatch):
-    rng = np.random.default_rng(700 + case)
-    plan = random_plan(rng)
-    trace = poisson(float(rng.uniform(20, 150)), 8.0, rng)
-    config = SimConfig(seed=case, service=list(ServiceModel)[case % 3],
-                       request_timeout_ms=None if case % 2 else float(rng.uniform(30, 150)))
-    prep = prepare(plan, trace, config)
-    schedule = _random_schedule(plan, config, rng)
+    prep, schedule = _random_case(700 + case, case)
     runs = []
     for compiled in (jit.ahead_of_time(), jit.numba_jit()):
         assert compiled is not None
