@@ -9,11 +9,16 @@ on a shorter window, and checks that they agree on p50/p99.
     python benchmarks/bench_simulator.py [engines] [--duration-s 3600] [--simpy-duration-s S] [--repeats 3]
     python benchmarks/bench_simulator.py cli [--duration-s 3600] [--repeats 3]
     python benchmarks/bench_simulator.py memory [--requests 1000000 10000000]
+    python benchmarks/bench_simulator.py breakdown [--duration-s 3600] [--repeats 5]
 
 ``cli``: writes the plan and a trace file once (pipeplan trace generate), then times the whole
 ``pipeplan simulate PLAN --trace FILE`` as a process: cold (an empty numba cache, so the kernel
-compiles) and warm (the cache from the cold run). ``memory``: peak RSS of that process
+compiles, unless the kernel was built at install) and warm (the cache from the cold run). ``memory``: peak RSS of that process
 (``/usr/bin/time -v``, maximum resident set size) for traces of the given sizes (300 rps Poisson).
+``breakdown``: where the command's CPU time goes, phase by phase, in fresh interpreters (median of
+--repeats): start-up, importing the CLI, typer's parsing and simulate's imports, reading the trace,
+loading the compiled kernel, simulating and summarising, printing the tables (not counted: the
+process's exit, which ``cli``'s CPU time includes).
 
 Needs ``simpy`` (benchmark only; not a pipeplan dependency); uses numba's kernels when numba is
 installed (the pure-Python kernels are timed too). Timings are wall-clock on one core.
@@ -22,6 +27,7 @@ installed (the pure-Python kernels are timed too). Timings are wall-clock on one
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -215,14 +221,81 @@ def bench_cli(args: argparse.Namespace) -> None:
     warm_s = statistics.median(warm)
     cpu = [b - a for a, b in zip(_CPU, _CPU[1:])]
     cold_cpu, warm_cpu = cpu[0], statistics.median(cpu[1:])
+    print(f"compiled kernel: {_kernel_kind()}")
     print(f"trace {trace_path.name}: {trace.requests} requests, {visits} request-stage visits "
           f"({trace_path.stat().st_size / 1e6:.1f} MB); {summary}")
-    print(f"pipeplan simulate, cold (empty numba cache: compiles the kernel): {cold:.2f} s wall, {cold_cpu:.2f} s "
+    cold_what = "the kernel built at install needs none" if "built at install" in _kernel_kind() else "compiles the kernel"
+    print(f"pipeplan simulate, cold (empty numba cache: {cold_what}): {cold:.2f} s wall, {cold_cpu:.2f} s "
           f"CPU -> {visits / cold:,.0f} visits/s wall, {visits / cold_cpu:,.0f} per CPU second")
     print(f"pipeplan simulate, warm (median of {args.repeats}; {', '.join(f'{t:.2f}' for t in warm)} s): "
           f"{warm_s:.2f} s wall, {warm_cpu:.2f} s CPU -> {visits / warm_s:,.0f} visits/s wall, "
           f"{visits / warm_cpu:,.0f} per CPU second; target >= 5,000,000 (wall): "
-          f"{'met' if visits / warm_s >= 5e6 else 'NOT met'}")
+          f"{'met' if visits / warm_s >= 5e6 else 'NOT met'}; per CPU second: "
+          f"{'met' if visits / warm_cpu >= 5e6 else 'NOT met'}; load average {os.getloadavg()[0]:.1f}")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _kernel_kind() -> str:
+    from planner.sim import aot, jit
+
+    if jit.ahead_of_time() is not None:
+        return f"built at install ({aot.MODULE}; numba is not imported)"
+    return "numba's JIT (cache=True; the kernel built at install is absent or stale)"
+
+
+# Run in a fresh interpreter: CPU seconds (user + system) at the end of each phase of pipeplan simulate.
+_PHASES = """
+import contextlib, io as text_io, json, resource, sys
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+marks = [("interpreter start-up", cpu())]
+import planner.cli
+marks.append(("import planner.cli (every command registers)", cpu()))
+with contextlib.redirect_stderr(text_io.StringIO()):  # stops at the absent trace: an error, exit 2
+    code = planner.cli.app(["simulate", sys.argv[1], "--trace", sys.argv[2] + ".absent"], standalone_mode=False)
+assert code == 2, code
+marks.append(("typer parses the options (it imports pydantic to coerce them); simulate's imports; read the plan",
+              cpu()))
+from pathlib import Path
+from planner.cli.common import read_trace_arg
+from planner.sim import SimConfig, jit, simulate
+from planner.traces import TraceFormat
+trace = read_trace_arg(Path(sys.argv[2]), TraceFormat.AUTO, 0)
+marks.append(("read the trace", cpu()))
+jit.fifo_windows()
+marks.append(("load the compiled kernel", cpu()))
+from planner import io
+result = simulate(io.load_plan(Path(sys.argv[1])), trace, SimConfig(seed=0))
+marks.append(("simulate and summarise", cpu()))
+from planner.cli.sim import _sim_table
+from rich.console import Console
+Console(file=open("/dev/null", "w"), width=160).print(_sim_table(result))
+marks.append(("print the tables", cpu()))
+print(json.dumps(marks))
+"""
+
+
+def bench_breakdown(args: argparse.Namespace) -> None:
+    """CPU seconds per phase of pipeplan simulate, each run in a fresh interpreter (median of --repeats)."""
+    print(_versions())
+    print(f"compiled kernel: {_kernel_kind()}")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sim-phases-"))
+    plan_path, trace_path = _files(workdir, args.duration_s)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(workdir / "numba-cache")}
+    subprocess.run([sys.executable, "-c", _PHASES, str(plan_path), str(trace_path)], env=env, check=True,
+                   capture_output=True)  # fills numba's cache where the JIT is used
+    runs = []
+    for _ in range(args.repeats):
+        done = subprocess.run([sys.executable, "-c", _PHASES, str(plan_path), str(trace_path)], env=env, check=True,
+                              capture_output=True, text=True)
+        marks = json.loads(done.stdout.splitlines()[-1])
+        runs.append([("interpreter start-up", marks[0][1])] +
+                    [(name, t - before) for (_, before), (name, t) in zip(marks, marks[1:])])
+    for i, (name, _) in enumerate(runs[0]):
+        print(f"{name:100s} {statistics.median(r[i][1] for r in runs):.3f} s CPU")
+    total = statistics.median(sum(t for _, t in r) for r in runs)
+    print(f"{'total (median of the runs)':100s} {total:.3f} s CPU")
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -243,7 +316,7 @@ def bench_memory(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", choices=["engines", "cli", "memory"], default="engines")
+    parser.add_argument("mode", nargs="?", choices=["engines", "cli", "memory", "breakdown"], default="engines")
     parser.add_argument("--duration-s", type=float, default=3600.0)
     parser.add_argument("--simpy-duration-s", type=float, default=None, help="default: --duration-s")
     parser.add_argument("--events-duration-s", type=float, default=300.0)
@@ -254,6 +327,8 @@ def main() -> None:
         return bench_cli(args)
     if args.mode == "memory":
         return bench_memory(args)
+    if args.mode == "breakdown":
+        return bench_breakdown(args)
     import simpy
 
     plan = bench_plan()

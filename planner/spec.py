@@ -16,31 +16,16 @@ from enum import Enum
 from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import AllowInfNan, ConfigDict, Field, Strict, field_validator, model_validator
+
+from planner.limits import (  # noqa: F401  (re-exported: the ranges are read as planner.spec's)
+    MAX_USD_PER_HOUR, MIN_USD_PER_HOUR, MAX_SLO_MS, MIN_SLO_MS, MAX_ARRIVAL_RPS, MIN_ARRIVAL_RPS,
+    MAX_ARRIVAL_CV, MAX_FANOUT, MIN_FANOUT, MAX_STARTUP_S, MAX_BUDGET_USD_PER_HOUR, MAX_WEIGHT,
+    MIN_WEIGHT, MAX_BATCH_SIZE, MAX_REPLICAS, MAX_UNITS, MAX_CORES, MAX_STAGES, find_cycle_in)
 from pipeplan_files.read import FileModel
 
 # Strict numbers: an int or a float, never a bool or a string; floats finite.
 Number = Annotated[float, Strict(), AllowInfNan(False)]
 Count = Annotated[int, Strict()]
-
-# Ranges of the file models' quantities (docs/formats.md lists them).
-MAX_USD_PER_HOUR = 1e5
-MIN_USD_PER_HOUR = 1e-6
-MAX_SLO_MS = 1e8  # about 28 hours
-MIN_SLO_MS = 1e-3
-MAX_ARRIVAL_RPS = 1e7
-MIN_ARRIVAL_RPS = 1e-6
-MAX_ARRIVAL_CV = 100.0
-MAX_FANOUT = 1e4
-MIN_FANOUT = 1e-6
-MAX_STARTUP_S = 1e6
-MAX_BUDGET_USD_PER_HOUR = 1e9
-MAX_WEIGHT = 1e6
-MIN_WEIGHT = 1e-9
-MAX_BATCH_SIZE = 1_000_000
-MAX_REPLICAS = 4096
-MAX_UNITS = 1_000_000
-MAX_CORES = 4096
-MAX_STAGES = 1000
 
 
 _Frozen = FileModel
@@ -390,29 +375,3 @@ class PipelineSpec(_Frozen):
 def find_cycle(spec: PipelineSpec) -> list[str]:
     """A cycle in the 'after' graph as a list of names (first repeated at the end), or []."""
     return find_cycle_in({s.name: s.after for s in spec.stages})
-
-
-def find_cycle_in(parents: dict[str, tuple[str, ...]]) -> list[str]:
-    """A cycle in a name -> parents graph (first name repeated at the end), or [].
-
-    Iterative depth-first search (an explicit stack: a 1,500-stage chain exhausted Python's recursion).
-    """
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for root in parents:
-        if root in state:
-            continue
-        path: list[str] = [root]
-        state[root] = 1
-        pending = [iter(parents.get(root, ()))]
-        while pending:
-            parent = next(pending[-1], None)
-            if parent is None:
-                state[path.pop()] = 2
-                pending.pop()
-            elif state.get(parent) == 1:
-                return path[path.index(parent):] + [parent]
-            elif parent not in state:
-                state[parent] = 1
-                path.append(parent)
-                pending.append(iter(parents.get(parent, ())))
-    return []

@@ -11,8 +11,7 @@ from rich.table import Table
 from planner.cli.common import app, console, finite_or_none, positive, print_json, read_trace_arg, seed_option, trace_format_option
 from planner.errors import TraceError
 from planner.traces import TraceFormat
-from planner.tuner.policies import DEFAULT_POLICY, PolicyKind  # light imports: the enums for typer
-from planner.tuner.settings import ForecasterKind
+from planner.tuner.settings import DEFAULT_POLICY, ForecasterKind, PolicyKind  # light: the enums for typer
 
 MAX_INTERVAL_S = 10_000_000  # the longest trace (planner.traces.MAX_TRACE_DURATION_S)
 

@@ -1,16 +1,17 @@
 """Emitters: a Plan (with its variants' files and the deploy settings) -> an engine's deployment files.
 
-Each engine has one module with a pure ``emit(EmitInputs) -> EmitResult``; :data:`EMITTERS` maps the
-closed set of targets to them. Emitters know the Plan, never the ILP.
+Each engine has one module with a pure ``emit(EmitInputs) -> EmitResult``; :data:`EMITTERS`
+(planner.emit.registry) maps the closed set of targets to them. Emitters know the Plan, never the ILP.
+:class:`EmitTarget` is defined here, with no import, so that the CLI can offer the targets without
+loading the emitters; the other public names are imported from their modules on first use.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from planner.emit import k8s, kserve, ray_serve, seldon, triton
-from planner.emit.base import EmitInputs, EmitResult
+from planner.lazy import lazy_exports
 
 
 class EmitTarget(str, Enum):
@@ -22,20 +23,13 @@ class EmitTarget(str, Enum):
     ALL = "all"
 
 
-EMITTERS: dict[EmitTarget, Callable[[EmitInputs], EmitResult]] = {
-    EmitTarget.RAY_SERVE: ray_serve.emit,
-    EmitTarget.TRITON: triton.emit,
-    EmitTarget.KSERVE: kserve.emit,
-    EmitTarget.SELDON: seldon.emit,
-    EmitTarget.K8S: k8s.emit,
+_EXPORTS = {
+    **dict.fromkeys(["EMITTERS", "emit", "targets"], "planner.emit.registry"),
+    **dict.fromkeys(["EmitInputs", "EmitResult"], "planner.emit.base"),
 }
+__all__ = sorted(["EmitTarget", *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
-
-def targets(target: EmitTarget) -> tuple[EmitTarget, ...]:
-    """The targets ``target`` stands for (``all``: every engine, in registry order)."""
-    return tuple(EMITTERS) if target is EmitTarget.ALL else (target,)
-
-
-def emit(inputs: EmitInputs, target: EmitTarget) -> tuple[EmitResult, ...]:
-    """Run the emitter of each target ``target`` stands for."""
-    return tuple(EMITTERS[t](inputs) for t in targets(target))
+if TYPE_CHECKING:  # what type checkers and editors see
+    from planner.emit.base import EmitInputs, EmitResult
+    from planner.emit.registry import EMITTERS, emit, targets

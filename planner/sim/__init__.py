@@ -10,7 +10,6 @@ from __future__ import annotations
 from planner.plan import Plan
 from planner.sim.config import Engine, QueueMode, ServiceModel, SimConfig, prepare
 from planner.sim.engine import run_stages
-from planner.sim.events import run_events
 from planner.sim.result import LatencySummary, SimResult, StageStats, result_to_json, summarise
 from planner.traces import Trace
 
@@ -24,5 +23,7 @@ def simulate(plan: Plan, trace: Trace, config: SimConfig = SimConfig()) -> SimRe
     if config.engine is Engine.FAST:
         run = run_stages(prep, prep.constant_schedule(), None if config.accelerate else False, config.keep_detail).raw
     else:
+        from planner.sim.events import run_events  # the reference loop: imported only when asked for
+
         run = run_events(prep, config.keep_detail)
     return summarise(plan, trace, config, prep, run)

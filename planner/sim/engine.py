@@ -173,7 +173,8 @@ def stage_items(ready_req: np.ndarray, items_per_request: np.ndarray) -> tuple[n
     del reached
     one_each = counts.size > 0 and counts.min() == 1 and counts.max() == 1
     item_req = reqs if one_each else np.repeat(reqs, counts)
-    item_ready = ready_req[item_req]
+    # every request, one item each: the items are the requests, in order (no gather; nothing writes to it)
+    item_ready = ready_req if one_each and reqs.size == ready_req.size else ready_req[item_req]
     # Items are laid out by (request, item); a stable sort by ready time keeps that order for ties.
     if item_ready.size > 1 and np.any(item_ready[1:] < item_ready[:-1]):
         order = np.argsort(item_ready, kind="stable")
@@ -184,9 +185,14 @@ def stage_items(ready_req: np.ndarray, items_per_request: np.ndarray) -> tuple[n
 def stage_completion(n: int, ready_req: np.ndarray, reqs: np.ndarray, counts: np.ndarray, item_req: np.ndarray,
                      item_end: np.ndarray) -> np.ndarray:
     """Per request: when all its items are done at the stage (its ready time if it sends none; NaN if dropped)."""
+    one_each = counts.size > 0 and counts.min() == 1 and counts.max() == 1
+    if one_each and reqs.size == n:  # every request, one item each: item_req is a permutation of 0..n-1
+        done = np.empty(n)
+        done[item_req] = item_end
+        return done
     done = np.full(n, np.nan)
     done[reqs] = ready_req[reqs]  # requests sending no items pass straight through
-    if counts.size and counts.min() == 1 and counts.max() == 1:
+    if one_each:
         done[item_req] = item_end  # one item per request: its end is the request's (NaN if dropped)
     else:
         done[item_req] = -np.inf

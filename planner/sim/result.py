@@ -11,7 +11,7 @@ import numpy as np
 
 from planner.plan import Plan
 from planner.sim.config import Prepared, SimConfig
-from planner.sim.run import RawRun, StageRun
+from planner.sim.run import RawRun, StageRun, quantile
 from planner.traces import Trace
 
 if TYPE_CHECKING:  # planner.spec imports pydantic; the simulator does not need it to run
@@ -104,7 +104,7 @@ def latency_summary(latency_ms: np.ndarray, slo_ms: float) -> LatencySummary:
     infinitely late in the quantiles and the attainment). Simulated and measured runs share it.
 
     Quantiles are exact (``inverted_cdf``: the smallest value with at least a share q at or below it,
-    so p99 <= SLO iff 99% meet it), taken over one float64 copy partitioned in place.
+    so p99 <= SLO iff 99% meet it; planner.sim.run.quantile), over one float64 copy.
     """
     dropped = np.isnan(latency_ms)
     completed = latency_ms[~dropped]
@@ -115,8 +115,8 @@ def latency_summary(latency_ms: np.ndarray, slo_ms: float) -> LatencySummary:
     max_ms = float(late.max()) if n else math.nan
     attainment = float(np.mean(late <= slo_ms)) if n else math.nan
     over_slo = int(np.sum(~(late <= slo_ms)))
-    p50, p95, p99 = ([float(v) for v in np.quantile(late, [0.50, 0.95, 0.99], method="inverted_cdf",
-                                                     overwrite_input=True)] if n else [math.nan] * 3)
+    p95, p99 = quantile(late, 0.95), quantile(late, 0.99)  # from the tail; the median partitions the column
+    p50 = quantile(late, 0.50, overwrite=True)
     return LatencySummary(
         requests=n, completed=n - int(dropped.sum()), dropped=int(dropped.sum()), mean_ms=mean_ms,
         p50_ms=p50, p95_ms=p95, p99_ms=p99, max_ms=max_ms, slo_ms=slo_ms, slo_attainment=attainment,

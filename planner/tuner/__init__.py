@@ -6,15 +6,27 @@ the schedule simulator (planner.sim.schedule) with reconfiguration delays (plann
 the targets (planner.tuner.targets).
 """
 
-from planner.tuner.planbook import PlanBook
-from planner.tuner.policies import (DEFAULT_POLICY, POLICIES, Observation, PlaybackPolicy, Policy, PolicyKind,
-                                    make_policy)
-from planner.tuner.replay import TuneResult, TuneSettings, compare, tune, tune_policy
-from planner.tuner.settings import (BurstSettings, ForecasterKind, ForecastSettings, PolicySettings, PredictiveSettings,
-                                    ReactiveSettings)
-from planner.tuner.targets import CompareRow, Targets, compare_rows
+from typing import TYPE_CHECKING
 
-__all__ = ["BurstSettings", "CompareRow", "DEFAULT_POLICY", "ForecastSettings", "ForecasterKind", "Observation", "POLICIES",
-           "PlanBook", "PlaybackPolicy", "Policy", "PolicyKind", "PolicySettings", "PredictiveSettings",
-           "ReactiveSettings", "Targets", "TuneResult", "TuneSettings", "compare", "compare_rows", "make_policy",
-           "tune", "tune_policy"]
+from planner.lazy import lazy_exports
+
+# Each public name and the submodule it lives in: importing one submodule (the CLI imports
+# planner.tuner.settings for its enums) does not load the others (the ILP stack, scipy).
+_EXPORTS = {
+    **dict.fromkeys(["PlanBook"], "planner.tuner.planbook"),
+    **dict.fromkeys(["POLICIES", "Observation", "PlaybackPolicy", "Policy", "make_policy"], "planner.tuner.policies"),
+    **dict.fromkeys(["TuneResult", "TuneSettings", "compare", "tune", "tune_policy"], "planner.tuner.replay"),
+    **dict.fromkeys(["DEFAULT_POLICY", "BurstSettings", "ForecasterKind", "ForecastSettings", "PolicyKind",
+                     "PolicySettings", "PredictiveSettings", "ReactiveSettings"], "planner.tuner.settings"),
+    **dict.fromkeys(["CompareRow", "Targets", "compare_rows"], "planner.tuner.targets"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from planner.tuner.planbook import PlanBook
+    from planner.tuner.policies import POLICIES, Observation, PlaybackPolicy, Policy, make_policy
+    from planner.tuner.replay import TuneResult, TuneSettings, compare, tune, tune_policy
+    from planner.tuner.settings import (DEFAULT_POLICY, BurstSettings, ForecasterKind, ForecastSettings, PolicyKind,
+                                        PolicySettings, PredictiveSettings, ReactiveSettings)
+    from planner.tuner.targets import CompareRow, Targets, compare_rows

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
 from typing import Callable, Protocol
 
 import numpy as np
@@ -44,19 +43,7 @@ from planner.plan import Plan
 from planner.tuner.forecast import (envelope_rate_rps, envelope_windows_s, gaps_cv, interval_peaks_rps,
                                     make_forecaster)
 from planner.tuner.planbook import PlanBook, plan_pin
-from planner.tuner.settings import MS_PER_S, PolicySettings, ms
-
-
-class PolicyKind(str, Enum):
-    REACTIVE = "reactive"
-    PREDICTIVE = "predictive"
-    STATIC_PEAK = "static-peak"
-    STATIC_MEAN = "static-mean"
-    ORACLE = "oracle"
-    BURST = "burst"  # predictive VMs + serverless for bursts (planner.tuner.burst); needs a serverless entry
-
-
-DEFAULT_POLICY = PolicyKind.PREDICTIVE  # the best adaptive policy on docs/benchmarks.md's traces
+from planner.tuner.settings import DEFAULT_POLICY, MS_PER_S, PolicyKind, PolicySettings, ms  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

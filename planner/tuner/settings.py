@@ -23,6 +23,20 @@ def ms(seconds: float) -> float:
     return seconds * MS_PER_S
 
 
+class PolicyKind(str, Enum):
+    """The tuning policies (planner.tuner.policies.POLICIES maps each to its class)."""
+
+    REACTIVE = "reactive"
+    PREDICTIVE = "predictive"
+    STATIC_PEAK = "static-peak"
+    STATIC_MEAN = "static-mean"
+    ORACLE = "oracle"
+    BURST = "burst"  # predictive VMs + serverless for bursts (planner.tuner.burst); needs a serverless entry
+
+
+DEFAULT_POLICY = PolicyKind.PREDICTIVE  # the best adaptive policy on docs/benchmarks.md's traces
+
+
 class ForecasterKind(str, Enum):
     """Which forecaster the predictive policy uses (planner.tuner.forecast)."""
 

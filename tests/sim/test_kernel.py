@@ -1,14 +1,16 @@
-"""The one batching kernel: its numba twin is bit-identical to it, with time-varying windows, several
-configurations and request deadlines; and the interpreted kernel runs where numba is absent."""
+"""The one batching kernel: its compiled twins (built at install, and numba's JIT) are bit-identical to
+it, with time-varying windows, several configurations and request deadlines; and the interpreted kernel
+runs where numba is absent."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import numpy as np
 import pytest
 
-from planner.sim import SimConfig, jit, simulate
+from planner.sim import SimConfig, aot, jit, simulate
 from planner.sim.config import ReplicaWindow, Schedule, ServiceModel, StageSchedule, prepare
 from planner.sim.engine import run_stages
 from planner.sim.schedule import stage_models
@@ -34,16 +36,20 @@ def _random_schedule(plan, config, rng):
     return Schedule(tuple(stages))
 
 
-@pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
-@pytest.mark.parametrize("case", range(12))
-def test_the_compiled_kernel_is_bit_identical_to_the_interpreted_one(case):
-    rng = np.random.default_rng(500 + case)
+def _random_case(seed: int, case: int):
+    """A random plan, trace, service model and deadline (every other case), and a random schedule."""
+    rng = np.random.default_rng(seed)
     plan = random_plan(rng)
     trace = poisson(float(rng.uniform(20, 150)), 8.0, rng)
     config = SimConfig(seed=case, service=list(ServiceModel)[case % 3],
                        request_timeout_ms=None if case % 2 else float(rng.uniform(30, 150)))
-    prep = prepare(plan, trace, config)
-    schedule = _random_schedule(plan, config, rng)
+    return prepare(plan, trace, config), _random_schedule(plan, config, rng)
+
+
+@pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
+@pytest.mark.parametrize("case", range(12))
+def test_the_compiled_kernel_is_bit_identical_to_the_interpreted_one(case):
+    prep, schedule = _random_case(500 + case, case)
     python = run_stages(prep, schedule, use_jit=False)
     compiled = run_stages(prep, schedule, use_jit=True)
     assert_same_run(compiled.raw, python.raw)
@@ -64,3 +70,30 @@ def test_without_numba_the_interpreted_kernel_runs_and_gives_the_same_result(mon
     got = simulate(plan, trace, SimConfig(seed=5))
     assert got.summary == expected.summary and got.stages == expected.stages
     np.testing.assert_array_equal(got.latency_ms, expected.latency_ms)
+
+
+_BUILT = importlib.util.find_spec(aot.MODULE) is not None
+_NUMBA = importlib.util.find_spec("numba") is not None
+
+
+@pytest.mark.skipif(not (_BUILT and _NUMBA), reason="needs the kernel built at install (planner.sim.aot) and numba")
+@pytest.mark.parametrize("case", range(6))
+def test_the_kernel_built_at_install_is_bit_identical_to_numbas_jit(case, monkeypatch):
+    prep, schedule = _random_case(700 + case, case)
+    runs = []
+    for compiled in (jit.ahead_of_time(), jit.numba_jit()):
+        assert compiled is not None
+        monkeypatch.setattr(jit, "_compiled", compiled)
+        runs.append(run_stages(prep, schedule, use_jit=True))
+    assert_same_run(runs[0].raw, runs[1].raw)
+    for a, b in zip(runs[0].batch_window, runs[1].batch_window):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0].raw.tallies == runs[1].raw.tallies
+
+
+@pytest.mark.skipif(not _BUILT, reason="needs the kernel built at install (planner.sim.aot)")
+def test_a_kernel_built_from_another_kernel_source_is_not_used(monkeypatch, caplog):
+    assert jit.ahead_of_time() is not None  # built from this kernel.py
+    monkeypatch.setattr(aot, "kernel_digest", lambda: 12345)
+    assert jit.ahead_of_time() is None
+    assert "another version of planner/sim/kernel.py" in caplog.text
