@@ -9,10 +9,9 @@ import json
 import bisect
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-if TYPE_CHECKING:  # planner.spec imports pydantic; plan readers that need the enum import it when they run
-    from planner.spec import ResourceClass
+from planner.resource_class import ResourceClass
 
 PLAN_SCHEMA_VERSION = 2
 # Plan-file fields renamed by each schema version (old name -> new name, per stage); a plan file of
@@ -302,8 +301,6 @@ def upgrade_plan_dict(data: dict[str, Any]) -> dict[str, Any]:
 
 def plan_from_dict(data: dict[str, Any]) -> Plan:
     """Inverse of plan_to_dict (no validation beyond types: plans are written by pipeplan)."""
-    from planner.spec import ResourceClass
-
     stages = []
     for s in data["stages"]:
         s = dict(s)

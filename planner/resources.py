@@ -46,7 +46,8 @@ import math
 from dataclasses import replace
 
 from planner.plan import Plan, PlanRisk, StagePlan, StageResource, StageRisk
-from planner.spec import Hardware, HardwareCatalog, PipelineSpec, ResourceClass
+from planner.resource_class import ResourceClass
+from planner.spec import Hardware, HardwareCatalog, PipelineSpec
 from profiler.schema import ProfileTable
 
 PLANNED_ATTAINMENT = 0.99  # a plan's p99 is within the SLO: at least this share meets it by the latency model

@@ -22,6 +22,7 @@ from planner.limits import (  # noqa: F401  (re-exported: the ranges are read as
     MAX_ARRIVAL_CV, MAX_FANOUT, MIN_FANOUT, MAX_STARTUP_S, MAX_BUDGET_USD_PER_HOUR, MAX_WEIGHT,
     MIN_WEIGHT, MAX_BATCH_SIZE, MAX_REPLICAS, MAX_UNITS, MAX_CORES, MAX_STAGES, find_cycle_in)
 from pipeplan_files.read import FileModel
+from planner.resource_class import ResourceClass
 
 # Strict numbers: an int or a float, never a bool or a string; floats finite.
 Number = Annotated[float, Strict(), AllowInfNan(False)]
@@ -34,28 +35,6 @@ _Frozen = FileModel
 class DeviceKind(str, Enum):
     CPU = "cpu"
     GPU = "gpu"
-
-
-class ResourceClass(str, Enum):
-    """How a kind of machine is bought: its price model and how it starts, stops and fails.
-
-    - ``on_demand``: a VM billed per second of life at ``usd_per_hour``, ready after ``startup_s``.
-    - ``spot``: the same VM at a lower ``usd_per_hour`` that the provider takes back: Poisson
-      preemptions at ``preemptions_per_hour`` per replica, each replaced after ``replacement_s``
-      (the replica finishes its running batch: AWS warns 2 minutes ahead, GCP 30 s).
-    - ``serverless``: functions billed per use (``usd_per_second`` of busy time and/or
-      ``usd_per_request``), idle at no cost; an instance idle for longer than ``keep_warm_s``
-      (or never used) pays ``cold_start_ms`` before its next batch; at most ``max_concurrency``
-      instances per stage.
-    """
-
-    ON_DEMAND = "on_demand"
-    SPOT = "spot"
-    SERVERLESS = "serverless"
-
-    @property
-    def is_vm(self) -> bool:
-        return self is not ResourceClass.SERVERLESS
 
 
 MAX_PREEMPTIONS_PER_HOUR = 1e3

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from planner.resource_class import ResourceClass
 from planner.cli.common import (app, check_json_with_stdout, console, finite_or_none, positive, print_json,
                                 read_trace_arg, seed_option, summary_console, trace_format_option)
 from planner.errors import TraceError
@@ -100,7 +101,6 @@ def summary_line(plan: Plan, solve_time_ms: float | None) -> str:
 
 def risk_line(risk) -> str:
     """One line: the plan's expected attainment under its spot/serverless stages (a planner.plan.PlanRisk)."""
-    from planner.spec import ResourceClass
 
     parts = [f"{r.stage} {r.resource_class.value} x{r.replicas}: "
              + (f"{r.preemptions_per_hour:.3g} preemptions/h, degraded {100 * r.degraded_share:.3g}% of the time"

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from planner.resource_class import ResourceClass
 from planner.cli.common import (app, check_json_with_stdout, console, finite_or_none, non_negative, positive,
                                 print_json, read_trace_arg, seed_option, summary_console, trace_format_option)
 from planner.errors import TraceError
@@ -105,7 +106,6 @@ def simulate(
 
 def _classes_line(events, attainment: float) -> str:
     """One line: the run's preemptions and cold starts per spot/serverless stage (a planner.sim.result.ClassEvents)."""
-    from planner.spec import ResourceClass
 
     parts = [f"{e.stage} {e.resource_class.value} x{e.instances}: "
              + (f"{e.preemptions} preemptions" if e.resource_class is ResourceClass.SPOT else

@@ -17,6 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from planner.resource_class import ResourceClass
 from planner.errors import InputFileError, ProfileError, SpecError
 from planner.plan import PLAN_SCHEMA_VERSION, Plan, StagePlan, StageResource, plan_from_dict, plan_to_json, upgrade_plan_dict
 from planner.limits import MAX_ARRIVAL_RPS, MAX_BATCH_SIZE, MAX_FANOUT, MAX_SLO_MS, MAX_UNITS, find_cycle_in
@@ -269,7 +270,6 @@ def _check_plan(path: Path, plan: Plan) -> None:
 
 def _check_resource(path: Path, where: str, resource: StageResource) -> None:
     """A stage's class terms: spot or serverless, with that class's terms as finite numbers >= 0."""
-    from planner.spec import ResourceClass
 
     needed = {ResourceClass.SPOT: ("preemptions_per_hour", "replacement_s"),
               ResourceClass.SERVERLESS: ("cold_start_ms", "keep_warm_s", "max_concurrency")}.get(resource.resource_class)

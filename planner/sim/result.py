@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -14,8 +14,7 @@ from planner.sim.config import Prepared, SimConfig
 from planner.sim.run import RawRun, StageRun, quantile
 from planner.traces import Trace
 
-if TYPE_CHECKING:  # planner.spec imports pydantic; the simulator does not need it to run
-    from planner.spec import ResourceClass
+from planner.resource_class import ResourceClass
 
 SIM_RESULT_SCHEMA_VERSION = 1
 

@@ -49,7 +49,8 @@ from planner.plan import Plan, StagePlan
 from planner.sim.config import SimConfig, StageModel
 from planner.sim.schedule import (MeteredBatches, Preemptible, ReplicaWindow, Schedule, StageSchedule,
                                   stage_models)
-from planner.spec import HardwareCatalog, ResourceClass
+from planner.resource_class import ResourceClass
+from planner.spec import HardwareCatalog
 from planner.tuner.planbook import StageKey
 from planner.tuner.settings import ms
 
