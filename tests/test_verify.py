@@ -12,7 +12,7 @@ from planner.optimize import PlanRequest, make_plan
 from planner.sim import SimConfig, simulate
 from planner.traces import gamma, poisson
 from planner.plan import plan_to_json
-from planner.verify import Knob, generated_trace, p99_band_ms, plan_sha256, report_to_json, verify_plan
+from planner.verify import VERIFY_SCHEMA_VERSION, Knob, generated_trace, p99_band_ms, plan_sha256, report_to_json, verify_plan
 from tests.fixtures import CONFIGS, SYNTHETIC
 
 
@@ -135,7 +135,7 @@ def test_the_report_file_is_stable_json_naming_the_plan():
     text = report_to_json(report)
     assert text == report_to_json(verify_plan(request, trace, seed=2, max_rounds=3)[1])
     data = json.loads(text)
-    assert data["schema_version"] == 1 and data["plan_sha256"] == report.plan_sha256
+    assert data["schema_version"] == VERIFY_SCHEMA_VERSION and data["plan_sha256"] == report.plan_sha256
     import hashlib
     assert hashlib.sha256(plan_to_json(plan).encode()).hexdigest() == data["plan_sha256"]
     assert len(data["rounds"]) <= 3 and data["rounds"][0]["knob"] == "none"
