@@ -142,6 +142,17 @@ def cheapest_first(per_stage: list[list[tuple]]):
                 heapq.heappush(heap, (cost(nxt), nxt, k))
 
 
+def ancestors(spec: PipelineSpec, name: str) -> set[str]:
+    """Every stage upstream of ``name``."""
+    out, todo = set(), list(spec.stage(name).after)
+    while todo:
+        parent = todo.pop()
+        if parent not in out:
+            out.add(parent)
+            todo.extend(spec.stage(parent).after)
+    return out
+
+
 def exhaustive(request: PlanRequest, trace, config: SimConfig, max_sims: int,
                below_usd_per_hour: float = math.inf) -> tuple[float | None, int, bool]:
     """(cost of the cheapest feasible configuration or None, simulations run, capped), searching only
@@ -150,19 +161,20 @@ def exhaustive(request: PlanRequest, trace, config: SimConfig, max_sims: int,
 
     Pruned without loss: a request's end-to-end latency is at least the time from its arrival to
     its completion at any stage it visits, and that time depends only on the choices of that stage
-    and the stages before it (spec order is topological, and each stage draws from its own seed
-    stream, so its input is the same). So once a simulation shows the p99 of "arrival -> done at
-    stage j" above the SLO, every configuration sharing the choices of stages 0..j is ruled out
-    without simulating it.
+    and its ancestors (each stage draws from its own seed stream, so its input is the same). So once
+    a simulation shows the p99 of "arrival -> done at stage j" above the SLO, every configuration
+    sharing the choices of j and its ancestors is ruled out without simulating it.
     """
     spec = request.spec
     per_stage = [stage_options(request, s) for s in spec.stages]
+    index = {s.name: k for k, s in enumerate(spec.stages)}
+    ancestry = [sorted(index[a] for a in ancestors(spec, s.name)) + [index[s.name]] for s in spec.stages]
     slo_ms, bad, sims = spec.slo_ms, set(), 0
     detail = replace(config, keep_detail=True, keep_requests=False)
     for total, choice in cheapest_first(per_stage):
         if total >= below_usd_per_hour * (1 - 1e-9):
             return None, sims, False
-        if any(choice[:j + 1] in bad for j in range(len(choice))):
+        if any((j, tuple(choice[k] for k in ancestry[j])) in bad for j in range(len(choice))):
             continue
         if sims >= max_sims:
             return None, sims, True
@@ -170,10 +182,11 @@ def exhaustive(request: PlanRequest, trace, config: SimConfig, max_sims: int,
         result = simulate(config_plan(request, choice), trace, detail)
         if result.summary.p99_ms <= slo_ms:
             return total, sims, False
-        for j, run in enumerate(result.detail):
+        for st, run in zip(result.stages, result.detail):
             reached = np.where(np.isnan(run.completion_ms), np.inf, run.completion_ms - result.arrival_ms)
             if quantile(reached, 0.99, overwrite=True) > slo_ms:
-                bad.add(choice[:j + 1])
+                j = index[st.stage]
+                bad.add((j, tuple(choice[k] for k in ancestry[j])))
     return None, sims, False
 
 

@@ -23,10 +23,10 @@ and leaves the model's ranking:
   p99 <= SLO is the best feasible improvement of the neighbourhood and becomes the current plan.
   The search ends when no neighbour improves or the simulation budget is spent.
 
-A configuration some stage of which had a simulated p99 above the SLO is skipped without
-simulating when it shares that stage's configuration and those of every stage before it in
-topological order (a request's latency is at least its time at any stage it visits, and the
-simulator draws each stage from its own seed stream, so that stage's input is the same): loss-free
+A configuration is skipped without simulating when a simulated one with the same configuration of
+some stage and of all its ancestors showed that stage too slow (a request's latency is at least its
+time from arrival to done at any stage it visits, and the simulator draws each stage from its own
+seed stream, so that stage's input is the same): loss-free
 for stages every request visits (fanout >= 1, no challenger share). With the run's per-stage
 detail the bound is the p99 of the time from arrival to done at that stage, else its own time.
 
@@ -103,10 +103,22 @@ class Space:
         self.bound_ms = spec.slo_ms * max_allowance
         self.hardware = request.catalog.by_name()
         self.order = spec.topological_order()
+        # Each stage's input depends on its own and its ancestors' configurations only.
+        self.ancestry = {name: self._ancestry(name) for name in self.order}
         self._services: dict[tuple[str, str, str, int], lat.BatchService] = {}
         self.stages: dict[str, tuple[StageConfig, ...]] = {s.name: tuple(self._grid(s)) for s in spec.stages}
         self._evaluated: dict[tuple, dict[str, flow.Evaluated] | None] = {}
         self._model: dict[tuple, dict[str, flow.Evaluated]] = {}
+
+    def _ancestry(self, name: str) -> tuple[str, ...]:
+        """The stage and every stage upstream of it, in topological order."""
+        upstream, todo = {name}, list(self.spec.stage(name).after)
+        while todo:
+            parent = todo.pop()
+            if parent not in upstream:
+                upstream.add(parent)
+                todo.extend(self.spec.stage(parent).after)
+        return tuple(k for k in self.order if k in upstream)
 
     def _grid(self, stage) -> Iterator[StageConfig]:
         spec = self.spec
@@ -263,9 +275,9 @@ class Space:
     # --- the loss-free skip -----------------------------------------------------------------------
 
     def prefixes(self, configs: tuple[StageConfig, ...], result: SimResult) -> list[tuple]:
-        """The prefixes (stage configurations up to a stage, topological order) a simulated result
-        rules out: those ending at a stage every request visits where the p99 of the time from arrival
-        to done there (with the result's per-stage detail; else the time at the stage) exceeds the SLO."""
+        """What a simulated result rules out: (stage, configurations of it and its ancestors) for each
+        stage every request visits where the p99 of the time from arrival to done there (with the
+        result's per-stage detail; else the time at the stage) exceeds the SLO."""
         by_name = {c.stage: c.choice for c in configs}
         slo_ms = self.spec.slo_ms
         if result.detail is not None:
@@ -275,16 +287,15 @@ class Space:
         else:
             slow = {s.stage for s in result.stages if s.p99_latency_ms > slo_ms}
         out = []
-        for j, name in enumerate(self.order):
+        for name in self.order:
             stage = self.spec.stage(name)
             if name in slow and stage.fanout >= 1.0 and stage.champion_share >= 1.0:
-                out.append(tuple(by_name[k] for k in self.order[:j + 1]))
+                out.append((name, tuple(by_name[k] for k in self.ancestry[name])))
         return out
 
     def ruled_out(self, configs: tuple[StageConfig, ...], bad: set[tuple]) -> bool:
         by_name = {c.stage: c.choice for c in configs}
-        key = tuple(by_name[k] for k in self.order)
-        return any(key[:j + 1] in bad for j in range(len(key)))
+        return any((name, tuple(by_name[k] for k in self.ancestry[name])) in bad for name in self.order)
 
 
 @dataclass(frozen=True)
