@@ -23,6 +23,7 @@ cheaper: pipeplan's timeouts and replica counts are not all in the exhaustive gr
 verified, and the model's simulated / predicted p99.
 
     python benchmarks/bench_optimality.py [--instances 36] [--seed 0] [--max-sims 1500] [--verify-sims 200]
+                                          [--max-batch 16]
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ TRACE_REQUESTS = 20_000
 EXTRA_REPLICAS = 2
 
 
-def instance(rng: np.random.Generator) -> PlanRequest:
+def instance(rng: np.random.Generator, batches: tuple[int, ...] = BATCHES) -> PlanRequest:
     """One random small pipeline with its profiles and catalog."""
     hw = HARDWARE[:int(rng.integers(1, 3))]
     catalog = HardwareCatalog.model_validate({"schema_version": 1, "hardware": [
@@ -73,7 +74,7 @@ def instance(rng: np.random.Generator) -> PlanRequest:
             work, accuracy = float(rng.uniform(2.0, 25.0)), float(rng.uniform(0.8, 0.99))
             for name, _, ms_per_work, exponent in hw:
                 spread = float(rng.uniform(1.1, 1.6))
-                for b in BATCHES:
+                for b in batches:
                     p50 = 0.3 + ms_per_work * work * b ** exponent
                     rows.append(ProfileRow(f"m{s}", f"v{v}", name, b, p50, p50 * spread, 1000.0 * b / p50, accuracy))
                 fastest[f"s{s}"] = min(fastest[f"s{s}"], (0.3 + ms_per_work * work) * spread)
@@ -84,7 +85,7 @@ def instance(rng: np.random.Generator) -> PlanRequest:
         "schema_version": 1, "name": "optimality", "stages": stages,
         "slo_ms": round(float(rng.uniform(2.5, 6.0)) * max(depth.values()), 1),
         "arrival_rps": round(float(rng.uniform(10, 80)), 1),
-        "arrival_cv": float(rng.choice([1.0, 1.0, 0.5, 1.5, 2.0])), "batch_sizes": list(BATCHES), "max_replicas": 16,
+        "arrival_cv": float(rng.choice([1.0, 1.0, 0.5, 1.5, 2.0])), "batch_sizes": list(batches), "max_replicas": 16,
     })
     return PlanRequest(spec=spec, catalog=catalog, profiles=ProfileTable(tuple(rows)))
 
@@ -113,7 +114,7 @@ def config_plan(request: PlanRequest, choice: tuple[tuple, ...]) -> Plan:
     for stage, (usd, variant, hardware, b, timeout, r) in zip(spec.stages, choice):
         curve = ServiceCurve.from_points({m: ServicePoint(rows[(stage.model, variant, hardware, m)].latency_p50_ms,
                                                           rows[(stage.model, variant, hardware, m)].latency_p99_ms)
-                                          for m in BATCHES if m <= b})
+                                          for m in spec.batch_sizes if m <= b})
         nan = math.nan
         stages.append(StagePlan(stage.name, stage.model, variant, hardware, b, timeout, r, nan, nan, nan, nan, nan, nan,
                                 rows[(stage.model, variant, hardware, b)].accuracy, usd,
@@ -195,6 +196,8 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=36)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-sims", type=int, default=1500)
+    parser.add_argument("--max-batch", type=int, default=max(BATCHES), choices=BATCHES,
+                        help="largest batch size (the sizes are the powers of 2 up to it)")
     parser.add_argument("--verify-sims", type=int, default=DEFAULT_MAX_SIMULATIONS,
                         help="verify_plan's simulation budget (ILP rounds and local search)")
     args = parser.parse_args()
@@ -202,7 +205,7 @@ def main() -> None:
     rows, drawn, started = [], 0, time.perf_counter()
     while len(rows) < args.instances:
         drawn += 1
-        request = instance(rng)
+        request = instance(rng, tuple(b for b in BATCHES if b <= args.max_batch))
         spec = request.spec
         try:
             model_only = make_plan(request)
@@ -237,8 +240,8 @@ def main() -> None:
         print(f"# {r['n']}: {time.perf_counter() - started:.0f} s, verified ratio {r['verified_ratio']:.3f}, "
               f"{sims} verify sims ({local_sims} local, {local_moves} moves), exhaustive {searched}"
               f"{' capped' if capped else ''}", file=sys.stderr, flush=True)
-    print(f"# {args.instances} instances ({drawn} drawn, the rest had no model plan), seed {args.seed}, "
-          f"max {args.max_sims} simulations each; {time.perf_counter() - started:.0f} s")
+    print(f"# {args.instances} instances ({drawn} drawn, the rest had no model plan), seed {args.seed}, batch sizes "
+          f"up to {args.max_batch}, max {args.max_sims} simulations each; {time.perf_counter() - started:.0f} s")
     print("| # | stages (after) | hw | CV | rps | SLO (ms) | model-only feasible | model-only cost ratio | sim/pred p99 "
           "| verified feasible | verified cost ratio | verify sims (local search) | local moves | exhaustive sims |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
