@@ -173,7 +173,8 @@ class Space:
         for i, old in enumerate(current.configs):
             for new in self.stages[old.stage]:
                 if new.choice != old.choice:
-                    n = self.neighbour(self._changed(current.configs, i, new), f"{old.stage}: {old.label()} -> {new.label()}")
+                    n = self.neighbour(self._changed(current.configs, i, new),
+                                       f"{old.stage}: {old.label()} -> {new.label()}")
                     if self._better(n, current):
                         out.append(n)
         return self._ranked(out)
@@ -201,8 +202,9 @@ class Space:
         stages as they are), best under the objective first, at most _PAIR_SIDE."""
         old = configs[j]
         now_ms = self.model(configs)[old.stage].estimate.latency.total_ms
-        faster = [new for new in self.stages[old.stage] if new.choice != old.choice
-                  and self.model(self._changed(configs, j, new))[old.stage].estimate.latency.total_ms < now_ms * (1 - _REL)]
+        def stage_ms(config: StageConfig) -> float:
+            return self.model(self._changed(configs, j, config))[old.stage].estimate.latency.total_ms
+        faster = [new for new in self.stages[old.stage] if new.choice != old.choice and stage_ms(new) < now_ms * (1 - _REL)]
         return [n.configs[0] for n in self._ranked([self.neighbour((c,), "") for c in faster])][:_PAIR_SIDE]
 
     # --- model checks and the plan ----------------------------------------------------------------

@@ -292,7 +292,8 @@ def print_verification(report, to: Console | None = None) -> None:
     to.print(f"verified: simulated p99 {report.simulated_p99_ms:.2f} ms <= SLO {report.slo_ms:g} ms (predicted "
              f"{report.predicted_p99_ms:.2f} ms; seed {report.seed}); {len(report.rounds)} plans, "
              f"{report.simulations} simulations of at most {report.max_simulations} ({report.local_search_simulations} "
-             f"by the local search, {len(report.local_search_moves)} move(s) accepted); against the model-only plan ({report.model_only_cost_usd_per_hour:.4g} "
+             f"by the local search, {len(report.local_search_moves)} move(s) accepted); against the model-only plan "
+             f"({report.model_only_cost_usd_per_hour:.4g} "
              f"USD/h, simulated p99 {report.model_only_simulated_p99_ms:.2f} ms: {model_only} the SLO) this plan "
              f"{change}", highlight=False)
     to.print(f"{report.estimate_note}; {report.p99_sample_note}", highlight=False)
