@@ -199,10 +199,13 @@ class SolveStatus(str, Enum):
     INFEASIBLE = "infeasible"  # proven: no plan meets the constraints
     NO_SOLUTION = "no_solution"  # the time limit hit before any plan was found (may be feasible)
     ERROR = "error"  # the solver failed
+    # The ILP's plan, then improved by a local search under the simulator (planner.localsearch,
+    # ``plan --verify``): its simulated p99 meets the SLO; not proven optimal, model SLO not binding.
+    LOCAL_SEARCH = "local_search"
 
     @property
     def has_plan(self) -> bool:
-        return self in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
+        return self in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT, SolveStatus.LOCAL_SEARCH)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,20 @@ some bursty ones, so the model-only plan may both overspend and, rarely, miss. T
    - headroom: lower ``max_utilization`` below the rejected plan's busiest stage, by 5% or more;
    then bisect the allowance between the verified budget and the last rejected one with the rounds
    left (a verified budget that overshot leaves money on the table);
-4. return the best verified plan under the spec's objective, with a :class:`VerifyReport` beside it
+4. **local search** (planner.localsearch) from the best verified plan: one- and two-stage moves
+   through every configuration the candidate enumeration considers, ranked by the objective and
+   simulated best first, the best feasible improvement accepted, until no move improves or the
+   simulation budget is spent. It reaches configurations that are no model SLO's optimum (the model
+   and the simulator rank them differently), which the allowance search cannot;
+5. return the best verified plan under the spec's objective, with a :class:`VerifyReport` beside it
    (its own type and file, naming the plan by the sha256 of its JSON; the Plan does not carry it),
    or raise InfeasibleError naming the closest miss.
+
+Work is bounded twice: at most ``max_rounds`` ILP plans, and at most ``max_simulations`` distinct
+configurations simulated in all (a configuration met again reuses its result; every simulation of a
+search uses the same trace and seed, common random numbers, so that plans are compared on the same
+draws). A plan the local search improved has solver status ``local_search`` and its provenance's
+``local_search`` says which moves led to it and how many simulations the search made.
 
 The simulated p99 is itself an estimate from a finite trace: the report gives a distribution-free
 95% band for it (order statistics of the binomial count below the p99) and MLPerf LoadGen's
@@ -31,139 +42,36 @@ sample-size verdict. The plans are the best found, not proven the best verifiabl
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-from dataclasses import asdict, dataclass, replace
-from enum import Enum
+from dataclasses import replace
 
 import numpy as np
-from scipy.stats import binom
 
 from planner.errors import InfeasibleError
+from planner.localsearch import improve
 from planner.optimize import PlanRequest, make_plan
-from planner.plan import Plan, plan_to_json
+from planner.plan import Plan, SolveStatus
 from planner.sim import ServiceModel, SimConfig, SimResult, simulate
 from planner.spec import Objective, PipelineSpec
 from planner.traces import MAX_TRACE_DURATION_S, MAX_TRACE_REQUESTS, Trace, gamma
+# The report's types live in planner.verifyreport; they are part of this module's interface too.
+from planner.verifyreport import (VERIFY_SCHEMA_VERSION, Knob, StageCheck, VerifyReport, VerifyRound,  # noqa: F401
+                                  estimate_note_text, sample_note_text, p99_band_ms, plan_sha256, report_to_json)
 
 log = logging.getLogger(__name__)
 
-VERIFY_SCHEMA_VERSION = 1
 _CUT = 1e-6  # relative step below the rejected plan's predicted p99 / utilisation
 _HEADROOM_STEP = 0.95
 _MIN_UTILIZATION = 0.05
 _ALLOWANCE_TOLERANCE = 0.02  # bisection stops when the bracket's ratio is within 2%
 _SCAN_STEP = 1.2  # the scan above the bisection's failing end
+DEFAULT_MAX_SIMULATIONS = 200  # distinct configurations simulated per search (plan --verify-sims)
 # MLPerf LoadGen's binomial rule at 99% confidence: 459 requests with none over the target for a
 # p99 claim. A generated trace holds 100 x 459 requests, so about 459 lie above its p99.
 _P99_TAIL_REQUESTS = 459
 GENERATED_REQUESTS = 100 * _P99_TAIL_REQUESTS
 _GENERATED_MIN_DURATION_S = 60.0
-
-
-class Knob(str, Enum):
-    """What a planning round changed relative to the spec."""
-
-    NONE = "none"  # the first round: the spec as given (the model-only plan)
-    SLO_ALLOWANCE = "slo_allowance"  # bisection: the model SLO scaled by an allowance
-    LATENCY_BUDGET = "latency_budget"  # tightening: below the rejected plan's predicted p99
-    HEADROOM = "headroom"  # tightening: a lower utilisation cap
-
-
-@dataclass(frozen=True)
-class VerifyRound:
-    """One plan tried: what the planner was asked for, what it predicted, what the simulation showed."""
-
-    round: int
-    knob: Knob
-    latency_budget_ms: float  # the model SLO the plan was solved against
-    allowance: float  # latency_budget_ms / slo_ms
-    max_utilization: float
-    cost_usd_per_hour: float
-    accuracy: float
-    predicted_p99_ms: float
-    simulated_p99_ms: float
-    slo_attainment: float
-    verified: bool
-    simulated: bool  # False: the configuration was simulated in an earlier round (result reused)
-    configuration: str
-
-
-@dataclass(frozen=True)
-class StageCheck:
-    """One stage of the returned plan: the model's p99 next to the simulated one."""
-
-    stage: str
-    predicted_latency_ms: float
-    simulated_p99_ms: float
-    predicted_utilization: float
-    simulated_utilization: float
-    simulated_mean_batch: float
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What ``pipeplan plan --verify`` found, written to its own file; ``plan_sha256`` names the plan
-    (the sha256 of the plan file's bytes, ``plan_to_json``) it verified."""
-
-    verified: bool
-    plan_sha256: str
-    slo_ms: float
-    trace: str
-    trace_source: str
-    trace_generated: bool  # True: generated at the spec's rate and CV (no trace was given)
-    trace_requests: int
-    trace_mean_rps: float
-    spec_arrival_rps: float
-    spec_arrival_cv: float
-    seed: int
-    service: str
-    predicted_p99_ms: float
-    simulated_p99_ms: float
-    simulated_p99_band_ms: tuple[float, float]  # distribution-free 95% band of the simulated p99
-    model_only_cost_usd_per_hour: float
-    model_only_accuracy: float
-    model_only_simulated_p99_ms: float
-    model_only_verified: bool
-    cost_usd_per_hour: float
-    accuracy: float
-    cost_saved_usd_per_hour: float  # model-only cost - verified cost (< 0: verification had to spend more)
-    simulations: int  # distinct configurations simulated
-    rounds: tuple[VerifyRound, ...]
-    stages: tuple[StageCheck, ...]
-    p99_sample_note: str  # whether the trace has enough requests for a p99 claim
-    estimate_note: str  # the simulated p99 is an estimate: how far it could be off
-    schema_version: int = VERIFY_SCHEMA_VERSION
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        for r in data["rounds"]:
-            r["knob"] = r["knob"].value
-        data["simulated_p99_band_ms"] = list(self.simulated_p99_band_ms)
-        return data
-
-
-def _stable(value):
-    """Fixed precision (10 significant digits), non-finite floats as null: stable, valid JSON."""
-    if isinstance(value, float):
-        return float(f"{value:.10g}") if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _stable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_stable(v) for v in value]
-    return value
-
-
-def report_to_json(report: VerifyReport) -> str:
-    """The report file: sorted keys, fixed float precision, infinities as null, trailing newline."""
-    return json.dumps(_stable(report.to_dict()), indent=2, sort_keys=True, allow_nan=False) + "\n"
-
-
-def plan_sha256(plan: Plan) -> str:
-    """The sha256 of the plan's file bytes (``plan_to_json``), which the report names."""
-    return hashlib.sha256(plan_to_json(plan).encode("utf-8")).hexdigest()
 
 
 def generated_trace(spec: PipelineSpec, seed: int) -> Trace:
@@ -187,37 +95,6 @@ def _configuration(plan: Plan) -> str:
                      for s in plan.stages)
 
 
-def _sample_note(requests: int, over: int) -> str:
-    # MLPerf LoadGen's binomial rule at 99% confidence: 459 requests with none over, 662 with one, 2010 with ten.
-    needed = 459 if over == 0 else 662 if over <= 1 else 2010 if over <= 10 else None
-    if needed is None:
-        return f"{requests} requests, {over} over the SLO"
-    return (f"{requests} requests, {over} over the SLO: enough for a p99 claim at 99% confidence"
-            if requests >= needed else
-            f"only {requests} requests with {over} over the SLO; a p99 claim at 99% confidence needs >= {needed}")
-
-
-def p99_band_ms(latency_ms: np.ndarray) -> tuple[float, float]:
-    """A distribution-free 95% band of the p99 from one run: the order statistics at ranks k_lo, k_hi,
-    the 2.5% and 97.5% points of Binomial(n, 0.99) (the count of requests at or below the true p99).
-    Dropped requests (NaN) count as infinitely late."""
-    n = latency_ms.size
-    if n == 0:
-        return (math.nan, math.nan)
-    late = np.where(np.isnan(latency_ms), np.inf, latency_ms)
-    lo = max(1, int(binom.ppf(0.025, n, 0.99)))
-    hi = min(n, int(binom.ppf(0.975, n, 0.99)) + 1)
-    values = np.partition(late, [lo - 1, hi - 1])
-    return (float(values[lo - 1]), float(values[hi - 1]))
-
-
-def _estimate_note(requests: int, band: tuple[float, float], slo_ms: float) -> str:
-    lo, hi = band
-    side = ("inside the SLO" if hi <= slo_ms else "across the SLO" if lo <= slo_ms else "above the SLO")
-    return (f"the simulated p99 is itself an estimate from {requests} simulated requests (one seed, the "
-            f"simulator's service model): its 95% band is {lo:.4g}-{hi:.4g} ms, {side}")
-
-
 def _better(objective: Objective, a: Plan, b: Plan) -> bool:
     """Whether plan a beats plan b under the spec's objective."""
     return objective.better((a.cost_usd_per_hour, a.accuracy), (b.cost_usd_per_hour, b.accuracy))
@@ -226,9 +103,12 @@ def _better(objective: Objective, a: Plan, b: Plan) -> bool:
 class _Search:
     """The search's state: the rounds tried and the configurations already simulated."""
 
-    def __init__(self, request: PlanRequest, trace: Trace, config: SimConfig, max_rounds: int):
+    def __init__(self, request: PlanRequest, trace: Trace, config: SimConfig, max_rounds: int, max_simulations: int):
         self.request, self.trace, self.config, self.max_rounds = request, trace, config, max_rounds
+        self.max_simulations = max_simulations
         self.slo_ms = request.spec.slo_ms
+        self.ilp_rounds = 0
+        self.local_simulations = 0
         self.rounds: list[VerifyRound] = []
         self.seen: dict[str, SimResult] = {}
         self.plans: list[Plan] = []  # one per round
@@ -236,7 +116,37 @@ class _Search:
 
     @property
     def left(self) -> int:
-        return self.max_rounds - len(self.rounds)
+        """ILP plans left: none once the simulation budget is spent."""
+        return self.max_rounds - self.ilp_rounds if len(self.seen) < self.max_simulations else 0
+
+    def probe(self, plan: Plan, move: str) -> SimResult | None:
+        """The local search's simulation of ``plan``: a known configuration's result is reused (and not
+        recorded again); None once the simulation budget is spent."""
+        key = _configuration(plan)
+        if key in self.seen:
+            return self.seen[key]
+        if len(self.seen) >= self.max_simulations:
+            return None
+        # The per-stage detail lets the search rule out more configurations; only the summary is kept.
+        result = simulate(plan, self.trace, replace(self.config, keep_detail=True, keep_requests=False))
+        self.seen[key] = replace(result, detail=None)
+        self.local_simulations += 1
+        self._record(Knob.LOCAL_MOVE, math.nan, self.request.spec.max_utilization, plan, result, True, key, move)
+        return result
+
+    def _record(self, knob: Knob, budget_ms: float, utilization: float, plan: Plan, result: SimResult, fresh: bool,
+                key: str, move: str = "") -> None:
+        simulated = result.summary.p99_ms
+        ok = simulated <= self.slo_ms
+        self.rounds.append(VerifyRound(
+            len(self.rounds) + 1, knob, budget_ms, budget_ms / self.slo_ms, utilization, plan.cost_usd_per_hour,
+            plan.accuracy, plan.predicted_p99_ms, simulated, result.summary.slo_attainment, ok, fresh, key, move))
+        log.info("verify round %d (%s%s): predicted p99 %.2f ms, simulated %.2f ms, SLO %.2f ms", len(self.rounds),
+                 knob.value, f" {move}" if move else f", model SLO {budget_ms:.2f} ms", plan.predicted_p99_ms,
+                 simulated, self.slo_ms)
+        self.plans.append(plan)
+        if ok:
+            self.verified.append((plan, result))
 
     def attempt(self, knob: Knob, budget_ms: float, utilization: float) -> tuple[Plan, SimResult] | None:
         """Plan against the changed spec and simulate; None when no plan fits it."""
@@ -252,16 +162,8 @@ class _Search:
         fresh = key not in self.seen
         result = self.seen[key] if not fresh else simulate(plan, self.trace, self.config)
         self.seen[key] = result
-        simulated = result.summary.p99_ms
-        ok = simulated <= self.slo_ms
-        self.rounds.append(VerifyRound(
-            len(self.rounds) + 1, knob, budget_ms, budget_ms / self.slo_ms, utilization, plan.cost_usd_per_hour,
-            plan.accuracy, plan.predicted_p99_ms, simulated, result.summary.slo_attainment, ok, fresh, key))
-        log.info("verify round %d (%s, model SLO %.2f ms): predicted p99 %.2f ms, simulated %.2f ms, SLO %.2f ms",
-                 len(self.rounds), knob.value, budget_ms, plan.predicted_p99_ms, simulated, self.slo_ms)
-        self.plans.append(plan)
-        if ok:
-            self.verified.append((plan, result))
+        self.ilp_rounds += 1
+        self._record(knob, budget_ms, utilization, plan, result, fresh, key)
         return plan, result
 
     def bisect(self, ok: tuple[float, Plan], fail_allowance: float, fail_plan: Plan | None = None,
@@ -328,9 +230,12 @@ class _Search:
 
 def verify_plan(request: PlanRequest, trace: Trace, seed: int = 0, max_rounds: int = 16,
                 max_allowance: float = 3.0, service: ServiceModel = ServiceModel.LOGNORMAL,
-                trace_generated: bool = False) -> tuple[Plan, VerifyReport]:
+                trace_generated: bool = False, max_simulations: int = DEFAULT_MAX_SIMULATIONS,
+                local_search: bool = True) -> tuple[Plan, VerifyReport]:
     """The best plan (per the spec's objective) found whose simulated p99 on ``trace`` meets the SLO,
-    and the report of the search (see the module docstring), at most ``max_rounds`` plans in all.
+    and the report of the search (see the module docstring), at most ``max_rounds`` ILP plans and
+    ``max_simulations`` distinct configurations simulated in all; ``local_search=False`` stops after
+    the allowance search.
 
     The returned plan's ``slo_ms`` is the spec's; when it was solved against a relaxed or tightened
     model SLO, ``provenance["planned_slo_ms"]`` says which. Raises InfeasibleError, naming the
@@ -341,12 +246,13 @@ def verify_plan(request: PlanRequest, trace: Trace, seed: int = 0, max_rounds: i
     slo_ms = spec.slo_ms
     if trace.requests == 0:
         raise InfeasibleError(f"trace '{trace.name}' has no requests; verify against a trace with arrivals.")
-    if not (max_rounds >= 1 and max_allowance >= 1):
-        raise ValueError(f"verify_plan needs max_rounds >= 1 and max_allowance >= 1, found {max_rounds}, {max_allowance}")
+    if not (max_rounds >= 1 and max_allowance >= 1 and max_simulations >= 1):
+        raise ValueError("verify_plan needs max_rounds >= 1, max_allowance >= 1 and max_simulations >= 1, found "
+                         f"{max_rounds}, {max_allowance}, {max_simulations}")
     if abs(trace.mean_rps - spec.arrival_rps) > 0.2 * spec.arrival_rps:
         log.warning("trace '%s' averages %.2f rps but the spec plans for %.2f rps; verification uses the trace as is",
                     trace.name, trace.mean_rps, spec.arrival_rps)
-    search = _Search(request, trace, SimConfig(seed=seed, service=service, slo_ms=slo_ms), max_rounds)
+    search = _Search(request, trace, SimConfig(seed=seed, service=service, slo_ms=slo_ms), max_rounds, max_simulations)
     first = search.attempt(Knob.NONE, slo_ms, spec.max_utilization)
     assert first is not None  # attempt raises for the first round
     first_p99 = first[1].summary.p99_ms
@@ -364,8 +270,12 @@ def verify_plan(request: PlanRequest, trace: Trace, seed: int = 0, max_rounds: i
                           if r.knob in (Knob.NONE, Knob.LATENCY_BUDGET) and not r.verified
                           and r.latency_budget_ms > ok_budget))
             search.bisect((ok_budget / slo_ms, ok_plan), failed[0] / slo_ms, search.plans[failed[1] - 1])
+    moves: tuple[str, ...] = ()
+    if search.verified and local_search:
+        start = _best(spec.objective, search.verified)[0]
+        moves = improve(request, start, search.probe, max_allowance).moves
     if search.verified:
-        return _result(request, search, first, trace, seed, service, trace_generated)
+        return _result(request, search, first, trace, seed, service, trace_generated, moves)
     rounds = search.rounds
     best = min(rounds, key=lambda r: r.simulated_p99_ms)
     tried_text = "; ".join(f"round {r.round} ({r.knob.value}): predicted {r.predicted_p99_ms:.1f} ms, simulated "
@@ -379,16 +289,25 @@ def verify_plan(request: PlanRequest, trace: Trace, seed: int = 0, max_rounds: i
         "matches the spec's arrival_rps.")
 
 
+def _best(objective: Objective, verified: list[tuple[Plan, SimResult]]) -> tuple[Plan, SimResult]:
+    """The best verified plan under the objective (the earliest among equals)."""
+    best = verified[0]
+    for pair in verified[1:]:
+        if _better(objective, pair[0], best[0]):
+            best = pair
+    return best
+
+
 def _result(request: PlanRequest, search: _Search, first: tuple[Plan, SimResult], trace: Trace, seed: int,
-            service: ServiceModel, trace_generated: bool) -> tuple[Plan, VerifyReport]:
+            service: ServiceModel, trace_generated: bool, moves: tuple[str, ...]) -> tuple[Plan, VerifyReport]:
     spec, slo_ms = request.spec, request.spec.slo_ms
-    best_plan, best_result = search.verified[0]
-    for plan, result in search.verified[1:]:
-        if _better(spec.objective, plan, best_plan):
-            best_plan, best_result = plan, result
+    best_plan, best_result = _best(spec.objective, search.verified)
     planned_slo_ms = best_plan.slo_ms
     provenance = dict(best_plan.provenance)
-    if not math.isclose(planned_slo_ms, slo_ms, rel_tol=1e-12):
+    if best_plan.solver.status is SolveStatus.LOCAL_SEARCH:
+        provenance["local_search"] = {"moves": list(moves), "simulations": search.local_simulations,
+                                      "simulations_in_all": len(search.seen)}
+    elif not math.isclose(planned_slo_ms, slo_ms, rel_tol=1e-12):
         provenance["planned_slo_ms"] = planned_slo_ms
     plan = replace(best_plan, slo_ms=slo_ms, provenance=provenance)
     # The band needs the per-request column: one more run of the chosen plan (same seed, same numbers).
@@ -409,7 +328,9 @@ def _result(request: PlanRequest, search: _Search, first: tuple[Plan, SimResult]
         model_only_verified=model_result.summary.p99_ms <= slo_ms,
         cost_usd_per_hour=plan.cost_usd_per_hour, accuracy=plan.accuracy,
         cost_saved_usd_per_hour=model_only.cost_usd_per_hour - plan.cost_usd_per_hour,
-        simulations=len(search.seen), rounds=tuple(search.rounds), stages=stages,
-        p99_sample_note=_sample_note(summary.requests, summary.over_slo),
-        estimate_note=_estimate_note(summary.requests, band, slo_ms))
+        simulations=len(search.seen), max_simulations=search.max_simulations,
+        local_search_simulations=search.local_simulations, local_search_moves=moves,
+        rounds=tuple(search.rounds), stages=stages,
+        p99_sample_note=sample_note_text(summary.requests, summary.over_slo),
+        estimate_note=estimate_note_text(summary.requests, band, slo_ms))
     return plan, report

@@ -253,6 +253,39 @@ def plan_on(request: PlanRequest, hardware: str, rps: float) -> Plan:
     return make_plan(replace(request, spec=spec))
 
 
+@lru_cache(maxsize=None)
+def model_misranked_request() -> PlanRequest:
+    """Two chained stages on CPU (0.10 USD/h) or GPU (0.45 USD/h), CV-2 arrivals at 30.2 rps, SLO 22.7 ms
+    (instance 5 of benchmarks/bench_optimality.py, seed 0): latency(b) = 0.3 + ms_per_work x work x
+    b^exponent (CPU 1.0 ms, exponent 0.95; GPU 0.2 ms, exponent 0.55), p99 = spread x p50. The model
+    rates a GPU replica per stage with large batches far above the SLO (pred/sim ~ 2), so that plan,
+    which meets the SLO in simulation, is no model SLO's optimum: only a search under the simulator
+    finds it (tests/test_verify.py)."""
+    catalog = make_catalog([{"name": "cpu", "kind": "cpu", "cores": 2, "usd_per_hour": 0.1},
+                            {"name": "gpu", "kind": "cpu", "cores": 2, "usd_per_hour": 0.45}])
+    batches = (1, 2, 4, 8, 16)
+    hardware = {"cpu": (1.0, 0.95), "gpu": (0.2, 0.55)}
+    # (model, variant): work, accuracy, spread on cpu, spread on gpu
+    variants = {("m0", "v0"): (18.5421, 0.803, 1.479, 1.3564), ("m0", "v1"): (23.3694, 0.8126, 1.5207, 1.1333),
+                ("m1", "v0"): (9.9191, 0.8818, 1.583, 1.3811), ("m1", "v1"): (7.9539, 0.8459, 1.5441, 1.2129)}
+    rows = []
+    for (model, variant), (work, accuracy, spread_cpu, spread_gpu) in variants.items():
+        for name, spread in (("cpu", spread_cpu), ("gpu", spread_gpu)):
+            ms_per_work, exponent = hardware[name]
+            for b in batches:
+                p50 = 0.3 + ms_per_work * work * b ** exponent
+                rows.append(ProfileRow(model, variant, name, b, p50, p50 * spread, 1000.0 * b / p50, accuracy))
+    spec = make_spec(stages=[{"name": "s0", "model": "m0"}, {"name": "s1", "model": "m1", "after": ["s0"]}],
+                     slo_ms=22.7, arrival_rps=30.2, arrival_cv=2.0, batch_sizes=list(batches), max_replicas=16)
+    return PlanRequest(spec=spec, catalog=catalog, profiles=ProfileTable(tuple(rows)))
+
+
+def model_misranked_trace() -> Trace:
+    """The benchmark's trace for model_misranked_request: Gamma renewal, ~20,000 requests, seed 4."""
+    from planner.traces import gamma
+
+    return gamma(30.2, 2.0, 20_000 / 30.2, np.random.default_rng(4))
+
 # ---- profiler builders: tiny ONNX models and manifests made on the spot -------------------------
 
 FAST_METHOD = {"warmup_runs": 1, "warmup_ms": 0, "window_ms": 5, "min_window_requests": 5,

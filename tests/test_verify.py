@@ -3,6 +3,9 @@ the model's SLO; the report is its own value naming the plan by its sha256."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -12,8 +15,8 @@ from planner.optimize import PlanRequest, make_plan
 from planner.sim import SimConfig, simulate
 from planner.traces import gamma, poisson
 from planner.plan import plan_to_json
-from planner.verify import Knob, generated_trace, p99_band_ms, plan_sha256, report_to_json, verify_plan
-from tests.fixtures import CONFIGS, SYNTHETIC
+from planner.verify import VERIFY_SCHEMA_VERSION, Knob, generated_trace, p99_band_ms, plan_sha256, report_to_json, verify_plan
+from tests.fixtures import CONFIGS, SYNTHETIC, model_misranked_request, model_misranked_trace
 
 
 def _request(name: str) -> PlanRequest:
@@ -135,7 +138,67 @@ def test_the_report_file_is_stable_json_naming_the_plan():
     text = report_to_json(report)
     assert text == report_to_json(verify_plan(request, trace, seed=2, max_rounds=3)[1])
     data = json.loads(text)
-    assert data["schema_version"] == 1 and data["plan_sha256"] == report.plan_sha256
+    assert data["schema_version"] == VERIFY_SCHEMA_VERSION and data["plan_sha256"] == report.plan_sha256
     import hashlib
     assert hashlib.sha256(plan_to_json(plan).encode()).hexdigest() == data["plan_sha256"]
     assert len(data["rounds"]) <= 3 and data["rounds"][0]["knob"] == "none"
+
+
+def test_local_search_finds_a_cheaper_feasible_plan_the_ilp_ordering_misses():
+    from planner.cli.plan import VERIFY_SIMS
+    from planner.plan import SolveStatus
+    from planner.recheck import recheck
+    from planner.verify import DEFAULT_MAX_SIMULATIONS
+
+    assert VERIFY_SIMS == DEFAULT_MAX_SIMULATIONS  # the CLI's default repeats the library's
+    request, trace = model_misranked_request(), model_misranked_trace()
+    spec = request.spec
+    allowance_only, _ = verify_plan(request, trace, seed=4, local_search=False)
+    plan, report = verify_plan(request, trace, seed=4)
+    assert plan.cost_usd_per_hour < allowance_only.cost_usd_per_hour * 0.8
+    # the ILP never ranks it first: at the spec's SLO and at every allowance up to the search's bound
+    # (3), the model's optimum is another configuration (the model rates this one far above the SLO)
+    found = next(r for r in report.rounds if r.verified and r.cost_usd_per_hour == plan.cost_usd_per_hour)
+    assert found.knob is Knob.LOCAL_MOVE and "->" in found.move
+    assert plan.predicted_p99_ms > 1.5 * spec.slo_ms
+    for allowance in (1.0, 1.5, 2.0, 2.5, 3.0):
+        relaxed = make_plan(replace(request, spec=spec.model_copy(update={"slo_ms": allowance * spec.slo_ms})))
+        assert [(s.variant, s.hardware, s.batch_size, s.replicas) for s in relaxed.stages] != [
+            (s.variant, s.hardware, s.batch_size, s.replicas) for s in plan.stages]
+    # a real Plan: the model's figures re-check (all but the SLO, which the simulator owns), and the
+    # simulation reproduces the reported p99 within the SLO
+    assert recheck(plan, spec.model_copy(update={"slo_ms": plan.predicted_p99_ms}), request.catalog, request.profiles) == []
+    assert plan.solver.status is SolveStatus.LOCAL_SEARCH and plan.slo_ms == spec.slo_ms
+    again = simulate(plan, trace, SimConfig(seed=4, slo_ms=spec.slo_ms))
+    assert again.summary.p99_ms == pytest.approx(report.simulated_p99_ms) and again.summary.p99_ms <= spec.slo_ms
+    assert plan.provenance["local_search"] == {"moves": list(report.local_search_moves),
+                                               "simulations": report.local_search_simulations,
+                                               "simulations_in_all": report.simulations}
+    assert report.local_search_moves and "planned_slo_ms" not in plan.provenance
+    local = [r for r in report.rounds if r.knob is Knob.LOCAL_MOVE]
+    assert len(local) == report.local_search_simulations and all(math.isnan(r.latency_budget_ms) for r in local)
+    assert report.simulations <= report.max_simulations == DEFAULT_MAX_SIMULATIONS
+
+
+def test_the_simulation_budget_is_honoured(monkeypatch):
+    import planner.verify as verify
+
+    request, trace = model_misranked_request(), model_misranked_trace()
+    calls = []
+    real = verify.simulate
+    monkeypatch.setattr(verify, "simulate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    plan, report = verify_plan(request, trace, seed=4, max_simulations=14)
+    assert report.simulations == 14 and report.max_simulations == 14
+    assert len(calls) == report.simulations + 1  # every distinct configuration once, plus the band's re-run
+    assert report.local_search_simulations == 14 - len({r.configuration for r in report.rounds
+                                                       if r.knob is not Knob.LOCAL_MOVE})
+    with pytest.raises(ValueError, match="max_simulations >= 1"):
+        verify_plan(request, trace, seed=4, max_simulations=0)
+
+
+def test_the_local_search_is_deterministic():
+    request, trace = model_misranked_request(), model_misranked_trace()
+    plan, report = verify_plan(request, trace, seed=4, max_simulations=60)
+    again, report_again = verify_plan(request, trace, seed=4, max_simulations=60)
+    assert plan_to_json(plan) == plan_to_json(again)
+    assert report_to_json(report) == report_to_json(report_again)

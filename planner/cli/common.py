@@ -109,6 +109,11 @@ def seed_option(help_text: str):
     return typer.Option(0, "--seed", min=0, max=2**63 - 1, help=help_text)
 
 
+def count_option(default: int, flag: str, maximum: int, help_text: str):
+    """A whole-number option >= 1 and <= ``maximum`` (a limit on work: rounds, simulations)."""
+    return typer.Option(default, flag, min=1, max=maximum, help=help_text)
+
+
 def trace_format_option(help_text: str = "Format of the trace file."):
     """The one trace-format flag, named the same on every command."""
     return typer.Option(TraceFormat.AUTO, "--trace-format", help=help_text)

@@ -10,13 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from planner.resource_class import ResourceClass
-from planner.cli.common import (app, check_json_with_stdout, console, finite_or_none, positive, print_json,
+from planner.cli.common import (app, check_json_with_stdout, count_option, console, finite_or_none, positive, print_json,
                                 read_trace_arg, seed_option, summary_console, trace_format_option)
 from planner.errors import TraceError
 from planner.ilp.backends import SolverName
 from planner.plan import Plan, SolveStatus, plan_to_json
 from planner.traces import TraceFormat
 from profiler.schema import ProfileTable
+
+# = planner.verify.DEFAULT_MAX_SIMULATIONS, repeated: the CLI imports planner.verify lazily (a test holds them equal).
+VERIFY_SIMS = 200
 
 
 def _ms(value: float) -> str:
@@ -87,12 +90,17 @@ def summary_line(plan: Plan, solve_time_ms: float | None) -> str:
     status = plan.solver.status
     if status is SolveStatus.OPTIMAL:
         proven = "proven optimal"
+    elif status is SolveStatus.LOCAL_SEARCH:
+        done = plan.provenance.get("local_search", {})
+        proven = (f"[bold yellow]NOT proven optimal[/] (improved after the ILP by a local search under the simulator, "
+                  f"{done.get('simulations', '?')} simulations)")
     else:
         gap = "unknown" if plan.solver.gap is None else f"{plan.solver.gap:.3g}"
         proven = f"[bold yellow]NOT proven optimal[/] ({status.value}, gap {gap})"
     timing = f" in {solve_time_ms:.1f} ms" if solve_time_ms is not None else ""
     planned = plan.provenance.get("planned_slo_ms")
-    bound = (f"<= SLO {plan.slo_ms:g} ms" if planned is None else
+    bound = (f"(SLO {plan.slo_ms:g} ms checked by the simulator, not the model: see the verification)"
+             if status is SolveStatus.LOCAL_SEARCH else f"<= SLO {plan.slo_ms:g} ms" if planned is None else
              f"<= model SLO {planned:.4g} ms (SLO {plan.slo_ms:g} ms: see the verification)")
     return (f"{objective_text(plan)}, {proven} by {plan.solver.name}{timing} | cost {plan.cost_usd_per_hour:.4f} USD/h "
             f"| accuracy {plan.accuracy:.4f} ({plan.accuracy_aggregation}) | predicted p99 "
@@ -137,6 +145,8 @@ def plan_summary(plan: Plan, files: dict[str, str], frontier_points: int | None 
         "simulated_p99_ms": finite_or_none(verification.simulated_p99_ms),
         "simulated_p99_band_ms": [finite_or_none(v) for v in verification.simulated_p99_band_ms],
         "simulations": verification.simulations, "rounds": len(verification.rounds),
+        "local_search_simulations": verification.local_search_simulations,
+        "local_search_moves": len(verification.local_search_moves),
         "model_only_cost_usd_per_hour": verification.model_only_cost_usd_per_hour,
         "cost_saved_usd_per_hour": verification.cost_saved_usd_per_hour,
         "trace": verification.trace, "trace_generated": verification.trace_generated}
@@ -203,8 +213,11 @@ def plan(
                                           ">= 60 s)."),
     verify_out: Optional[Path] = typer.Option(None, "--verify-out", help="Write the verification report here "
                                               "(JSON; default: beside --out as NAME.verify.json)."),
-    verify_rounds: int = typer.Option(16, "--verify-rounds", min=1, max=1000,
-                                      help="At most this many plans solved by the verification search."),
+    verify_rounds: int = count_option(16, "--verify-rounds", 1000,
+                                      "At most this many plans solved by the verification search (ILP rounds)."),
+    verify_sims: int = count_option(VERIFY_SIMS, "--verify-sims", 100_000,
+                                    "At most this many distinct configurations simulated by the verification "
+                                    "search in all (ILP rounds and the local search after them)."),
     verify_seed: int = seed_option("Seed of the verification simulation (and of generated or per-second count "
                                    "traces)."),
     trace_format: TraceFormat = trace_format_option("Format of the --verify trace."),
@@ -239,7 +252,7 @@ def plan(
             else:
                 trace = generated_trace(request.spec, verify_seed)
             result, report = verify_plan(request, trace, seed=verify_seed, max_rounds=verify_rounds,
-                                         trace_generated=not verify)
+                                         trace_generated=not verify, max_simulations=verify_sims)
         else:
             result = make_plan(request)
         points = frontier(request) if pareto else None
@@ -287,10 +300,12 @@ def print_verification(report, to: Console | None = None) -> None:
         table.add_column(header, justify="left" if header in ("knob", "configuration") else "right",
                          no_wrap=header != "configuration", overflow="fold")
     for r in report.rounds:
-        table.add_row(str(r.round), r.knob.value, f"{r.latency_budget_ms:.1f}", f"{r.max_utilization:.3f}",
+        budget = "-" if r.move else f"{r.latency_budget_ms:.1f}"  # a local move has no model SLO
+        shown = r.configuration if r.simulated else "(as an earlier round)"
+        table.add_row(str(r.round), r.knob.value, budget, f"{r.max_utilization:.3f}",
                       f"{r.cost_usd_per_hour:.3f}", f"{r.predicted_p99_ms:.1f}", f"{r.simulated_p99_ms:.1f}",
                       f"{100 * r.slo_attainment:.2f}%", "yes" if r.verified else "no",
-                      r.configuration if r.simulated else "(as an earlier round)")
+                      f"{r.move} => {shown}" if r.move else shown)
     to.print(table)
     saved = report.cost_saved_usd_per_hour
     change = (f"saves {saved:.4g} USD/h ({100 * saved / report.model_only_cost_usd_per_hour:.1f}%)" if saved > 0 else
@@ -298,7 +313,9 @@ def print_verification(report, to: Console | None = None) -> None:
     model_only = "met" if report.model_only_verified else "missed"
     to.print(f"verified: simulated p99 {report.simulated_p99_ms:.2f} ms <= SLO {report.slo_ms:g} ms (predicted "
              f"{report.predicted_p99_ms:.2f} ms; seed {report.seed}); {len(report.rounds)} plans, "
-             f"{report.simulations} simulations; against the model-only plan ({report.model_only_cost_usd_per_hour:.4g} "
+             f"{report.simulations} simulations of at most {report.max_simulations} ({report.local_search_simulations} "
+             f"by the local search, {len(report.local_search_moves)} move(s) accepted); against the model-only plan "
+             f"({report.model_only_cost_usd_per_hour:.4g} "
              f"USD/h, simulated p99 {report.model_only_simulated_p99_ms:.2f} ms: {model_only} the SLO) this plan "
              f"{change}", highlight=False)
     to.print(f"{report.estimate_note}; {report.p99_sample_note}", highlight=False)

@@ -240,6 +240,9 @@ def test_verify_options_that_contradict_are_usage_errors(tmp_path: Path):
     assert_clean_error(both, out, "either --verify TRACE or --verify-generated")
     alone = run("plan", str(SYNTHETIC / "video.yaml"), "--verify-out", str(tmp_path / "r.json"), "--out", str(out))
     assert_clean_error(alone, out, "--verify-out needs")
+    for bad in ("0", "-3", "many"):
+        budget = run("plan", str(SYNTHETIC / "video.yaml"), "--verify-generated", "--verify-sims", bad, "--out", str(out))
+        assert_clean_error(budget, out, "--verify-sims")
 
 
 def test_a_collapsed_variant_is_never_chosen_silently(tmp_path: Path):
