@@ -16,6 +16,9 @@ oracle's cost) are met.
     python benchmarks/bench_tuner.py ipa [--ipa ../shared/data/ipa] [--peak-window-s 10] [--max-utilization 0.97]
     python benchmarks/bench_tuner.py forecast        # needs the bench extra (statsforecast)
     python benchmarks/bench_tuner.py burst [--cold-start-ms 1000]
+    python benchmarks/bench_tuner.py grid [--grid-utilization 0.9] --grid-out FILE   # then: grid --rank FILE...
+
+``grid`` (issue 14 item 6): the candidate default settings on the whole set (benchmarks/tuner_grid.py).
 
 ``burst`` (issue 14 item 5): the bursty and fluctuating Twitter windows and the Azure code trace
 (as in ``real``, 60 s machines) with a serverless entry and spot offers in the catalog (see
@@ -60,7 +63,7 @@ from planner.tuner import (PlanBook, PlaybackPolicy, PolicyKind, PolicySettings,
                            compare, compare_rows, tune_policy)
 from planner.tuner.capacity import uncap_request
 from planner.tuner.forecast import interval_peaks_rps, make_forecaster
-from planner.tuner.settings import ForecasterKind, ForecastSettings
+from planner.tuner.settings import BaseSizing, BurstSettings, ForecasterKind, ForecastSettings
 from planner.tuner.targets import shortfall
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,9 +176,15 @@ def burst_request(cold_start_ms: float, spot: bool) -> PlanRequest:
 
 def run_burst(args: argparse.Namespace) -> None:
     """Issue 14 item 5: >= 99% within the SLO at <= 1.3x the oracle with 60 s machines, using the resource classes."""
-    settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s),
+    burst = BurstSettings(base=args.base, base_lookback_s=args.base_lookback_s,
+                          break_even_quantile=args.break_even_quantile, base_backlog=args.base_backlog)
+    settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s,
+                                                  predictive=PredictiveSettings(margin=args.margin), burst=burst),
                             seed=args.seed)
-    print(f"{machine_line()}; spec synthetic/video.yaml; VMs cpu-2/cpu-8 (60 s start-up), serverless "
+    print(f"{machine_line()}; base sizing {args.base.value} (lookback {args.base_lookback_s} s, quantile "
+          f"{'break-even' if args.break_even_quantile is None else args.break_even_quantile}, backlog term "
+          f"{'on' if args.base_backlog else 'off'}); margin {args.margin:g}")
+    print(f"spec synthetic/video.yaml; VMs cpu-2/cpu-8 (60 s start-up), serverless "
           f"{SERVERLESS_ENTRY['name']} (cold start {args.cold_start_ms:g} ms, {SERVERLESS_ENTRY['max_concurrency']} "
           f"instances, keep warm {SERVERLESS_ENTRY['keep_warm_s']:g} s), spot {SPOT_PREEMPTIONS_PER_HOUR:g}/h "
           f"replaced in {SPOT_REPLACEMENT_S:g} s; interval {args.interval_s} s; peak window {args.peak_window_s} s; "
@@ -192,7 +201,7 @@ def run_burst(args: argparse.Namespace) -> None:
             print(f"| {label} | skipped: {args.data / name} not found | | | | | | | | | |")
             continue
         trace = load(args.data, name, column, start_s, duration_s, scale, args.seed, compress)
-        for spot in (False, True):
+        for spot in (False,) if args.on_demand_only else (False, True):
             started = time.perf_counter()
             req = burst_request(args.cold_start_ms, spot)
             results = compare(PlanBook(req), trace, kinds, settings)
@@ -316,9 +325,20 @@ def run_forecast(args: argparse.Namespace) -> None:
                       f"{time.perf_counter() - started:.1f} |", flush=True)
 
 
+def run_grid(args: argparse.Namespace) -> None:
+    """Issue 14 item 6: every candidate default on the whole benchmark set (benchmarks/tuner_grid.py)."""
+    import tuner_grid
+
+    if args.rank:
+        tuner_grid.report(args.rank, args.ipa)
+        return
+    print(machine_line(), flush=True)
+    tuner_grid.run(sys.modules[__name__], args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", nargs="?", default="real", choices=("real", "ipa", "forecast", "burst"))
+    parser.add_argument("command", nargs="?", default="real", choices=("real", "ipa", "forecast", "burst", "grid"))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--ipa", type=Path, default=DEFAULT_IPA)
     parser.add_argument("--seed", type=int, default=0)
@@ -334,11 +354,25 @@ def main() -> None:
     parser.add_argument("--max-utilization", type=float, default=0.9, help="ipa: the spec's utilisation cap")
     parser.add_argument("--cold-start-ms", type=float, default=SERVERLESS_ENTRY["cold_start_ms"],
                         help="burst: the serverless entry's cold start")
+    parser.add_argument("--base", type=BaseSizing, default=BurstSettings().base, help="burst: the VM base's sizing")
+    parser.add_argument("--base-lookback-s", type=int, default=BurstSettings().base_lookback_s,
+                        help="burst (break-even): seconds of per-second rates the base's quantile reads")
+    parser.add_argument("--break-even-quantile", type=float, default=None,
+                        help="burst (break-even): this quantile instead of the break-even one")
+    parser.add_argument("--no-base-backlog", dest="base_backlog", action="store_false",
+                        help="burst: leave the backlog term out of the base's rate")
+    parser.add_argument("--on-demand-only", action="store_true", help="burst: skip the spot-base runs")
     parser.add_argument("--keep-capped", dest="uncap", action="store_false",
                         help="ipa: plan IPA's capped throughputs as measured")
+    parser.add_argument("--grid-out", type=Path, default=Path("tuner-grid.jsonl"),
+                        help="grid: append the replays' rows (JSON lines) to this file")
+    parser.add_argument("--grid-utilization", type=float, default=None, help="grid: run only this utilisation cap")
+    parser.add_argument("--rank", type=Path, nargs="+", default=None,
+                        help="grid: rank the settings from these JSON-lines files instead of running")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    {"real": run_real, "ipa": run_ipa, "forecast": run_forecast, "burst": run_burst}[args.command](args)
+    {"real": run_real, "ipa": run_ipa, "forecast": run_forecast, "burst": run_burst,
+     "grid": run_grid}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -294,13 +294,17 @@ class PredictivePolicy:
                              minlength=seconds) if a.size else np.zeros(seconds)
         self.peaks.append(float(interval_peaks_rps(counts, seconds, self.settings.peak_window_s)[0]))
 
+    def forecast_rate_rps(self, horizon: float) -> float:
+        """The rate to size for over ``horizon`` intervals, before the margin and the drain term."""
+        return self.forecaster.forecast(np.asarray(self.peaks), horizon)
+
     def ask(self) -> Plan:
         p = self.settings.predictive
         if not self.peaks:
             return self.plan
         delay_s = max(s.startup_s + (s.load_time_s or 0.0) for s in self.plan.stages)
         horizon = (delay_s + self.settings.interval_s) / self.settings.interval_s
-        rate = self.forecaster.forecast(np.asarray(self.peaks), horizon) * (1.0 + p.margin)
+        rate = self.forecast_rate_rps(horizon) * (1.0 + p.margin)
         rate += min(rate, self.backlog.requests / p.drain_s)  # drain, at most doubling the rate
         cv = self.cv.value
         best = self.book.plan(rate, cv)

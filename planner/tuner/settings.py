@@ -65,12 +65,25 @@ class PredictiveSettings:
     drain_s: float = 30.0  # plan to drain an estimated backlog within this time
 
 
+class BaseSizing(str, Enum):
+    """How the burst policy sizes its VM base (planner.tuner.burst)."""
+
+    BREAK_EVEN = "break-even"  # the break-even quantile of the per-second rates over base_lookback_s (the default)
+    FORECAST = "forecast"  # the predictive forecaster at base_quantile of whole-interval rates (trend included)
+
+
 @dataclass(frozen=True)
 class BurstSettings:
     slots: int = 32  # serverless instances per stage (at most the entry's max_concurrency)
     spill_share_of_slo: float = 0.1  # spill the queue's head to serverless when it would wait this share of the SLO
-    base_quantile: float = 0.5  # the VM base: this quantile of the recent interval rates (predictive: 0.9)
-    base_peak_window_s: int = 10  # ... each measured over this window (capped at the interval; predictive: 5 s)
+    base: BaseSizing = BaseSizing.BREAK_EVEN
+    # break-even: the quantile of per-second rates over this many seconds; None: 1 - (VM / function
+    # cost of a unit of capacity), planner.tuner.burst.break_even_quantile
+    base_lookback_s: int = 120
+    break_even_quantile: float | None = None
+    base_backlog: bool = True  # add the backlog term (arrivals beyond the VMs' capacity) to the base's rate
+    base_quantile: float = 0.5  # forecast: this quantile of the recent interval rates (predictive: 0.9)
+    base_peak_window_s: int = 10  # forecast: each measured over this window (capped at the interval; predictive: 5 s)
 
 
 @dataclass(frozen=True)
@@ -85,3 +98,51 @@ class PolicySettings:
     reactive: ReactiveSettings = field(default_factory=ReactiveSettings)
     predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
     burst: BurstSettings = field(default_factory=BurstSettings)
+
+
+@dataclass(frozen=True)
+class SettingOverrides:
+    """Settings given on the command line (None: not given); they override the spec's ``tuner`` section."""
+
+    interval_s: int | None = None
+    peak_window_s: int | None = None
+    margin: float | None = None
+    max_utilization: float | None = None
+    switch_hysteresis: float | None = None
+    switch_amortize_s: float | None = None
+    grid_step: float | None = None
+    burst_slots: int | None = None
+    spill_share_of_slo: float | None = None
+
+
+def resolve(section, overrides: SettingOverrides, forecast: ForecastSettings = ForecastSettings()) -> PolicySettings:
+    """PolicySettings from the spec's ``tuner`` section (planner.spec.TunerSpec) and the CLI's overrides.
+
+    Each setting is the CLI's value if given, else the spec's, else :class:`PolicySettings`' default.
+    (``max_utilization`` is not a policy setting: see :func:`utilization_cap`.)
+    """
+    def pick(name: str, default):
+        given = getattr(overrides, name)
+        if given is not None:
+            return given
+        in_spec = getattr(section, name)
+        return in_spec if in_spec is not None else default
+
+    d = PolicySettings()
+    predictive = PredictiveSettings(forecast=forecast, margin=pick("margin", d.predictive.margin),
+                                    switch_hysteresis=pick("switch_hysteresis", d.predictive.switch_hysteresis),
+                                    switch_amortize_s=pick("switch_amortize_s", d.predictive.switch_amortize_s),
+                                    drain_s=d.predictive.drain_s)
+    burst = BurstSettings(slots=pick("burst_slots", d.burst.slots),
+                          spill_share_of_slo=pick("spill_share_of_slo", d.burst.spill_share_of_slo))
+    return PolicySettings(interval_s=pick("interval_s", d.interval_s), peak_window_s=pick("peak_window_s",
+                          d.peak_window_s), grid_step=pick("grid_step", d.grid_step), predictive=predictive,
+                          burst=burst)
+
+
+def utilization_cap(section, overrides: SettingOverrides, spec_max_utilization: float) -> float:
+    """The tuner's utilisation cap: the CLI's, else the spec's ``tuner.max_utilization``, else the spec's own."""
+    for value in (overrides.max_utilization, section.max_utilization):
+        if value is not None:
+            return value
+    return spec_max_utilization
