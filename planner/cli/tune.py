@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,13 @@ from planner.tuner.policies import DEFAULT_POLICY, PolicyKind  # light imports: 
 from planner.tuner.settings import ForecasterKind
 
 from planner.spec import MAX_INTERVAL_S  # the longest trace (planner.traces.MAX_TRACE_DURATION_S)
+
+
+def _utilization_cap(value: Optional[float]) -> Optional[float]:
+    """A utilisation cap in (0, 1), as the spec's max_utilization."""
+    if value is not None and not (math.isfinite(value) and 0 < value < 1):
+        raise typer.BadParameter(f"found {value!r}; give a share in (0, 1), e.g. 0.9.")
+    return value
 
 
 def _tune_table(results, rows) -> Table:
@@ -63,7 +71,7 @@ def tune(
     peak_window_s: Optional[int] = typer.Option(None, "--peak-window-s", min=1, max=3600, help="Window (s) of an "
                                                 "interval's peak rate, which the predictive policy forecasts and the "
                                                 "oracle plans for [default: tuner.peak_window_s, else the tuner's]."),
-    max_utilization: Optional[float] = typer.Option(None, "--max-utilization", min=0.0, max=1.0, callback=positive,
+    max_utilization: Optional[float] = typer.Option(None, "--max-utilization", callback=_utilization_cap,
                                                     help="The utilisation cap of the tuner's plans, below 1 "
                                                          "[default: tuner.max_utilization, else the spec's]."),
     switch_hysteresis: Optional[float] = typer.Option(None, "--switch-hysteresis", min=0.0, callback=non_negative,
