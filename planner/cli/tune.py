@@ -12,7 +12,7 @@ from rich.table import Table
 from planner.cli.common import app, console, finite_or_none, non_negative, positive, print_json, read_trace_arg, seed_option, trace_format_option
 from planner.errors import TraceError
 from planner.traces import TraceFormat
-from planner.tuner.policies import DEFAULT_POLICY, PolicyKind  # light imports: the enums for typer
+from planner.tuner.policies import PolicyKind  # light imports: the enums for typer
 from planner.tuner.settings import ForecasterKind
 
 from planner.spec import MAX_INTERVAL_S  # the longest trace (planner.traces.MAX_TRACE_DURATION_S)
@@ -49,7 +49,9 @@ def _tune_table(results, rows) -> Table:
 def tune(
     spec: Path = typer.Argument(..., help="Pipeline spec (YAML)."),
     trace: Path = typer.Option(..., "--trace", help="Arrival trace (pipeplan trace CSV, or see --trace-format)."),
-    policy: PolicyKind = typer.Option(DEFAULT_POLICY, "--policy", help="Tuning policy (ignored with --compare)."),
+    policy: Optional[PolicyKind] = typer.Option(None, "--policy", help="Tuning policy (ignored with --compare) "
+                                                "[default: burst if the catalog has serverless hardware, else "
+                                                "predictive]."),
     out: Path = typer.Option(..., "--out", help="Folder for timeline.csv and summary.json (per policy with --compare); "
                              "created if absent, inside an existing folder."),
     compare_all: bool = typer.Option(False, "--compare", help="Run every policy on the trace and compare with the oracle."),
@@ -109,7 +111,7 @@ def tune(
     from planner.tuner import ForecastSettings, PlanBook, TuneSettings, compare, compare_rows
     from planner.tuner.settings import SettingOverrides, resolve, utilization_cap
     from planner.tuner.capacity import uncap_request
-    from planner.tuner.policies import available_kinds
+    from planner.tuner.policies import available_kinds, default_policy
     from planner.tuner.report import COMPARE_HEADER, compare_csv_rows, summary_json, timeline_header, timeline_rows
 
     io.OutputSet({}, folders={"--out": out}, stdout_ok=False)  # checks --out before any work
@@ -139,6 +141,8 @@ def tune(
     if cap != request.spec.max_utilization:
         request = replace(request, spec=request.spec.model_copy(update={"max_utilization": cap}))
     settings = TuneSettings(policy=policy_settings, seed=seed)
+    if policy is None:
+        policy = default_policy(request)
     # The oracle runs beside a single policy too: 'targets met' compares with it either way.
     kinds = available_kinds(request) if compare_all else tuple(dict.fromkeys((PolicyKind.ORACLE, policy)))
 

@@ -8,7 +8,7 @@ the targets (planner.tuner.targets).
 
 from planner.tuner.planbook import PlanBook
 from planner.tuner.policies import (DEFAULT_POLICY, POLICIES, Observation, PlaybackPolicy, Policy, PolicyKind,
-                                    make_policy)
+                                    default_policy, make_policy)
 from planner.tuner.replay import TuneResult, TuneSettings, compare, tune, tune_policy
 from planner.tuner.settings import (BurstSettings, ForecasterKind, ForecastSettings, PolicySettings, PredictiveSettings,
                                     ReactiveSettings)
@@ -16,5 +16,5 @@ from planner.tuner.targets import CompareRow, Targets, compare_rows
 
 __all__ = ["BurstSettings", "CompareRow", "DEFAULT_POLICY", "ForecastSettings", "ForecasterKind", "Observation", "POLICIES",
            "PlanBook", "PlaybackPolicy", "Policy", "PolicyKind", "PolicySettings", "PredictiveSettings",
-           "ReactiveSettings", "Targets", "TuneResult", "TuneSettings", "compare", "compare_rows", "make_policy",
+           "ReactiveSettings", "Targets", "TuneResult", "TuneSettings", "compare", "compare_rows", "default_policy", "make_policy",
            "tune", "tune_policy"]

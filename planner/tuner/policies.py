@@ -56,7 +56,9 @@ class PolicyKind(str, Enum):
     BURST = "burst"  # predictive VMs + serverless for bursts (planner.tuner.burst); needs a serverless entry
 
 
-DEFAULT_POLICY = PolicyKind.PREDICTIVE  # the best adaptive policy on docs/benchmarks.md's traces
+# The best policy on docs/benchmarks.md's benchmark set ("The tuner's defaults"): burst wherever the
+# catalog has serverless capacity for it, else predictive (default_policy).
+DEFAULT_POLICY = PolicyKind.PREDICTIVE
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,11 @@ def available_kinds(request) -> tuple[PolicyKind, ...]:
     from planner.resources import serverless_hardware
 
     return tuple(k for k in PolicyKind if k is not PolicyKind.BURST or serverless_hardware(request.catalog))
+
+
+def default_policy(request) -> PolicyKind:
+    """``burst`` when the request's catalog has a serverless entry, else ``predictive`` (docs/benchmarks.md)."""
+    return PolicyKind.BURST if PolicyKind.BURST in available_kinds(request) else DEFAULT_POLICY
 
 
 def make_policy(kind: PolicyKind, book: PlanBook, counts_per_s: np.ndarray, settings: PolicySettings,
