@@ -64,7 +64,7 @@ from planner.tuner import (PlanBook, PlaybackPolicy, PolicyKind, PolicySettings,
 from planner.tuner.capacity import uncap_request
 from planner.tuner.forecast import interval_peaks_rps, make_forecaster
 from planner.tuner.settings import BaseSizing, BurstSettings, ForecasterKind, ForecastSettings
-from planner.tuner.targets import shortfall
+from planner.tuner.targets import shortfall, side_condition
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ipa_world beside this script
@@ -177,13 +177,14 @@ def burst_request(cold_start_ms: float, spot: bool) -> PlanRequest:
 def run_burst(args: argparse.Namespace) -> None:
     """Issue 14 item 5: >= 99% within the SLO at <= 1.3x the oracle with 60 s machines, using the resource classes."""
     burst = BurstSettings(base=args.base, base_lookback_s=args.base_lookback_s,
-                          break_even_quantile=args.break_even_quantile, base_backlog=args.base_backlog)
+                          break_even_quantile=args.break_even_quantile, base_backlog=args.base_backlog,
+                          spill_share_of_slo=args.spill_share)
     settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s,
                                                   predictive=PredictiveSettings(margin=args.margin), burst=burst),
                             seed=args.seed)
     print(f"{machine_line()}; base sizing {args.base.value} (lookback {args.base_lookback_s} s, quantile "
           f"{'break-even' if args.break_even_quantile is None else args.break_even_quantile}, backlog term "
-          f"{'on' if args.base_backlog else 'off'}); margin {args.margin:g}")
+          f"{'on' if args.base_backlog else 'off'}, spill at {args.spill_share:g} of the SLO); margin {args.margin:g}")
     print(f"spec synthetic/video.yaml; VMs cpu-2/cpu-8 (60 s start-up), serverless "
           f"{SERVERLESS_ENTRY['name']} (cold start {args.cold_start_ms:g} ms, {SERVERLESS_ENTRY['max_concurrency']} "
           f"instances, keep warm {SERVERLESS_ENTRY['keep_warm_s']:g} s), spot {SPOT_PREEMPTIONS_PER_HOUR:g}/h "
@@ -211,7 +212,8 @@ def run_burst(args: argparse.Namespace) -> None:
             for r in results:
                 s = r.summary
                 vs_od, vs_own = s.total_cost_usd / oracle_on_demand, s.total_cost_usd / oracle
-                met = s.slo_attainment >= 0.99 and vs_od <= 1.3 + 1e-12
+                held = side_condition(req.spec, r)[1] >= -1e-9  # the spec's accuracy floor, every interval
+                met = s.slo_attainment >= 0.99 and vs_od <= 1.3 + 1e-12 and held
                 print(f"| {label} | {'spot' if spot else 'on-demand'} | {s.policy} | {s.total_cost_usd:.4f} | "
                       f"{vs_od:.3f} | {vs_own:.3f} | {100 * s.slo_attainment:.2f}% | {s.serverless_cost_usd:.4f} | "
                       f"{100 * s.serverless_share:.1f}% | {s.preemptions} | {'yes' if met else 'no'} |", flush=True)
@@ -361,6 +363,8 @@ def main() -> None:
                         help="burst (break-even): this quantile instead of the break-even one")
     parser.add_argument("--no-base-backlog", dest="base_backlog", action="store_false",
                         help="burst: leave the backlog term out of the base's rate")
+    parser.add_argument("--spill-share", type=float, default=BurstSettings().spill_share_of_slo,
+                        help="burst: spill to serverless when the wait would exceed this share of the SLO")
     parser.add_argument("--on-demand-only", action="store_true", help="burst: skip the spot-base runs")
     parser.add_argument("--keep-capped", dest="uncap", action="store_false",
                         help="ipa: plan IPA's capped throughputs as measured")

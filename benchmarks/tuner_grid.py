@@ -39,7 +39,7 @@ from planner.io.traces import read_trace
 from planner.traces import TraceFormat
 from planner.tuner import PlanBook, PolicyKind, PolicySettings, PredictiveSettings, TuneSettings, compare
 from planner.tuner.capacity import uncap_request
-from planner.tuner.targets import shortfall
+from planner.tuner.targets import shortfall, side_condition
 
 PEAK_WINDOWS_S = (5, 10)
 UTILIZATIONS = (0.9, 0.97)
@@ -60,6 +60,7 @@ class GridRow:
     maximize: bool
     total_cost_usd: float
     slo_attainment: float
+    constraint_margin: float  # the objective's side condition (accuracy floor / budget): >= 0 held
     wall_s: float
 
 
@@ -122,7 +123,7 @@ def run(bench, args) -> None:
                         s = r.summary
                         row = GridRow(world, label, window_s, cap, margin if s.policy != "oracle" else 0.0, s.policy,
                                       s.objective_value, req.spec.objective.maximize, s.total_cost_usd,
-                                      s.slo_attainment, wall)
+                                      s.slo_attainment, min(side_condition(req.spec, r)[1], 1e9), wall)
                         f.write(json.dumps(asdict(row)) + "\n")
                     f.flush()
 
@@ -137,7 +138,7 @@ def judge(rows: list[GridRow], logged: dict[str, float]) -> list[Judged]:
             continue
         short = shortfall(r.objective_value, oracle[(r.world, r.trace)].objective_value, r.maximize)
         attained = r.slo_attainment >= ATTAINMENT[r.world]
-        met = attained and short <= SHORTFALL[r.world] + 1e-12
+        met = attained and short <= SHORTFALL[r.world] + 1e-12 and r.constraint_margin >= -1e-9
         if r.world == "ipa":
             met = met and r.objective_value > logged[r.trace]
         out.append(Judged(r, short, attained, met))
@@ -159,7 +160,7 @@ def report(files: list[Path], ipa: Path) -> None:
     """Print the ranking (and each world's per-setting detail) from the grid's JSON lines."""
     import ipa_world
 
-    rows = [GridRow(**json.loads(line)) for p in files for line in p.read_text().splitlines() if line.strip()]
+    rows = [GridRow(**{"constraint_margin": 0.0, **json.loads(line)}) for p in files for line in p.read_text().splitlines() if line.strip()]
     rows = list({(r.world, r.trace, r.peak_window_s, r.max_utilization, r.margin, r.policy): r for r in rows}.values())
     logged = {column: ipa_world.logged_score(ipa, name).objective() for column, name in ipa_world.WINDOWS} \
         if (ipa / "runs").exists() else {}

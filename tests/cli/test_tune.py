@@ -149,3 +149,16 @@ def test_tune_refuses_a_utilization_cap_of_one(tmp_path):
     result = runner.invoke(app, ["tune", str(SYNTHETIC / "video.yaml"), "--trace", str(trace), "--out",
                                  str(tmp_path / "o"), "--max-utilization", "1"])
     assert result.exit_code == 2 and "(0, 1)" in result.output
+
+
+def test_targets_met_is_the_same_in_a_single_run_and_a_comparison(tmp_path):
+    trace = _trace(tmp_path)
+    args = ["tune", str(SYNTHETIC / "video.yaml"), "--trace", str(trace), "--json", "--seed", "3"]
+    single = runner.invoke(app, args + ["--policy", "predictive", "--out", str(tmp_path / "s")])
+    both = runner.invoke(app, args + ["--compare", "--out", str(tmp_path / "c")])
+    assert single.exit_code == 0 and both.exit_code == 0, single.output + both.output
+    one = {p["policy"]: p for p in json.loads(single.output)["policies"]}
+    every = {p["policy"]: p for p in json.loads(both.output)["policies"]}
+    assert set(one) == {"oracle", "predictive"}
+    for name in one:
+        assert one[name] == every[name]  # cost, attainment, targets met (accuracy floor included)
