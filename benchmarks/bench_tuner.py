@@ -361,8 +361,8 @@ def main() -> None:
                         help="burst (break-even): seconds of per-second rates the base's quantile reads")
     parser.add_argument("--break-even-quantile", type=float, default=None,
                         help="burst (break-even): this quantile instead of the break-even one")
-    parser.add_argument("--no-base-backlog", dest="base_backlog", action="store_false",
-                        help="burst: leave the backlog term out of the base's rate")
+    parser.add_argument("--base-backlog", action=argparse.BooleanOptionalAction, default=BurstSettings().base_backlog,
+                        help="burst: add the backlog term to the base's rate")
     parser.add_argument("--spill-share", type=float, default=BurstSettings().spill_share_of_slo,
                         help="burst: spill to serverless when the wait would exceed this share of the SLO")
     parser.add_argument("--on-demand-only", action="store_true", help="burst: skip the spot-base runs")

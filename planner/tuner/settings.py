@@ -81,7 +81,9 @@ class BurstSettings:
     # cost of a unit of capacity), planner.tuner.burst.break_even_quantile
     base_lookback_s: int = 120
     break_even_quantile: float | None = None
-    base_backlog: bool = True  # add the backlog term (arrivals beyond the VMs' capacity) to the base's rate
+    # Add the backlog term (arrivals beyond the VMs' capacity) to the base's rate: off, since the
+    # functions serve that overflow at once (the term counted it as a backlog and grew the base).
+    base_backlog: bool = False
     base_quantile: float = 0.5  # forecast: this quantile of the recent interval rates (predictive: 0.9)
     base_peak_window_s: int = 10  # forecast: each measured over this window (capped at the interval; predictive: 5 s)
 
