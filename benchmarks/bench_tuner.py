@@ -15,7 +15,8 @@ oracle's cost) are met.
     python benchmarks/bench_tuner.py [real] [--data ../shared/data/traces] [--seed 0] [--interval-s 10]
     python benchmarks/bench_tuner.py ipa [--ipa ../shared/data/ipa] [--peak-window-s 10] [--max-utilization 0.97]
     python benchmarks/bench_tuner.py forecast        # needs the bench extra (statsforecast)
-    python benchmarks/bench_tuner.py burst [--cold-start-ms 1000]
+    python benchmarks/bench_tuner.py burst [--cold-start-ms 1000] [--on-demand-only] [--base break-even|forecast]
+        [--base-lookback-s 30] [--break-even-quantile Q] [--base-backlog] [--spill-share 0.1]
     python benchmarks/bench_tuner.py grid [--grid-utilization 0.9] --grid-out FILE   # then: grid --rank FILE...
 
 ``grid`` (issue 14 item 6): the candidate default settings on the whole set (benchmarks/tuner_grid.py).
@@ -37,6 +38,10 @@ score. Targets: beat IPA's objective in every window at >= 99.5% within the SLO,
 forecast from the interval peaks so far, by planner.tuner.forecast and by statsforecast's AutoETS
 and AutoARIMA (upper 80% prediction bound, max over the horizon): how often each under-forecasts
 (an SLO risk) and by how much it over-forecasts on average (a cost).
+
+Every mode runs with the tuner's defaults (planner.tuner.settings: peak window, margin, the tuner's
+utilisation cap) unless the options say otherwise; ``--peak-window-s 5 --max-utilization 0.9`` gives
+the settings (and the oracle) the earlier tables were measured with.
 
 Skips (with a message) any trace whose file is absent. Not a test: about a minute per command on one core.
 """
@@ -63,7 +68,7 @@ from planner.tuner import (PlanBook, PlaybackPolicy, PolicyKind, PolicySettings,
                            compare, compare_rows, tune_policy)
 from planner.tuner.capacity import uncap_request
 from planner.tuner.forecast import interval_peaks_rps, make_forecaster
-from planner.tuner.settings import BaseSizing, BurstSettings, ForecasterKind, ForecastSettings
+from planner.tuner.settings import MAX_UTILIZATION, BaseSizing, BurstSettings, ForecasterKind, ForecastSettings
 from planner.tuner.targets import shortfall, side_condition
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,14 +118,20 @@ def machine_line() -> str:
             f"Python {platform.python_version()}, numpy {np.__version__}")
 
 
+def capped(req: PlanRequest, max_utilization: float) -> PlanRequest:
+    """``req`` with the tuner's utilisation cap (planner.tuner.settings.utilization_cap; pipeplan tune does the same)."""
+    return replace(req, spec=req.spec.model_copy(update={"max_utilization": max_utilization}))
+
+
 def run_real(args: argparse.Namespace) -> None:
-    req = request(args.startup_s)
+    req = capped(request(args.startup_s), args.max_utilization)
     settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s,
                                                   predictive=PredictiveSettings(margin=args.margin)),
                             seed=args.seed)
     print(f"{machine_line()}; spec synthetic/video.yaml on cpu-2/cpu-8; start-up "
           f"{'catalog (60 s)' if args.startup_s is None else f'{args.startup_s:g} s'}; interval {args.interval_s} s; "
-          f"peak window {args.peak_window_s} s; margin {args.margin:g}; seed {args.seed}\n")
+          f"peak window {args.peak_window_s} s; margin {args.margin:g}; max_utilization {args.max_utilization:g}; "
+          f"seed {args.seed}\n")
     print("| trace | mean / peak rps | policy | cost (USD) | x oracle | within SLO | accuracy | reconfig. | targets |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, name, column, start_s, duration_s, scale, compress in TRACES:
@@ -178,18 +189,18 @@ def run_burst(args: argparse.Namespace) -> None:
     """Issue 14 item 5: >= 99% within the SLO at <= 1.3x the oracle with 60 s machines, using the resource classes."""
     burst = BurstSettings(base=args.base, base_lookback_s=args.base_lookback_s,
                           break_even_quantile=args.break_even_quantile, base_backlog=args.base_backlog,
-                          spill_share_of_slo=args.spill_share)
+                          spill_share_of_slo=args.spill_share, base_measure_cv=args.base_measure_cv)
     settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s,
                                                   predictive=PredictiveSettings(margin=args.margin), burst=burst),
                             seed=args.seed)
     print(f"{machine_line()}; base sizing {args.base.value} (lookback {args.base_lookback_s} s, quantile "
           f"{'break-even' if args.break_even_quantile is None else args.break_even_quantile}, backlog term "
-          f"{'on' if args.base_backlog else 'off'}, spill at {args.spill_share:g} of the SLO); margin {args.margin:g}")
+          f"{'on' if args.base_backlog else 'off'}, measured CV {'on' if args.base_measure_cv else 'off'}, spill at {args.spill_share:g} of the SLO); margin {args.margin:g}")
     print(f"spec synthetic/video.yaml; VMs cpu-2/cpu-8 (60 s start-up), serverless "
           f"{SERVERLESS_ENTRY['name']} (cold start {args.cold_start_ms:g} ms, {SERVERLESS_ENTRY['max_concurrency']} "
           f"instances, keep warm {SERVERLESS_ENTRY['keep_warm_s']:g} s), spot {SPOT_PREEMPTIONS_PER_HOUR:g}/h "
           f"replaced in {SPOT_REPLACEMENT_S:g} s; interval {args.interval_s} s; peak window {args.peak_window_s} s; "
-          f"seed {args.seed}\n")
+          f"max_utilization {args.max_utilization:g}; seed {args.seed}\n")
     print("| trace | base | policy | cost (USD) | x on-demand oracle | x same-base oracle | within SLO | "
           "serverless cost | serverless items | preemptions | targets |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -204,7 +215,7 @@ def run_burst(args: argparse.Namespace) -> None:
         trace = load(args.data, name, column, start_s, duration_s, scale, args.seed, compress)
         for spot in (False,) if args.on_demand_only else (False, True):
             started = time.perf_counter()
-            req = burst_request(args.cold_start_ms, spot)
+            req = capped(burst_request(args.cold_start_ms, spot), args.max_utilization)
             results = compare(PlanBook(req), trace, kinds, settings)
             oracle = results[0].summary.total_cost_usd
             if not spot:
@@ -353,7 +364,8 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=PredictiveSettings().margin,
                         help="predictive: plan this share above the forecast")
     parser.add_argument("--grid-step", type=float, default=PolicySettings().grid_step, help="ipa: plan cache grid step")
-    parser.add_argument("--max-utilization", type=float, default=0.9, help="ipa: the spec's utilisation cap")
+    parser.add_argument("--max-utilization", type=float, default=MAX_UTILIZATION,
+                        help="the tuner's utilisation cap (default: the tuner's, planner.tuner.settings)")
     parser.add_argument("--cold-start-ms", type=float, default=SERVERLESS_ENTRY["cold_start_ms"],
                         help="burst: the serverless entry's cold start")
     parser.add_argument("--base", type=BaseSizing, default=BurstSettings().base, help="burst: the VM base's sizing")
@@ -363,6 +375,8 @@ def main() -> None:
                         help="burst (break-even): this quantile instead of the break-even one")
     parser.add_argument("--base-backlog", action=argparse.BooleanOptionalAction, default=BurstSettings().base_backlog,
                         help="burst: add the backlog term to the base's rate")
+    parser.add_argument("--base-measure-cv", action=argparse.BooleanOptionalAction,
+                        default=BurstSettings().base_measure_cv, help="burst (break-even): plan the base for the measured CV")
     parser.add_argument("--spill-share", type=float, default=BurstSettings().spill_share_of_slo,
                         help="burst: spill to serverless when the wait would exceed this share of the SLO")
     parser.add_argument("--on-demand-only", action="store_true", help="burst: skip the spot-base runs")

@@ -66,16 +66,16 @@ def tune(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the table."),
     margin: Optional[float] = typer.Option(None, "--margin", min=0.0, max=10.0, callback=non_negative,
                                            help="predictive: plan this share above the forecast peak rate "
-                                                "[default: the spec's tuner.margin, else the tuner's]."),
+                                                "[default: the spec's tuner.margin, else 0]."),
     grid_step: Optional[float] = typer.Option(None, "--grid-step", max=10.0, callback=positive, help="Plans are cached "
                                               "on a rate grid of this relative step; a rate is planned at the next "
                                               "grid point up [default: tuner.grid_step, else 0.05]."),
     peak_window_s: Optional[int] = typer.Option(None, "--peak-window-s", min=1, max=3600, help="Window (s) of an "
                                                 "interval's peak rate, which the predictive policy forecasts and the "
-                                                "oracle plans for [default: tuner.peak_window_s, else the tuner's]."),
+                                                "oracle plans for [default: tuner.peak_window_s, else 10]."),
     max_utilization: Optional[float] = typer.Option(None, "--max-utilization", callback=_utilization_cap,
                                                     help="The utilisation cap of the tuner's plans, below 1 "
-                                                         "[default: tuner.max_utilization, else the spec's]."),
+                                                         "[default: tuner.max_utilization, else 0.97]."),
     switch_hysteresis: Optional[float] = typer.Option(None, "--switch-hysteresis", min=0.0, callback=non_negative,
                                                       help="predictive: switch configuration only when the objective "
                                                            "gains more than this (in the objective's unit) "
@@ -137,7 +137,7 @@ def tune(
                              spill_share_of_slo=spill_share)
     section = request.spec.tuner
     policy_settings = resolve(section, given, ForecastSettings(kind=forecaster, lookback=lookback))
-    cap = utilization_cap(section, given, request.spec.max_utilization)
+    cap = utilization_cap(section, given)
     if cap != request.spec.max_utilization:
         request = replace(request, spec=request.spec.model_copy(update={"max_utilization": cap}))
     settings = TuneSettings(policy=policy_settings, seed=seed)

@@ -124,7 +124,8 @@ class BurstPolicy:
             if q is None:
                 q = break_even_quantile(initial, plan, request.catalog, request.spec.max_utilization)
             self.base_quantile = q
-            self.base: PredictivePolicy = BreakEvenBase(inputs.book, initial, settings, q, b.base_lookback_s,
+            base_settings = replace(settings, measure_cv=settings.measure_cv and b.base_measure_cv)
+            self.base: PredictivePolicy = BreakEvenBase(inputs.book, initial, base_settings, q, b.base_lookback_s,
                                                         b.base_backlog)
         else:
             forecast = replace(settings.predictive.forecast, quantile=b.base_quantile)

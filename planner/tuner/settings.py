@@ -84,6 +84,9 @@ class BurstSettings:
     # Add the backlog term (arrivals beyond the VMs' capacity) to the base's rate: off, since the
     # functions serve that overflow at once (the term counted it as a backlog and grew the base).
     base_backlog: bool = False
+    # Plan the base for the inter-arrival CV measured in the last intervals (as the predictive policy);
+    # off: for the spec's arrival_cv, since the pool takes the bursts that the CV measures.
+    base_measure_cv: bool = False
     base_quantile: float = 0.5  # forecast: this quantile of the recent interval rates (predictive: 0.9)
     base_peak_window_s: int = 10  # forecast: each measured over this window (capped at the interval; predictive: 5 s)
 
@@ -91,7 +94,9 @@ class BurstSettings:
 @dataclass(frozen=True)
 class PolicySettings:
     interval_s: int = 10  # seconds between decisions (whole seconds: traces are binned per second)
-    peak_window_s: int = 5  # the interval peak rate's window (planner.tuner.forecast)
+    # The interval peak rate's window (planner.tuner.forecast): the decision interval; 10 s beat 5 s
+    # on the benchmark set (docs/benchmarks.md, "The tuner's defaults").
+    peak_window_s: int = 10
     # Plan for the measured burstiness (CV of gaps within an interval; the oracle's own interval,
     # adaptive policies the largest of their last ``cv_intervals``) instead of the spec's arrival_cv.
     measure_cv: bool = True
@@ -142,9 +147,17 @@ def resolve(section, overrides: SettingOverrides, forecast: ForecastSettings = F
                           burst=burst)
 
 
-def utilization_cap(section, overrides: SettingOverrides, spec_max_utilization: float) -> float:
-    """The tuner's utilisation cap: the CLI's, else the spec's ``tuner.max_utilization``, else the spec's own."""
+# The utilisation cap of the tuner's plans unless the spec's tuner section or the CLI sets one. It is
+# not the spec's max_utilization (0.9 by default), which caps a static plan that must hold at its
+# arrival_rps for as long as it runs; the tuner re-plans every interval for the peak it forecasts,
+# and at 0.97 it met more targets at less cost on the benchmark set (docs/benchmarks.md, "The
+# tuner's defaults").
+MAX_UTILIZATION = 0.97
+
+
+def utilization_cap(section, overrides: SettingOverrides) -> float:
+    """The tuner's utilisation cap: the CLI's, else the spec's ``tuner.max_utilization``, else :data:`MAX_UTILIZATION`."""
     for value in (overrides.max_utilization, section.max_utilization):
         if value is not None:
             return value
-    return spec_max_utilization
+    return MAX_UTILIZATION

@@ -6,12 +6,12 @@ import pytest
 from pydantic import ValidationError
 
 from planner.spec import TunerSpec
-from planner.tuner.settings import PolicySettings, SettingOverrides, resolve, utilization_cap
+from planner.tuner.settings import MAX_UTILIZATION, PolicySettings, SettingOverrides, resolve, utilization_cap
 
 
 def test_an_absent_section_gives_the_tuners_defaults():
     assert resolve(TunerSpec(), SettingOverrides()) == PolicySettings()
-    assert utilization_cap(TunerSpec(), SettingOverrides(), 0.85) == 0.85
+    assert utilization_cap(TunerSpec(), SettingOverrides()) == MAX_UTILIZATION == 0.97  # not the spec's 0.9
 
 
 def test_the_cli_overrides_the_spec_which_overrides_the_default():
@@ -22,11 +22,11 @@ def test_the_cli_overrides_the_spec_which_overrides_the_default():
     assert (settings.predictive.margin, settings.predictive.switch_hysteresis,
             settings.predictive.switch_amortize_s) == (0.05, 0.01, 100.0)
     assert (settings.burst.slots, settings.burst.spill_share_of_slo) == (8, 0.2)
-    assert utilization_cap(section, SettingOverrides(), 0.9) == 0.95
+    assert utilization_cap(section, SettingOverrides()) == 0.95
     given = SettingOverrides(peak_window_s=3, margin=0.0, max_utilization=0.8)
     over = resolve(section, given)
     assert (over.peak_window_s, over.predictive.margin, over.interval_s) == (3, 0.0, 20)  # 0 given beats the spec
-    assert utilization_cap(section, given, 0.9) == 0.8
+    assert utilization_cap(section, given) == 0.8
 
 
 @pytest.mark.parametrize("field, value, words", [
