@@ -172,6 +172,7 @@ def test_the_default_policy_is_burst_with_serverless_hardware_else_predictive():
 
 def test_the_burst_base_is_sized_for_the_break_even_quantile_of_per_second_rates():
     from planner.tuner.burst import BurstPolicy, break_even_quantile, serverless_book
+    from planner.tuner.forecast import interval_peaks_rps
     from planner.tuner.policies import Observation, make_policy
     from planner.tuner.settings import BaseSizing, BurstSettings, PolicySettings
 
@@ -189,7 +190,10 @@ def test_the_burst_base_is_sized_for_the_break_even_quantile_of_per_second_rates
     counts[::10] = 200.0  # a one-second burst every 10 s over a quiet base
     counts += 5.0
     policy = make_policy(PolicyKind.BURST, book, counts, PolicySettings())
-    assert isinstance(policy, BurstPolicy) and policy.base_quantile == pytest.approx(q)
+    first = float(interval_peaks_rps(counts, 10, PolicySettings().peak_window_s)[0])  # the initial plans' rate
+    expected = break_even_quantile(book.plan(first), serverless_book(book).plan(first), request.catalog,
+                                   request.spec.max_utilization)
+    assert isinstance(policy, BurstPolicy) and policy.base_quantile == pytest.approx(expected)
     for k in range(12):
         arrivals = np.concatenate([np.sort(np.random.default_rng(k).uniform(1000.0 * t, 1000.0 * (t + 1), int(c)))
                                    for t, c in enumerate(counts[10 * k:10 * (k + 1)], start=10 * k)])
