@@ -79,7 +79,7 @@ class BurstSettings:
     base: BaseSizing = BaseSizing.BREAK_EVEN
     # break-even: the quantile of per-second rates over this many seconds; None: 1 - (VM / function
     # cost of a unit of capacity), planner.tuner.burst.break_even_quantile
-    base_lookback_s: int = 120
+    base_lookback_s: int = 30
     break_even_quantile: float | None = None
     # Add the backlog term (arrivals beyond the VMs' capacity) to the base's rate: off, since the
     # functions serve that overflow at once (the term counted it as a backlog and grew the base).
