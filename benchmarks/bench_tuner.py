@@ -65,14 +65,15 @@ from planner.optimize import PlanRequest
 from planner.io.traces import read_trace
 from planner.traces import TraceFormat, compress_time, describe, rescale, window
 from planner.tuner import (PlanBook, PlaybackPolicy, PolicyKind, PolicySettings, PredictiveSettings, TuneSettings,
-                           compare, compare_rows, tune_policy)
+                           compare, compare_rows, tune, tune_policy)
 from planner.tuner.capacity import uncap_request
 from planner.tuner.forecast import interval_peaks_rps, make_forecaster
 from planner.tuner.settings import MAX_UTILIZATION, BaseSizing, BurstSettings, ForecasterKind, ForecastSettings
 from planner.tuner.targets import shortfall, side_condition
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # ipa_world beside this script
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # ipa_world, tuner_grid beside this script
+import tuner_grid  # noqa: E402
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "traces"
 DEFAULT_IPA = REPO.parent / "shared" / "data" / "ipa"
 SEGMENTS = "twitter/ipa_segments_damped8.csv"
@@ -163,6 +164,7 @@ SERVERLESS_ENTRY = {"name": "fn-2vcpu", "kind": "cpu", "cores": 2, "class": "ser
                     "max_concurrency": 64, "keep_warm_s": 600.0}
 SPOT_PREEMPTIONS_PER_HOUR = 1.0
 SPOT_REPLACEMENT_S = 90.0
+YARDSTICK = tuner_grid.REFERENCE  # (peak window s, utilisation cap) of the targets' oracle
 BURST_TRACES = ("twitter bursty x4", "twitter fluctuating x4", "azure code 0-1200 s x4")
 
 
@@ -201,18 +203,26 @@ def run_burst(args: argparse.Namespace) -> None:
           f"instances, keep warm {SERVERLESS_ENTRY['keep_warm_s']:g} s), spot {SPOT_PREEMPTIONS_PER_HOUR:g}/h "
           f"replaced in {SPOT_REPLACEMENT_S:g} s; interval {args.interval_s} s; peak window {args.peak_window_s} s; "
           f"max_utilization {args.max_utilization:g}; seed {args.seed}\n")
-    print("| trace | base | policy | cost (USD) | x on-demand oracle | x same-base oracle | within SLO | "
-          "serverless cost | serverless items | preemptions | targets |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| trace | base | policy | cost (USD) | x yardstick oracle | x on-demand oracle | x same-base oracle | "
+          "within SLO | serverless cost | serverless items | preemptions | targets |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     kinds = (PolicyKind.ORACLE, PolicyKind.PREDICTIVE, PolicyKind.BURST)
     oracle_on_demand = None
     for label, name, column, start_s, duration_s, scale, compress in TRACES:
         if label not in BURST_TRACES or (args.only and args.only not in label):
             continue
         if not (args.data / name).exists():
-            print(f"| {label} | skipped: {args.data / name} not found | | | | | | | | | |")
+            print(f"| {label} | skipped: {args.data / name} not found | | | | | | | | | | |")
             continue
         trace = load(args.data, name, column, start_s, duration_s, scale, args.seed, compress)
+        # The yardstick (as in benchmarks/tuner_grid.py): the on-demand oracle at peak window 5 s, cap 0.9,
+        # which keeps 98-100% within the SLO here; sized for 10 s peaks the oracle misses (67% on Azure code).
+        yard_settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=YARDSTICK[0]),
+                                     seed=args.seed)
+        yard_req = capped(burst_request(args.cold_start_ms, False), YARDSTICK[1])
+        yardstick = tune(PlanBook(yard_req), trace, PolicyKind.ORACLE, yard_settings).summary
+        print(f"| {label} | on-demand | oracle at {YARDSTICK[0]} s, cap {YARDSTICK[1]:g} (yardstick) | "
+              f"{yardstick.total_cost_usd:.4f} | 1.000 | | | {100 * yardstick.slo_attainment:.2f}% | | | | |")
         for spot in (False,) if args.on_demand_only else (False, True):
             started = time.perf_counter()
             req = capped(burst_request(args.cold_start_ms, spot), args.max_utilization)
@@ -223,13 +233,14 @@ def run_burst(args: argparse.Namespace) -> None:
             for r in results:
                 s = r.summary
                 vs_od, vs_own = s.total_cost_usd / oracle_on_demand, s.total_cost_usd / oracle
+                vs_yard = s.total_cost_usd / yardstick.total_cost_usd
                 held = side_condition(req.spec, r)[1] >= -1e-9  # the spec's accuracy floor, every interval
-                met = s.slo_attainment >= 0.99 and vs_od <= 1.3 + 1e-12 and held
+                met = s.slo_attainment >= 0.99 and vs_yard <= 1.3 + 1e-12 and held
                 print(f"| {label} | {'spot' if spot else 'on-demand'} | {s.policy} | {s.total_cost_usd:.4f} | "
-                      f"{vs_od:.3f} | {vs_own:.3f} | {100 * s.slo_attainment:.2f}% | {s.serverless_cost_usd:.4f} | "
+                      f"{vs_yard:.3f} | {vs_od:.3f} | {vs_own:.3f} | {100 * s.slo_attainment:.2f}% | {s.serverless_cost_usd:.4f} | "
                       f"{100 * s.serverless_share:.1f}% | {s.preemptions} | {'yes' if met else 'no'} |", flush=True)
             print(f"| {label} | {'spot' if spot else 'on-demand'}: {trace.requests} requests, "
-                  f"{time.perf_counter() - started:.1f} s | | | | | | | | | |", flush=True)
+                  f"{time.perf_counter() - started:.1f} s | | | | | | | | | | |", flush=True)
 
 
 IPA_ATTAINMENT = 0.995
@@ -340,8 +351,6 @@ def run_forecast(args: argparse.Namespace) -> None:
 
 def run_grid(args: argparse.Namespace) -> None:
     """Issue 14 item 6: every candidate default on the whole benchmark set (benchmarks/tuner_grid.py)."""
-    import tuner_grid
-
     if args.rank:
         tuner_grid.report(args.rank, args.ipa)
         return
