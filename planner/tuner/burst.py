@@ -52,7 +52,7 @@ from planner.plan import Plan
 from planner.resources import serverless_hardware
 from planner.tuner.planbook import PlanBook
 from planner.tuner.policies import Observation, PolicyInputs, PolicyKind, PredictivePolicy
-from planner.tuner.settings import MS_PER_S, BaseSizing, PolicySettings
+from planner.tuner.settings import BaseSizing, PolicySettings
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,7 @@ class BreakEvenBase(PredictivePolicy):
 
     def tell(self, observation: Observation) -> None:
         super().tell(observation)
-        a = np.asarray(observation.arrival_ms)
-        seconds = max(1, int(round((observation.end_ms - observation.start_ms) / MS_PER_S)))
-        counts = np.bincount(np.minimum(((a - observation.start_ms) // MS_PER_S).astype(np.int64), seconds - 1),
-                             minlength=seconds) if a.size else np.zeros(seconds)
-        self.seconds.append(counts.astype(np.float64))
+        self.seconds.append(observation.counts_per_s())
         while sum(c.size for c in self.seconds[1:]) >= self.lookback_s:
             self.seconds.pop(0)
 

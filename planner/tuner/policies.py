@@ -72,6 +72,15 @@ class Observation:
     arrival_ms: np.ndarray
     capacity_req_per_s: float = math.inf
 
+    def counts_per_s(self) -> np.ndarray:
+        """Arrivals in each whole second of the interval (at least one second)."""
+        a = np.asarray(self.arrival_ms)
+        seconds = max(1, int(round((self.end_ms - self.start_ms) / MS_PER_S)))
+        if not a.size:
+            return np.zeros(seconds)
+        return np.bincount(np.minimum(((a - self.start_ms) // MS_PER_S).astype(np.int64), seconds - 1),
+                           minlength=seconds).astype(np.float64)
+
 
 class BacklogEstimate:
     """Requests left waiting: grows by arrivals beyond the serving capacity, shrinks by spare capacity.
@@ -290,11 +299,8 @@ class PredictivePolicy:
         if self.track_backlog:
             self.backlog.update(observation)
         self.cv.update(observation)
-        a = np.asarray(observation.arrival_ms)
-        seconds = max(1, int(round((observation.end_ms - observation.start_ms) / MS_PER_S)))
-        counts = np.bincount(np.minimum(((a - observation.start_ms) // MS_PER_S).astype(np.int64), seconds - 1),
-                             minlength=seconds) if a.size else np.zeros(seconds)
-        self.peaks.append(float(interval_peaks_rps(counts, seconds, self.settings.peak_window_s)[0]))
+        counts = observation.counts_per_s()
+        self.peaks.append(float(interval_peaks_rps(counts, counts.size, self.settings.peak_window_s)[0]))
 
     def forecast_rate_rps(self, horizon: float) -> float:
         """The rate to size for over ``horizon`` intervals, before the margin and the drain term."""
