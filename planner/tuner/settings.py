@@ -6,8 +6,10 @@ Rates are named by what they count: ``_req_per_s`` are pipeline requests per sec
 are items one stage receives per second (requests x the stage's fan-out). The plan's own fields keep
 their names (``StagePlan.capacity_items_per_s`` is items/s of all the stage's replicas).
 
-Where each default comes from is in docs/benchmarks.md ("Tuner on IPA's world" and "Tuner on real
-traces"): the defaults are the settings of the best policy there.
+Where each default comes from is in docs/benchmarks.md ("The tuner's defaults": the candidate
+settings measured on the whole benchmark set, IPA's world, the real traces and the burst traces;
+"Bursts with real start-up" for the burst base). A pipeline spec may set them in its ``tuner:``
+section (planner.spec.TunerSpec) and ``pipeplan tune``'s options override that (:func:`resolve`).
 """
 
 from __future__ import annotations
