@@ -15,7 +15,11 @@ oracle's cost) are met.
     python benchmarks/bench_tuner.py [real] [--data ../shared/data/traces] [--seed 0] [--interval-s 10]
     python benchmarks/bench_tuner.py ipa [--ipa ../shared/data/ipa] [--peak-window-s 10] [--max-utilization 0.97]
     python benchmarks/bench_tuner.py forecast        # needs the bench extra (statsforecast)
-    python benchmarks/bench_tuner.py burst [--cold-start-ms 1000]
+    python benchmarks/bench_tuner.py burst [--cold-start-ms 1000] [--on-demand-only] [--base break-even|forecast]
+        [--base-lookback-s 30] [--break-even-quantile Q] [--base-backlog] [--spill-share 0.1]
+    python benchmarks/bench_tuner.py grid [--grid-utilization 0.9] --grid-out FILE   # then: grid --rank FILE...
+
+``grid`` (issue 14 item 6): the candidate default settings on the whole set (benchmarks/tuner_grid.py).
 
 ``burst`` (issue 14 item 5): the bursty and fluctuating Twitter windows and the Azure code trace
 (as in ``real``, 60 s machines) with a serverless entry and spot offers in the catalog (see
@@ -34,6 +38,10 @@ score. Targets: beat IPA's objective in every window at >= 99.5% within the SLO,
 forecast from the interval peaks so far, by planner.tuner.forecast and by statsforecast's AutoETS
 and AutoARIMA (upper 80% prediction bound, max over the horizon): how often each under-forecasts
 (an SLO risk) and by how much it over-forecasts on average (a cost).
+
+Every mode runs with the tuner's defaults (planner.tuner.settings: peak window, margin, the tuner's
+utilisation cap) unless the options say otherwise; ``--peak-window-s 5 --max-utilization 0.9`` gives
+the settings (and the oracle) the earlier tables were measured with.
 
 Skips (with a message) any trace whose file is absent. Not a test: about a minute per command on one core.
 """
@@ -57,14 +65,15 @@ from planner.optimize import PlanRequest
 from planner.io.traces import read_trace
 from planner.traces import TraceFormat, compress_time, describe, rescale, window
 from planner.tuner import (PlanBook, PlaybackPolicy, PolicyKind, PolicySettings, PredictiveSettings, TuneSettings,
-                           compare, compare_rows, tune_policy)
+                           compare, compare_rows, tune, tune_policy)
 from planner.tuner.capacity import uncap_request
 from planner.tuner.forecast import interval_peaks_rps, make_forecaster
-from planner.tuner.settings import ForecasterKind, ForecastSettings
-from planner.tuner.targets import shortfall
+from planner.tuner.settings import MAX_UTILIZATION, BaseSizing, BurstSettings, ForecasterKind, ForecastSettings
+from planner.tuner.targets import shortfall, side_condition
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # ipa_world beside this script
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # ipa_world, tuner_grid beside this script
+import tuner_grid  # noqa: E402
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "traces"
 DEFAULT_IPA = REPO.parent / "shared" / "data" / "ipa"
 SEGMENTS = "twitter/ipa_segments_damped8.csv"
@@ -110,14 +119,20 @@ def machine_line() -> str:
             f"Python {platform.python_version()}, numpy {np.__version__}")
 
 
+def capped(req: PlanRequest, max_utilization: float) -> PlanRequest:
+    """``req`` with the tuner's utilisation cap (planner.tuner.settings.utilization_cap; pipeplan tune does the same)."""
+    return replace(req, spec=req.spec.model_copy(update={"max_utilization": max_utilization}))
+
+
 def run_real(args: argparse.Namespace) -> None:
-    req = request(args.startup_s)
+    req = capped(request(args.startup_s), args.max_utilization)
     settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s,
                                                   predictive=PredictiveSettings(margin=args.margin)),
                             seed=args.seed)
     print(f"{machine_line()}; spec synthetic/video.yaml on cpu-2/cpu-8; start-up "
           f"{'catalog (60 s)' if args.startup_s is None else f'{args.startup_s:g} s'}; interval {args.interval_s} s; "
-          f"peak window {args.peak_window_s} s; margin {args.margin:g}; seed {args.seed}\n")
+          f"peak window {args.peak_window_s} s; margin {args.margin:g}; max_utilization {args.max_utilization:g}; "
+          f"seed {args.seed}\n")
     print("| trace | mean / peak rps | policy | cost (USD) | x oracle | within SLO | accuracy | reconfig. | targets |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, name, column, start_s, duration_s, scale, compress in TRACES:
@@ -149,6 +164,7 @@ SERVERLESS_ENTRY = {"name": "fn-2vcpu", "kind": "cpu", "cores": 2, "class": "ser
                     "max_concurrency": 64, "keep_warm_s": 600.0}
 SPOT_PREEMPTIONS_PER_HOUR = 1.0
 SPOT_REPLACEMENT_S = 90.0
+YARDSTICK = tuner_grid.REFERENCE  # (peak window s, utilisation cap) of the targets' oracle
 BURST_TRACES = ("twitter bursty x4", "twitter fluctuating x4", "azure code 0-1200 s x4")
 
 
@@ -173,28 +189,43 @@ def burst_request(cold_start_ms: float, spot: bool) -> PlanRequest:
 
 def run_burst(args: argparse.Namespace) -> None:
     """Issue 14 item 5: >= 99% within the SLO at <= 1.3x the oracle with 60 s machines, using the resource classes."""
-    settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s),
+    burst = BurstSettings(base=args.base, base_lookback_s=args.base_lookback_s,
+                          break_even_quantile=args.break_even_quantile, base_backlog=args.base_backlog,
+                          spill_share_of_slo=args.spill_share, base_measure_cv=args.base_measure_cv)
+    settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s,
+                                                  predictive=PredictiveSettings(margin=args.margin), burst=burst),
                             seed=args.seed)
-    print(f"{machine_line()}; spec synthetic/video.yaml; VMs cpu-2/cpu-8 (60 s start-up), serverless "
+    print(f"{machine_line()}; base sizing {args.base.value} (lookback {args.base_lookback_s} s, quantile "
+          f"{'break-even' if args.break_even_quantile is None else args.break_even_quantile}, backlog term "
+          f"{'on' if args.base_backlog else 'off'}, measured CV {'on' if args.base_measure_cv else 'off'}, spill at {args.spill_share:g} of the SLO); margin {args.margin:g}")
+    print(f"spec synthetic/video.yaml; VMs cpu-2/cpu-8 (60 s start-up), serverless "
           f"{SERVERLESS_ENTRY['name']} (cold start {args.cold_start_ms:g} ms, {SERVERLESS_ENTRY['max_concurrency']} "
           f"instances, keep warm {SERVERLESS_ENTRY['keep_warm_s']:g} s), spot {SPOT_PREEMPTIONS_PER_HOUR:g}/h "
           f"replaced in {SPOT_REPLACEMENT_S:g} s; interval {args.interval_s} s; peak window {args.peak_window_s} s; "
-          f"seed {args.seed}\n")
-    print("| trace | base | policy | cost (USD) | x on-demand oracle | x same-base oracle | within SLO | "
-          "serverless cost | serverless items | preemptions | targets |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          f"max_utilization {args.max_utilization:g}; seed {args.seed}\n")
+    print("| trace | base | policy | cost (USD) | x yardstick oracle | x on-demand oracle | x same-base oracle | "
+          "within SLO | serverless cost | serverless items | preemptions | targets |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     kinds = (PolicyKind.ORACLE, PolicyKind.PREDICTIVE, PolicyKind.BURST)
     oracle_on_demand = None
     for label, name, column, start_s, duration_s, scale, compress in TRACES:
         if label not in BURST_TRACES or (args.only and args.only not in label):
             continue
         if not (args.data / name).exists():
-            print(f"| {label} | skipped: {args.data / name} not found | | | | | | | | | |")
+            print(f"| {label} | skipped: {args.data / name} not found | | | | | | | | | | |")
             continue
         trace = load(args.data, name, column, start_s, duration_s, scale, args.seed, compress)
-        for spot in (False, True):
+        # The yardstick (as in benchmarks/tuner_grid.py): the on-demand oracle at peak window 5 s, cap 0.9,
+        # which keeps 98-100% within the SLO here; sized for 10 s peaks the oracle misses (67% on Azure code).
+        yard_settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=YARDSTICK[0]),
+                                     seed=args.seed)
+        yard_req = capped(burst_request(args.cold_start_ms, False), YARDSTICK[1])
+        yardstick = tune(PlanBook(yard_req), trace, PolicyKind.ORACLE, yard_settings).summary
+        print(f"| {label} | on-demand | oracle at {YARDSTICK[0]} s, cap {YARDSTICK[1]:g} (yardstick) | "
+              f"{yardstick.total_cost_usd:.4f} | 1.000 | | | {100 * yardstick.slo_attainment:.2f}% | | | | |")
+        for spot in (False,) if args.on_demand_only else (False, True):
             started = time.perf_counter()
-            req = burst_request(args.cold_start_ms, spot)
+            req = capped(burst_request(args.cold_start_ms, spot), args.max_utilization)
             results = compare(PlanBook(req), trace, kinds, settings)
             oracle = results[0].summary.total_cost_usd
             if not spot:
@@ -202,12 +233,14 @@ def run_burst(args: argparse.Namespace) -> None:
             for r in results:
                 s = r.summary
                 vs_od, vs_own = s.total_cost_usd / oracle_on_demand, s.total_cost_usd / oracle
-                met = s.slo_attainment >= 0.99 and vs_od <= 1.3 + 1e-12
+                vs_yard = s.total_cost_usd / yardstick.total_cost_usd
+                held = side_condition(req.spec, r)[1] >= -1e-9  # the spec's accuracy floor, every interval
+                met = s.slo_attainment >= 0.99 and vs_yard <= 1.3 + 1e-12 and held
                 print(f"| {label} | {'spot' if spot else 'on-demand'} | {s.policy} | {s.total_cost_usd:.4f} | "
-                      f"{vs_od:.3f} | {vs_own:.3f} | {100 * s.slo_attainment:.2f}% | {s.serverless_cost_usd:.4f} | "
+                      f"{vs_yard:.3f} | {vs_od:.3f} | {vs_own:.3f} | {100 * s.slo_attainment:.2f}% | {s.serverless_cost_usd:.4f} | "
                       f"{100 * s.serverless_share:.1f}% | {s.preemptions} | {'yes' if met else 'no'} |", flush=True)
             print(f"| {label} | {'spot' if spot else 'on-demand'}: {trace.requests} requests, "
-                  f"{time.perf_counter() - started:.1f} s | | | | | | | | | |", flush=True)
+                  f"{time.perf_counter() - started:.1f} s | | | | | | | | | | |", flush=True)
 
 
 IPA_ATTAINMENT = 0.995
@@ -316,9 +349,18 @@ def run_forecast(args: argparse.Namespace) -> None:
                       f"{time.perf_counter() - started:.1f} |", flush=True)
 
 
+def run_grid(args: argparse.Namespace) -> None:
+    """Issue 14 item 6: every candidate default on the whole benchmark set (benchmarks/tuner_grid.py)."""
+    if args.rank:
+        tuner_grid.report(args.rank, args.ipa)
+        return
+    print(machine_line(), flush=True)
+    tuner_grid.run(sys.modules[__name__], args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", nargs="?", default="real", choices=("real", "ipa", "forecast", "burst"))
+    parser.add_argument("command", nargs="?", default="real", choices=("real", "ipa", "forecast", "burst", "grid"))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--ipa", type=Path, default=DEFAULT_IPA)
     parser.add_argument("--seed", type=int, default=0)
@@ -331,14 +373,33 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=PredictiveSettings().margin,
                         help="predictive: plan this share above the forecast")
     parser.add_argument("--grid-step", type=float, default=PolicySettings().grid_step, help="ipa: plan cache grid step")
-    parser.add_argument("--max-utilization", type=float, default=0.9, help="ipa: the spec's utilisation cap")
+    parser.add_argument("--max-utilization", type=float, default=MAX_UTILIZATION,
+                        help="the tuner's utilisation cap (default: the tuner's, planner.tuner.settings)")
     parser.add_argument("--cold-start-ms", type=float, default=SERVERLESS_ENTRY["cold_start_ms"],
                         help="burst: the serverless entry's cold start")
+    parser.add_argument("--base", type=BaseSizing, default=BurstSettings().base, help="burst: the VM base's sizing")
+    parser.add_argument("--base-lookback-s", type=int, default=BurstSettings().base_lookback_s,
+                        help="burst (break-even): seconds of per-second rates the base's quantile reads")
+    parser.add_argument("--break-even-quantile", type=float, default=None,
+                        help="burst (break-even): this quantile instead of the break-even one")
+    parser.add_argument("--base-backlog", action=argparse.BooleanOptionalAction, default=BurstSettings().base_backlog,
+                        help="burst: add the backlog term to the base's rate")
+    parser.add_argument("--base-measure-cv", action=argparse.BooleanOptionalAction,
+                        default=BurstSettings().base_measure_cv, help="burst (break-even): plan the base for the measured CV")
+    parser.add_argument("--spill-share", type=float, default=BurstSettings().spill_share_of_slo,
+                        help="burst: spill to serverless when the wait would exceed this share of the SLO")
+    parser.add_argument("--on-demand-only", action="store_true", help="burst: skip the spot-base runs")
     parser.add_argument("--keep-capped", dest="uncap", action="store_false",
                         help="ipa: plan IPA's capped throughputs as measured")
+    parser.add_argument("--grid-out", type=Path, default=Path("tuner-grid.jsonl"),
+                        help="grid: append the replays' rows (JSON lines) to this file")
+    parser.add_argument("--grid-utilization", type=float, default=None, help="grid: run only this utilisation cap")
+    parser.add_argument("--rank", type=Path, nargs="+", default=None,
+                        help="grid: rank the settings from these JSON-lines files instead of running")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    {"real": run_real, "ipa": run_ipa, "forecast": run_forecast, "burst": run_burst}[args.command](args)
+    {"real": run_real, "ipa": run_ipa, "forecast": run_forecast, "burst": run_burst,
+     "grid": run_grid}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ MAX_REPLICAS = 4096
 MAX_UNITS = 1_000_000
 MAX_CORES = 4096
 MAX_STAGES = 1000
+MAX_INTERVAL_S = 10_000_000  # tuner decisions: the longest trace (planner.traces.MAX_TRACE_DURATION_S)
+MAX_PEAK_WINDOW_S = 3600
 
 
 def find_cycle_in(parents: dict[str, tuple[str, ...]]) -> list[str]:

@@ -38,7 +38,6 @@ and passes planner.recheck with the SLO check left out; its solver status is
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -20,7 +20,8 @@ from pydantic import AllowInfNan, ConfigDict, Field, Strict, field_validator, mo
 from planner.limits import (  # noqa: F401  (re-exported: the ranges are read as planner.spec's)
     MAX_USD_PER_HOUR, MIN_USD_PER_HOUR, MAX_SLO_MS, MIN_SLO_MS, MAX_ARRIVAL_RPS, MIN_ARRIVAL_RPS,
     MAX_ARRIVAL_CV, MAX_FANOUT, MIN_FANOUT, MAX_STARTUP_S, MAX_BUDGET_USD_PER_HOUR, MAX_WEIGHT,
-    MIN_WEIGHT, MAX_BATCH_SIZE, MAX_REPLICAS, MAX_UNITS, MAX_CORES, MAX_STAGES, find_cycle_in)
+    MIN_WEIGHT, MAX_BATCH_SIZE, MAX_REPLICAS, MAX_UNITS, MAX_CORES, MAX_STAGES, MAX_INTERVAL_S, MAX_PEAK_WINDOW_S,
+    find_cycle_in)
 from pipeplan_files.read import FileModel
 from planner.resource_class import ResourceClass
 
@@ -271,6 +272,30 @@ def _check_batches(value: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted(set(value)))
 
 
+
+
+class TunerSpec(_Frozen):
+    """The tuner's settings for this pipeline (``pipeplan tune``); an absent key takes the tuner's default
+    (planner.tuner.settings, earned on docs/benchmarks.md's benchmark set), a CLI option overrides either."""
+
+    interval_s: Count | None = Field(default=None, ge=1, le=MAX_INTERVAL_S, description="Seconds between decisions.")
+    peak_window_s: Count | None = Field(default=None, ge=1, le=MAX_PEAK_WINDOW_S,
+                                        description="Window (s) of an interval's peak rate, which policies size for.")
+    margin: Number | None = Field(default=None, ge=0, le=10, description="predictive: plan this share above the "
+                                  "forecast peak rate.")
+    max_utilization: Number | None = Field(default=None, gt=0, lt=1, description="The utilisation cap of the "
+                                           "tuner's plans; absent: the tuner's default (0.97), not max_utilization.")
+    switch_hysteresis: Number | None = Field(default=None, ge=0, le=1e9, description="predictive: switch configuration "
+                                             "only when the objective gains more than this (the objective's unit).")
+    switch_amortize_s: Number | None = Field(default=None, gt=0, le=MAX_INTERVAL_S, description="predictive: spread "
+                                             "a switch's cost (old replicas kept while new ones load) over this time.")
+    grid_step: Number | None = Field(default=None, gt=0, le=10, description="The plan cache's relative rate step.")
+    burst_slots: Count | None = Field(default=None, ge=1, le=100_000, description="burst: serverless instances per "
+                                      "stage (at most the entry's max_concurrency).")
+    spill_share_of_slo: Number | None = Field(default=None, ge=0, le=100, description="burst: spill a request to "
+                                              "serverless when it would wait this share of the SLO for a VM.")
+
+
 class PipelineSpec(_Frozen):
     schema_version: Literal[1] = Field(description="Spec format version.")
     name: str = Field(min_length=1)
@@ -294,6 +319,7 @@ class PipelineSpec(_Frozen):
         default=(0.5, 0.9, 0.99),
         description="Candidate batch timeouts: these quantiles of the time to fill a batch at the planned load.",
     )
+    tuner: TunerSpec = Field(default_factory=TunerSpec, description="The tuner's settings (pipeplan tune).")
     profiles: str | None = Field(default=None, description="Profile table, relative to the spec file.")
     hardware_catalog: str | None = Field(default=None, description="Hardware catalog, relative to the spec file.")
 

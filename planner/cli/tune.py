@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from planner.cli.common import app, console, finite_or_none, positive, print_json, read_trace_arg, seed_option, trace_format_option
+from planner.cli.common import app, console, finite_or_none, non_negative, positive, print_json, read_trace_arg, seed_option, trace_format_option
 from planner.errors import TraceError
 from planner.traces import TraceFormat
-from planner.tuner.settings import DEFAULT_POLICY, ForecasterKind, PolicyKind  # light: the enums for typer
+from planner.limits import MAX_INTERVAL_S
+from planner.tuner.settings import ForecasterKind, PolicyKind  # light: the enums for typer
 
-MAX_INTERVAL_S = 10_000_000  # the longest trace (planner.traces.MAX_TRACE_DURATION_S)
+
+def _utilization_cap(value: Optional[float]) -> Optional[float]:
+    """A utilisation cap in (0, 1), as the spec's max_utilization."""
+    if value is not None and not (math.isfinite(value) and 0 < value < 1):
+        raise typer.BadParameter(f"found {value!r}; give a share in (0, 1), e.g. 0.9.")
+    return value
 
 
 def _tune_table(results, rows) -> Table:
@@ -40,11 +47,14 @@ def _tune_table(results, rows) -> Table:
 def tune(
     spec: Path = typer.Argument(..., help="Pipeline spec (YAML)."),
     trace: Path = typer.Option(..., "--trace", help="Arrival trace (pipeplan trace CSV, or see --trace-format)."),
-    policy: PolicyKind = typer.Option(DEFAULT_POLICY, "--policy", help="Tuning policy (ignored with --compare)."),
+    policy: Optional[PolicyKind] = typer.Option(None, "--policy", help="Tuning policy (ignored with --compare) "
+                                                "[default: burst if the catalog has serverless hardware, else "
+                                                "predictive]."),
     out: Path = typer.Option(..., "--out", help="Folder for timeline.csv and summary.json (per policy with --compare); "
                              "created if absent, inside an existing folder."),
     compare_all: bool = typer.Option(False, "--compare", help="Run every policy on the trace and compare with the oracle."),
-    interval_s: int = typer.Option(10, "--interval-s", min=1, max=MAX_INTERVAL_S, help="Seconds between tuning decisions."),
+    interval_s: Optional[int] = typer.Option(None, "--interval-s", min=1, max=MAX_INTERVAL_S, help="Seconds between "
+                                             "tuning decisions [default: the spec's tuner.interval_s, else 10]."),
     seed: int = seed_option("Seed of the simulation (and of placing count-trace arrivals)."),
     scale: float = typer.Option(1.0, callback=positive, help="Multiply the trace's rate by this."),
     trace_format: TraceFormat = trace_format_option("Format of --trace."),
@@ -52,22 +62,36 @@ def tune(
     profiles: Optional[Path] = typer.Option(None, help="Profile table; default: the spec's."),
     hardware: Optional[Path] = typer.Option(None, help="Hardware catalog; default: the spec's."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the table."),
-    margin: float = typer.Option(0.0, "--margin", min=0.0, help="predictive: plan this share above the forecast peak rate."),
-    grid_step: float = typer.Option(0.05, "--grid-step", callback=positive, help="Plans are cached on a rate grid of this relative "
-                                                              "step; a rate is planned at the next grid point up."),
-    peak_window_s: int = typer.Option(5, "--peak-window-s", min=1, max=3600, help="Window (s) of an interval's peak rate, which the "
-                                                                 "predictive policy forecasts and the oracle plans for."),
-    switch_hysteresis: float = typer.Option(0.0, "--switch-hysteresis", min=0.0, help="predictive: switch configuration only "
-                                            "when the objective gains more than this (in the objective's unit)."),
-    switch_amortize_s: float = typer.Option(300.0, "--switch-amortize-s", callback=positive, help="predictive: spread a switch's cost "
-                                            "(old replicas kept while new ones load) over this many seconds."),
+    margin: Optional[float] = typer.Option(None, "--margin", min=0.0, max=10.0, callback=non_negative,
+                                           help="predictive: plan this share above the forecast peak rate "
+                                                "[default: the spec's tuner.margin, else 0]."),
+    grid_step: Optional[float] = typer.Option(None, "--grid-step", max=10.0, callback=positive, help="Plans are cached "
+                                              "on a rate grid of this relative step; a rate is planned at the next "
+                                              "grid point up [default: tuner.grid_step, else 0.05]."),
+    peak_window_s: Optional[int] = typer.Option(None, "--peak-window-s", min=1, max=3600, help="Window (s) of an "
+                                                "interval's peak rate, which the predictive policy forecasts and the "
+                                                "oracle plans for [default: tuner.peak_window_s, else 10]."),
+    max_utilization: Optional[float] = typer.Option(None, "--max-utilization", callback=_utilization_cap,
+                                                    help="The utilisation cap of the tuner's plans, below 1 "
+                                                         "[default: tuner.max_utilization, else 0.97]."),
+    switch_hysteresis: Optional[float] = typer.Option(None, "--switch-hysteresis", min=0.0, callback=non_negative,
+                                                      help="predictive: switch configuration only when the objective "
+                                                           "gains more than this (in the objective's unit) "
+                                                           "[default: tuner.switch_hysteresis, else 0]."),
+    switch_amortize_s: Optional[float] = typer.Option(None, "--switch-amortize-s", callback=positive, help="predictive: "
+                                                      "spread a switch's cost (old replicas kept while new ones load) "
+                                                      "over this many seconds [default: tuner.switch_amortize_s, "
+                                                      "else 300]."),
     forecaster: ForecasterKind = typer.Option(ForecasterKind.PEAK, "--forecaster", help="predictive: forecaster."),
     lookback: Optional[int] = typer.Option(None, "--lookback", min=1, help="predictive: intervals of history the "
                                            "forecaster reads; default: as many as its horizon (start-up + 1 interval)."),
-    burst_slots: int = typer.Option(32, "--burst-slots", min=1, max=100_000, help="burst: serverless instances per "
-                                    "stage (at most the entry's max_concurrency)."),
-    spill_share: float = typer.Option(0.1, "--spill-share", min=0.0, max=100.0, help="burst: spill a request to "
-                                      "serverless when it would wait this share of the SLO for a VM."),
+    burst_slots: Optional[int] = typer.Option(None, "--burst-slots", min=1, max=100_000, help="burst: serverless "
+                                              "instances per stage (at most the entry's max_concurrency) "
+                                              "[default: tuner.burst_slots, else 32]."),
+    spill_share: Optional[float] = typer.Option(None, "--spill-share", min=0.0, max=100.0, callback=non_negative,
+                                                help="burst: spill a request to serverless when it would wait this "
+                                                     "share of the SLO for a VM [default: tuner.spill_share_of_slo, "
+                                                     "else 0.1]."),
     uncap_throughput: bool = typer.Option(True, "--uncap-throughput/--keep-throughput",
                                           help="Plan rows whose measured throughput is capped by the offered load "
                                                "from batch size / latency instead (a note names them)."),
@@ -80,10 +104,12 @@ def tune(
     import numpy as np
 
     from planner import io, traces
-    from planner.tuner import (BurstSettings, ForecastSettings, PlanBook, PolicySettings, PredictiveSettings, TuneSettings, compare,
-                               compare_rows)
+    from dataclasses import replace
+
+    from planner.tuner import ForecastSettings, PlanBook, TuneSettings, compare, compare_rows
+    from planner.tuner.settings import SettingOverrides, resolve, utilization_cap
     from planner.tuner.capacity import uncap_request
-    from planner.tuner.policies import available_kinds
+    from planner.tuner.policies import available_kinds, default_policy
     from planner.tuner.report import COMPARE_HEADER, compare_csv_rows, summary_json, timeline_header, timeline_rows
 
     io.OutputSet({}, folders={"--out": out}, stdout_ok=False)  # checks --out before any work
@@ -103,11 +129,18 @@ def tune(
     notes: tuple = ()
     if uncap_throughput:
         request, notes = uncap_request(request)
-    predictive = PredictiveSettings(forecast=ForecastSettings(kind=forecaster, lookback=lookback), margin=margin,
-                                    switch_hysteresis=switch_hysteresis, switch_amortize_s=switch_amortize_s)
-    burst = BurstSettings(slots=burst_slots, spill_share_of_slo=spill_share)
-    settings = TuneSettings(policy=PolicySettings(interval_s=interval_s, peak_window_s=peak_window_s,
-                                                  grid_step=grid_step, predictive=predictive, burst=burst), seed=seed)
+    given = SettingOverrides(interval_s=interval_s, peak_window_s=peak_window_s, margin=margin,
+                             max_utilization=max_utilization, switch_hysteresis=switch_hysteresis,
+                             switch_amortize_s=switch_amortize_s, grid_step=grid_step, burst_slots=burst_slots,
+                             spill_share_of_slo=spill_share)
+    section = request.spec.tuner
+    policy_settings = resolve(section, given, ForecastSettings(kind=forecaster, lookback=lookback))
+    cap = utilization_cap(section, given)
+    if cap != request.spec.max_utilization:
+        request = replace(request, spec=request.spec.model_copy(update={"max_utilization": cap}))
+    settings = TuneSettings(policy=policy_settings, seed=seed)
+    if policy is None:
+        policy = default_policy(request)
     # The oracle runs beside a single policy too: 'targets met' compares with it either way.
     kinds = available_kinds(request) if compare_all else tuple(dict.fromkeys((PolicyKind.ORACLE, policy)))
 
@@ -116,7 +149,7 @@ def tune(
             write(result)
 
     try:
-        results = compare(PlanBook(request, step=grid_step), arrivals, kinds, settings, on_result=done)
+        results = compare(PlanBook(request, step=policy_settings.grid_step), arrivals, kinds, settings, on_result=done)
     except TraceError as exc:
         text = str(exc)
         raise TraceError(text if text.startswith(str(trace)) else f"{trace}: {text}") from None

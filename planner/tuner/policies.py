@@ -57,6 +57,15 @@ class Observation:
     arrival_ms: np.ndarray
     capacity_req_per_s: float = math.inf
 
+    def counts_per_s(self) -> np.ndarray:
+        """Arrivals in each whole second of the interval (at least one second)."""
+        a = np.asarray(self.arrival_ms)
+        seconds = max(1, int(round((self.end_ms - self.start_ms) / MS_PER_S)))
+        if not a.size:
+            return np.zeros(seconds)
+        return np.bincount(np.minimum(((a - self.start_ms) // MS_PER_S).astype(np.int64), seconds - 1),
+                           minlength=seconds).astype(np.float64)
+
 
 class BacklogEstimate:
     """Requests left waiting: grows by arrivals beyond the serving capacity, shrinks by spare capacity.
@@ -275,11 +284,12 @@ class PredictivePolicy:
         if self.track_backlog:
             self.backlog.update(observation)
         self.cv.update(observation)
-        a = np.asarray(observation.arrival_ms)
-        seconds = max(1, int(round((observation.end_ms - observation.start_ms) / MS_PER_S)))
-        counts = np.bincount(np.minimum(((a - observation.start_ms) // MS_PER_S).astype(np.int64), seconds - 1),
-                             minlength=seconds) if a.size else np.zeros(seconds)
-        self.peaks.append(float(interval_peaks_rps(counts, seconds, self.settings.peak_window_s)[0]))
+        counts = observation.counts_per_s()
+        self.peaks.append(float(interval_peaks_rps(counts, counts.size, self.settings.peak_window_s)[0]))
+
+    def forecast_rate_rps(self, horizon: float) -> float:
+        """The rate to size for over ``horizon`` intervals, before the margin and the drain term."""
+        return self.forecaster.forecast(np.asarray(self.peaks), horizon)
 
     def ask(self) -> Plan:
         p = self.settings.predictive
@@ -287,7 +297,7 @@ class PredictivePolicy:
             return self.plan
         delay_s = max(s.startup_s + (s.load_time_s or 0.0) for s in self.plan.stages)
         horizon = (delay_s + self.settings.interval_s) / self.settings.interval_s
-        rate = self.forecaster.forecast(np.asarray(self.peaks), horizon) * (1.0 + p.margin)
+        rate = self.forecast_rate_rps(horizon) * (1.0 + p.margin)
         rate += min(rate, self.backlog.requests / p.drain_s)  # drain, at most doubling the rate
         cv = self.cv.value
         best = self.book.plan(rate, cv)
@@ -347,6 +357,11 @@ def available_kinds(request) -> tuple[PolicyKind, ...]:
     from planner.resources import serverless_hardware
 
     return tuple(k for k in PolicyKind if k is not PolicyKind.BURST or serverless_hardware(request.catalog))
+
+
+def default_policy(request) -> PolicyKind:
+    """``burst`` when the request's catalog has a serverless entry, else ``predictive`` (docs/benchmarks.md)."""
+    return PolicyKind.BURST if PolicyKind.BURST in available_kinds(request) else DEFAULT_POLICY
 
 
 def make_policy(kind: PolicyKind, book: PlanBook, counts_per_s: np.ndarray, settings: PolicySettings,

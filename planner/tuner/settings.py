@@ -6,8 +6,10 @@ Rates are named by what they count: ``_req_per_s`` are pipeline requests per sec
 are items one stage receives per second (requests x the stage's fan-out). The plan's own fields keep
 their names (``StagePlan.capacity_items_per_s`` is items/s of all the stage's replicas).
 
-Where each default comes from is in docs/benchmarks.md ("Tuner on IPA's world" and "Tuner on real
-traces"): the defaults are the settings of the best policy there.
+Where each default comes from is in docs/benchmarks.md ("The tuner's defaults": the candidate
+settings measured on the whole benchmark set, IPA's world, the real traces and the burst traces;
+"Bursts with real start-up" for the burst base). A pipeline spec may set them in its ``tuner:``
+section (planner.spec.TunerSpec) and ``pipeplan tune``'s options override that (:func:`resolve`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ class PolicyKind(str, Enum):
     BURST = "burst"  # predictive VMs + serverless for bursts (planner.tuner.burst); needs a serverless entry
 
 
-DEFAULT_POLICY = PolicyKind.PREDICTIVE  # the best adaptive policy on docs/benchmarks.md's traces
+# The best policy on docs/benchmarks.md's benchmark set ("The tuner's defaults"): burst wherever the
+# catalog has serverless capacity for it, else this one (planner.tuner.policies.default_policy).
+DEFAULT_POLICY = PolicyKind.PREDICTIVE
 
 
 class ForecasterKind(str, Enum):
@@ -79,18 +83,38 @@ class PredictiveSettings:
     drain_s: float = 30.0  # plan to drain an estimated backlog within this time
 
 
+class BaseSizing(str, Enum):
+    """How the burst policy sizes its VM base (planner.tuner.burst)."""
+
+    BREAK_EVEN = "break-even"  # the break-even quantile of the per-second rates over base_lookback_s (the default)
+    FORECAST = "forecast"  # the predictive forecaster at base_quantile of whole-interval rates (trend included)
+
+
 @dataclass(frozen=True)
 class BurstSettings:
     slots: int = 32  # serverless instances per stage (at most the entry's max_concurrency)
     spill_share_of_slo: float = 0.1  # spill the queue's head to serverless when it would wait this share of the SLO
-    base_quantile: float = 0.5  # the VM base: this quantile of the recent interval rates (predictive: 0.9)
-    base_peak_window_s: int = 10  # ... each measured over this window (capped at the interval; predictive: 5 s)
+    base: BaseSizing = BaseSizing.BREAK_EVEN
+    # break-even: the quantile of per-second rates over this many seconds; None: 1 - (VM / function
+    # cost of a unit of capacity), planner.tuner.burst.break_even_quantile
+    base_lookback_s: int = 30
+    break_even_quantile: float | None = None
+    # Add the backlog term (arrivals beyond the VMs' capacity) to the base's rate: off, since the
+    # functions serve that overflow at once (the term counted it as a backlog and grew the base).
+    base_backlog: bool = False
+    # Plan the base for the inter-arrival CV measured in the last intervals (as the predictive policy);
+    # off: for the spec's arrival_cv, since the pool takes the bursts that the CV measures.
+    base_measure_cv: bool = False
+    base_quantile: float = 0.5  # forecast: this quantile of the recent interval rates (predictive: 0.9)
+    base_peak_window_s: int = 10  # forecast: each measured over this window (capped at the interval; predictive: 5 s)
 
 
 @dataclass(frozen=True)
 class PolicySettings:
     interval_s: int = 10  # seconds between decisions (whole seconds: traces are binned per second)
-    peak_window_s: int = 5  # the interval peak rate's window (planner.tuner.forecast)
+    # The interval peak rate's window (planner.tuner.forecast): the decision interval; 10 s beat 5 s
+    # on the benchmark set (docs/benchmarks.md, "The tuner's defaults").
+    peak_window_s: int = 10
     # Plan for the measured burstiness (CV of gaps within an interval; the oracle's own interval,
     # adaptive policies the largest of their last ``cv_intervals``) instead of the spec's arrival_cv.
     measure_cv: bool = True
@@ -99,3 +123,59 @@ class PolicySettings:
     reactive: ReactiveSettings = field(default_factory=ReactiveSettings)
     predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
     burst: BurstSettings = field(default_factory=BurstSettings)
+
+
+@dataclass(frozen=True)
+class SettingOverrides:
+    """Settings given on the command line (None: not given); they override the spec's ``tuner`` section."""
+
+    interval_s: int | None = None
+    peak_window_s: int | None = None
+    margin: float | None = None
+    max_utilization: float | None = None
+    switch_hysteresis: float | None = None
+    switch_amortize_s: float | None = None
+    grid_step: float | None = None
+    burst_slots: int | None = None
+    spill_share_of_slo: float | None = None
+
+
+def resolve(section, overrides: SettingOverrides, forecast: ForecastSettings = ForecastSettings()) -> PolicySettings:
+    """PolicySettings from the spec's ``tuner`` section (planner.spec.TunerSpec) and the CLI's overrides.
+
+    Each setting is the CLI's value if given, else the spec's, else :class:`PolicySettings`' default.
+    (``max_utilization`` is not a policy setting: see :func:`utilization_cap`.)
+    """
+    def pick(name: str, default):
+        given = getattr(overrides, name)
+        if given is not None:
+            return given
+        in_spec = getattr(section, name)
+        return in_spec if in_spec is not None else default
+
+    d = PolicySettings()
+    predictive = PredictiveSettings(forecast=forecast, margin=pick("margin", d.predictive.margin),
+                                    switch_hysteresis=pick("switch_hysteresis", d.predictive.switch_hysteresis),
+                                    switch_amortize_s=pick("switch_amortize_s", d.predictive.switch_amortize_s),
+                                    drain_s=d.predictive.drain_s)
+    burst = BurstSettings(slots=pick("burst_slots", d.burst.slots),
+                          spill_share_of_slo=pick("spill_share_of_slo", d.burst.spill_share_of_slo))
+    return PolicySettings(interval_s=pick("interval_s", d.interval_s), peak_window_s=pick("peak_window_s",
+                          d.peak_window_s), grid_step=pick("grid_step", d.grid_step), predictive=predictive,
+                          burst=burst)
+
+
+# The utilisation cap of the tuner's plans unless the spec's tuner section or the CLI sets one. It is
+# not the spec's max_utilization (0.9 by default), which caps a static plan that must hold at its
+# arrival_rps for as long as it runs; the tuner re-plans every interval for the peak it forecasts,
+# and at 0.97 it met more targets at less cost on the benchmark set (docs/benchmarks.md, "The
+# tuner's defaults").
+MAX_UTILIZATION = 0.97
+
+
+def utilization_cap(section, overrides: SettingOverrides) -> float:
+    """The tuner's utilisation cap: the CLI's, else the spec's ``tuner.max_utilization``, else :data:`MAX_UTILIZATION`."""
+    for value in (overrides.max_utilization, section.max_utilization):
+        if value is not None:
+            return value
+    return MAX_UTILIZATION

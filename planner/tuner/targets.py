@@ -46,7 +46,8 @@ class CompareRow:
     meets_targets: bool
 
 
-def _constraint(spec: PipelineSpec, result: TuneResult) -> tuple[str, float]:
+def side_condition(spec: PipelineSpec, result: TuneResult) -> tuple[str, float]:
+    """The objective's side condition (2. in the module) and its margin: >= 0 held, < 0 missed by that much."""
     objective = spec.objective
     if isinstance(objective, MinCost):
         worst = min(r.accuracy for r in result.timeline)
@@ -73,7 +74,7 @@ def compare_rows(spec: PipelineSpec, results: list[TuneResult], targets: Targets
     rows = []
     for r in results:
         s = r.summary
-        name, margin = _constraint(spec, r)
+        name, margin = side_condition(spec, r)
         short = shortfall(s.objective_value, oracle.objective_value, spec.objective.maximize)
         met = s.slo_attainment >= targets.attainment and margin >= -1e-9 and short <= targets.shortfall + 1e-12
         rows.append(CompareRow(s.policy, s.total_cost_usd, s.total_cost_usd / oracle.total_cost_usd,

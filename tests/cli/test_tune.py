@@ -108,3 +108,57 @@ def test_a_failure_midway_keeps_the_policies_already_finished(tmp_path, monkeypa
     for done in ("oracle", "reactive"):  # run before the failure, written as each finished
         assert json.loads((out / done / "summary.json").read_text())["policy"] == done
     assert not (out / "predictive").exists() and not (out / "compare.csv").exists()
+
+
+def _spec_with_tuner(tmp_path: Path, tuner: str) -> Path:
+    text = (SYNTHETIC / "video.yaml").read_text()
+    text = text.replace("profiles: profiles.csv", f"profiles: {SYNTHETIC / 'profiles.csv'}")
+    text = text.replace("hardware_catalog: hardware.yaml", f"hardware_catalog: {SYNTHETIC / 'hardware.yaml'}")
+    path = tmp_path / "video.yaml"
+    path.write_text(text + tuner)
+    return path
+
+
+def test_tune_reads_the_specs_tuner_section_and_its_options_override_it(tmp_path):
+    trace = _trace(tmp_path)
+    spec = _spec_with_tuner(tmp_path, "tuner: {interval_s: 20, margin: 0.05, max_utilization: 0.95}\n")
+    result = runner.invoke(app, ["tune", str(spec), "--trace", str(trace), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["interval_s"] == 20
+    assert len(list(csv.DictReader((tmp_path / "a" / "timeline.csv").open()))) == 6
+    result = runner.invoke(app, ["tune", str(spec), "--trace", str(trace), "--out", str(tmp_path / "b"),
+                                 "--interval-s", "30"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["interval_s"] == 30
+
+
+@pytest.mark.parametrize("tuner, words", [("tuner: {peak_window_s: 0}\n", "peak_window_s"),
+                                          ("tuner: {max_utilization: 1.2}\n", "max_utilization"),
+                                          ("tuner: {margn: 0.1}\n", "margn")])
+def test_a_bad_tuner_section_names_the_field_and_exits_2(tmp_path, tuner, words):
+    trace = _trace(tmp_path)
+    spec = _spec_with_tuner(tmp_path, tuner)
+    result = runner.invoke(app, ["tune", str(spec), "--trace", str(trace), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert words in result.output and "tuner" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_tune_refuses_a_utilization_cap_of_one(tmp_path):
+    trace = _trace(tmp_path)
+    result = runner.invoke(app, ["tune", str(SYNTHETIC / "video.yaml"), "--trace", str(trace), "--out",
+                                 str(tmp_path / "o"), "--max-utilization", "1"])
+    assert result.exit_code == 2 and "(0, 1)" in result.output
+
+
+def test_targets_met_is_the_same_in_a_single_run_and_a_comparison(tmp_path):
+    trace = _trace(tmp_path)
+    args = ["tune", str(SYNTHETIC / "video.yaml"), "--trace", str(trace), "--json", "--seed", "3"]
+    single = runner.invoke(app, args + ["--policy", "predictive", "--out", str(tmp_path / "s")])
+    both = runner.invoke(app, args + ["--compare", "--out", str(tmp_path / "c")])
+    assert single.exit_code == 0 and both.exit_code == 0, single.output + both.output
+    one = {p["policy"]: p for p in json.loads(single.output)["policies"]}
+    every = {p["policy"]: p for p in json.loads(both.output)["policies"]}
+    assert set(one) == {"oracle", "predictive"}
+    for name in one:
+        assert one[name] == every[name]  # cost, attainment, targets met (accuracy floor included)

@@ -17,7 +17,7 @@ from planner.sim.schedule import (Preemptible, constant_schedule,
                                   simulate_schedule, with_preemptions)
 from planner.spec import Hardware, HardwareCatalog, ResourceClass
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, tune
-from planner.tuner.policies import available_kinds
+from planner.tuner.policies import available_kinds, default_policy
 from tests.fixtures import FUNCTION_ENTRY, SPOT_ENTRY, burst_trace, classes_request, one_stage_request, plan_at
 
 SPOT, FUNCTION = SPOT_ENTRY, FUNCTION_ENTRY
@@ -147,6 +147,44 @@ def test_burst_needs_a_serverless_entry_and_absorbs_a_burst_the_vms_cannot():
     assert burst.serverless_share > 0 and burst.serverless_cost_usd > 0
     assert burst.slo_attainment > predictive.slo_attainment
     assert burst.preemptions == 0  # the base is on-demand
+
+
+def test_the_default_policy_is_burst_with_serverless_hardware_else_predictive():
+    assert default_policy(one_stage_request()) is PolicyKind.PREDICTIVE
+    assert default_policy(classes_request()) is PolicyKind.BURST
+
+
+def test_the_burst_base_is_sized_for_the_break_even_quantile_of_per_second_rates():
+    from planner.tuner.burst import BurstPolicy, break_even_quantile, serverless_book
+    from planner.tuner.forecast import interval_peaks_rps
+    from planner.tuner.policies import Observation, make_policy
+    from planner.tuner.settings import BaseSizing, BurstSettings, PolicySettings
+
+    request = classes_request()
+    book = PlanBook(request)
+    vm, pool = book.plan(20.0), serverless_book(book).plan(20.0)
+    q = break_even_quantile(vm, pool, request.catalog, request.spec.max_utilization)
+    # c_vm / c_fn by hand: USD/h per request/s on VMs (at the cap) against functions (per busy second + per item)
+    hw = {h.name: h for h in request.catalog.hardware}
+    c_vm = sum(s.usd_per_hour * s.fanout / (request.spec.max_utilization * s.capacity_items_per_s) for s in vm.stages)
+    c_fn = sum(3600 * s.fanout * (hw[s.hardware].usd_per_second * s.service_ms_by_batch.p50_ms[0] / 1000
+                                  + (hw[s.hardware].usd_per_request or 0.0)) for s in pool.stages)
+    assert 0.0 < q < 1.0 and q == pytest.approx(1.0 - c_vm / c_fn)
+    counts = np.zeros(300)
+    counts[::10] = 200.0  # a one-second burst every 10 s over a quiet base
+    counts += 5.0
+    policy = make_policy(PolicyKind.BURST, book, counts, PolicySettings())
+    first = float(interval_peaks_rps(counts, 10, PolicySettings().peak_window_s)[0])  # the initial plans' rate
+    expected = break_even_quantile(book.plan(first), serverless_book(book).plan(first), request.catalog,
+                                   request.spec.max_utilization)
+    assert isinstance(policy, BurstPolicy) and policy.base_quantile == pytest.approx(expected)
+    for k in range(12):
+        arrivals = np.concatenate([np.sort(np.random.default_rng(k).uniform(1000.0 * t, 1000.0 * (t + 1), int(c)))
+                                   for t, c in enumerate(counts[10 * k:10 * (k + 1)], start=10 * k)])
+        policy.tell(Observation(10_000.0 * k, 10_000.0 * (k + 1), arrivals))
+    assert policy.base.forecast_rate_rps(7.0) == pytest.approx(5.0)  # the bursts (1 s in 10) do not move it
+    forecast = make_policy(PolicyKind.BURST, book, counts, PolicySettings(burst=BurstSettings(base=BaseSizing.FORECAST)))
+    assert forecast.base_quantile == 0.5
 
 
 def test_a_spot_base_is_preempted_in_the_replay():
