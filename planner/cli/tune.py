@@ -109,7 +109,7 @@ def tune(
     from planner.tuner import ForecastSettings, PlanBook, TuneSettings, compare, compare_rows
     from planner.tuner.settings import SettingOverrides, resolve, utilization_cap
     from planner.tuner.capacity import uncap_request
-    from planner.tuner.policies import available_kinds, default_policy
+    from planner.tuner.registry import available_kinds, default_policy
     from planner.tuner.report import COMPARE_HEADER, compare_csv_rows, summary_json, timeline_header, timeline_rows
 
     io.OutputSet({}, folders={"--out": out}, stdout_ok=False)  # checks --out before any work

@@ -14,8 +14,8 @@ from planner.lazy import lazy_exports
 # planner.tuner.settings for its enums) does not load the others (the ILP stack, scipy).
 _EXPORTS = {
     **dict.fromkeys(["PlanBook"], "planner.tuner.planbook"),
-    **dict.fromkeys(["POLICIES", "Observation", "PlaybackPolicy", "Policy", "default_policy", "make_policy"],
-                     "planner.tuner.policies"),
+    **dict.fromkeys(["Observation", "PlaybackPolicy", "Policy"], "planner.tuner.policies"),
+    **dict.fromkeys(["POLICIES", "available_kinds", "default_policy", "make_policy"], "planner.tuner.registry"),
     **dict.fromkeys(["TuneResult", "TuneSettings", "compare", "tune", "tune_policy"], "planner.tuner.replay"),
     **dict.fromkeys(["DEFAULT_POLICY", "BurstSettings", "ForecasterKind", "ForecastSettings", "PolicyKind",
                      "PolicySettings", "PredictiveSettings", "ReactiveSettings"], "planner.tuner.settings"),
@@ -26,7 +26,8 @@ __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from planner.tuner.planbook import PlanBook
-    from planner.tuner.policies import POLICIES, Observation, PlaybackPolicy, Policy, default_policy, make_policy
+    from planner.tuner.policies import Observation, PlaybackPolicy, Policy
+    from planner.tuner.registry import POLICIES, available_kinds, default_policy, make_policy
     from planner.tuner.replay import TuneResult, TuneSettings, compare, tune, tune_policy
     from planner.tuner.settings import (DEFAULT_POLICY, BurstSettings, ForecasterKind, ForecastSettings, PolicyKind,
                                         PolicySettings, PredictiveSettings, ReactiveSettings)

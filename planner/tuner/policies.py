@@ -1,4 +1,4 @@
-"""Tuning policies behind one ask/tell protocol (Model Analyzer's search-strategy shape), chosen from a registry.
+"""Tuning policies behind one ask/tell protocol (Model Analyzer's search-strategy shape), chosen from the registry in planner.tuner.registry.
 
 Every interval the replay *tells* a policy what arrived in the interval that just ended
 (:class:`Observation`) and *asks* it for the plan to apply next. Policies keep their own history
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -332,41 +332,3 @@ class PolicyInputs:
     def initial(self) -> Plan:
         """Every adaptive policy starts from the first interval's optimum."""
         return self.book.plan(float(self.peaks_req_per_s[0]), self.interval_cvs[0])
-
-
-POLICIES: dict[PolicyKind, Callable[[PolicyInputs], Policy]] = {
-    PolicyKind.STATIC_PEAK: lambda i: StaticPolicy(PolicyKind.STATIC_PEAK.value,
-                                                   i.book.plan(float(i.peaks_req_per_s.max()))),
-    PolicyKind.STATIC_MEAN: lambda i: StaticPolicy(PolicyKind.STATIC_MEAN.value,
-                                                   i.book.plan(float(np.mean(i.counts_per_s)))),
-    PolicyKind.ORACLE: lambda i: OraclePolicy(i.book, i.peaks_req_per_s, list(i.interval_cvs)),
-    PolicyKind.REACTIVE: lambda i: ReactivePolicy(i.book, i.initial(), i.settings),
-    PolicyKind.PREDICTIVE: lambda i: PredictivePolicy(i.book, i.initial(), i.settings),
-    PolicyKind.BURST: lambda i: _burst(i),
-}
-
-
-def _burst(inputs: PolicyInputs) -> Policy:
-    from planner.tuner.burst import BurstPolicy  # it builds on PredictivePolicy
-
-    return BurstPolicy(inputs)
-
-
-def available_kinds(request) -> tuple[PolicyKind, ...]:
-    """The policies a request can run: all, less ``burst`` when its catalog has no serverless entry."""
-    from planner.resources import serverless_hardware
-
-    return tuple(k for k in PolicyKind if k is not PolicyKind.BURST or serverless_hardware(request.catalog))
-
-
-def default_policy(request) -> PolicyKind:
-    """``burst`` when the request's catalog has a serverless entry, else ``predictive`` (docs/benchmarks.md)."""
-    return PolicyKind.BURST if PolicyKind.BURST in available_kinds(request) else DEFAULT_POLICY
-
-
-def make_policy(kind: PolicyKind, book: PlanBook, counts_per_s: np.ndarray, settings: PolicySettings,
-                interval_cvs: list[float | None] | None = None) -> Policy:
-    """The policy ``kind`` for a trace given by its per-second counts and per-interval gap CVs."""
-    intervals = interval_peaks_rps(counts_per_s, settings.interval_s, settings.peak_window_s).size
-    cvs = tuple(interval_cvs) if interval_cvs is not None and settings.measure_cv else (None,) * intervals
-    return POLICIES[kind](PolicyInputs(book, np.asarray(counts_per_s), settings, cvs))

@@ -24,7 +24,8 @@ from planner.traces import Trace, counts_per_second
 from planner.tuner.forecast import gaps_cv, interval_peaks_rps
 from planner.tuner.planbook import PlanBook
 from planner.tuner.deployment import Deployment
-from planner.tuner.policies import Observation, Policy, PolicyKind, available_kinds, make_policy
+from planner.tuner.policies import Observation, Policy, PolicyKind
+from planner.tuner.registry import available_kinds, make_policy
 from planner.tuner.settings import MS_PER_S, PolicySettings, ms
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ def compare(book: PlanBook, trace: Trace, kinds: tuple[PolicyKind, ...] | None =
             on_result: Callable[[TuneResult], None] | None = None) -> list[TuneResult]:
     """Run each policy on the same trace (oracle first); ``on_result`` sees each result as soon as it is done.
 
-    ``kinds`` default: every policy the request can run (planner.tuner.policies.available_kinds).
+    ``kinds`` default: every policy the request can run (planner.tuner.registry.available_kinds).
     """
     kinds = available_kinds(book.request) if kinds is None else kinds
     ordered = sorted(kinds, key=lambda k: k is not PolicyKind.ORACLE)

@@ -26,7 +26,7 @@ def ms(seconds: float) -> float:
 
 
 class PolicyKind(str, Enum):
-    """The tuning policies (planner.tuner.policies.POLICIES maps each to its class)."""
+    """The tuning policies (planner.tuner.registry.POLICIES maps each to its class)."""
 
     REACTIVE = "reactive"
     PREDICTIVE = "predictive"

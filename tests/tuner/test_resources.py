@@ -17,7 +17,7 @@ from planner.sim.schedule import (Preemptible, constant_schedule,
                                   simulate_schedule, with_preemptions)
 from planner.spec import Hardware, HardwareCatalog, ResourceClass
 from planner.tuner import PlanBook, PolicyKind, TuneSettings, compare, tune
-from planner.tuner.policies import available_kinds, default_policy
+from planner.tuner.registry import available_kinds, default_policy
 from tests.fixtures import FUNCTION_ENTRY, SPOT_ENTRY, burst_trace, classes_request, one_stage_request, plan_at
 
 SPOT, FUNCTION = SPOT_ENTRY, FUNCTION_ENTRY
@@ -157,7 +157,8 @@ def test_the_default_policy_is_burst_with_serverless_hardware_else_predictive():
 def test_the_burst_base_is_sized_for_the_break_even_quantile_of_per_second_rates():
     from planner.tuner.burst import BurstPolicy, break_even_quantile, serverless_book
     from planner.tuner.forecast import interval_peaks_rps
-    from planner.tuner.policies import Observation, make_policy
+    from planner.tuner.policies import Observation
+    from planner.tuner.registry import make_policy
     from planner.tuner.settings import BaseSizing, BurstSettings, PolicySettings
 
     request = classes_request()
