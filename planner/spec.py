@@ -284,7 +284,7 @@ class TunerSpec(_Frozen):
     margin: Number | None = Field(default=None, ge=0, le=10, description="predictive: plan this share above the "
                                   "forecast peak rate.")
     max_utilization: Number | None = Field(default=None, gt=0, lt=1, description="The utilisation cap of the "
-                                           "tuner's plans; absent: the tuner's default (0.97), not max_utilization.")
+                                           "tuner's plans; absent: the spec's max_utilization if it sets one, else 0.97.")
     switch_hysteresis: Number | None = Field(default=None, ge=0, le=1e9, description="predictive: switch configuration "
                                              "only when the objective gains more than this (the objective's unit).")
     switch_amortize_s: Number | None = Field(default=None, gt=0, le=MAX_INTERVAL_S, description="predictive: spread "

@@ -135,7 +135,8 @@ def tune(
                              spill_share_of_slo=spill_share)
     section = request.spec.tuner
     policy_settings = resolve(section, given, ForecastSettings(kind=forecaster, lookback=lookback))
-    cap = utilization_cap(section, given)
+    spec_cap = request.spec.max_utilization if "max_utilization" in request.spec.model_fields_set else None
+    cap = utilization_cap(section, given, spec_cap)
     if cap != request.spec.max_utilization:
         request = replace(request, spec=request.spec.model_copy(update={"max_utilization": cap}))
     settings = TuneSettings(policy=policy_settings, seed=seed)

@@ -173,9 +173,11 @@ def resolve(section, overrides: SettingOverrides, forecast: ForecastSettings = F
 MAX_UTILIZATION = 0.97
 
 
-def utilization_cap(section, overrides: SettingOverrides) -> float:
-    """The tuner's utilisation cap: the CLI's, else the spec's ``tuner.max_utilization``, else :data:`MAX_UTILIZATION`."""
-    for value in (overrides.max_utilization, section.max_utilization):
+def utilization_cap(section, overrides: SettingOverrides, spec_cap: float | None = None) -> float:
+    """The tuner's utilisation cap: the CLI's, else the spec's ``tuner.max_utilization``, else the
+    spec's own ``max_utilization`` when the spec sets it (``spec_cap``: a user who lowered the
+    static plan's cap on purpose keeps it in the tuner), else :data:`MAX_UTILIZATION`."""
+    for value in (overrides.max_utilization, section.max_utilization, spec_cap):
         if value is not None:
             return value
     return MAX_UTILIZATION

@@ -29,6 +29,12 @@ def test_the_cli_overrides_the_spec_which_overrides_the_default():
     assert utilization_cap(section, given) == 0.8
 
 
+def test_a_spec_that_sets_max_utilization_keeps_it_in_the_tuner_unless_its_tuner_section_says_otherwise():
+    assert utilization_cap(TunerSpec(), SettingOverrides(), spec_cap=0.7) == 0.7
+    assert utilization_cap(TunerSpec(max_utilization=0.95), SettingOverrides(), spec_cap=0.7) == 0.95
+    assert utilization_cap(TunerSpec(), SettingOverrides(max_utilization=0.8), spec_cap=0.7) == 0.8
+
+
 @pytest.mark.parametrize("field, value, words", [
     ("peak_window_s", 0, "greater than or equal to 1"),
     ("peak_window_s", 2.5, "integer"),
