@@ -18,10 +18,11 @@ Why this rule:
 - It is the normal approximation of a sum of n stages whose latencies have pairwise correlation
   rho, for stages with equal tails: the sum's tail excess is
   ``||d||_Q = sqrt((1 - rho) sum d_s^2 + rho (sum d_s)^2) = w(n) sum d_s`` when every d_s = d.
-  With unequal tails ``w(n) sum d_s <= ||d||_Q`` (Cauchy-Schwarz), so the rule lies between the
-  root-sum-square estimate's linear minorant and the plain sum of stage p99s, which is F at
-  rho = 1 (w = 1); one stage (n = 1, w = 1) keeps its own p99, and deterministic stages (d = 0)
-  add exactly.
+  With unequal tails ``w(n) sum d_s <= ||d||_Q <= sum d_s`` (Cauchy-Schwarz with the uniform
+  dual vector; the triangle inequality), so the rule is the root-sum-square estimate's linear
+  minorant: exact for equal tails, lower when one stage dominates (safety then rests on the
+  calibration below), never above the plain sum of stage p99s, which is F at rho = 1 (w = 1).
+  One stage (n = 1, w = 1) keeps its own p99, and deterministic stages (d = 0) add exactly.
 - Using n_s (the shortest path through s) instead of |P| only raises w_s on longer paths, so each
   path is charged at least w(|P|) per unit of tail; it keeps one coefficient per option in a DAG.
 - ``max_s q_s``: a request is at least as slow as its slowest stage, so the end-to-end p99 is never
