@@ -18,10 +18,14 @@ from planner.spec import MaxAccuracy
 
 
 def _min_p99_ms(request: PlanRequest, candidates: CandidateSet) -> float:
+    """A lower bound on the smallest achievable end-to-end p99 under the path rule
+    (planner.estimate.paths): no plan beats the fastest p99 of any stage, nor the longest path of
+    each stage's least path term."""
     best = {s.stage: s.best_latency_ms for s in candidates.stages}
     if any(math.isinf(v) for v in best.values()):
         return math.inf
-    return longest_path_ms(request.spec, best)
+    terms = {s.stage: s.best_path_latency_ms for s in candidates.stages}
+    return max(max(best.values()), longest_path_ms(request.spec, terms))
 
 
 def highest_load_rps(request: PlanRequest, upper_rps: float, iterations: int = 16) -> float:
@@ -71,7 +75,7 @@ def diagnose(request: PlanRequest, candidates: CandidateSet) -> str:
             load_hint = f"lower arrival_rps to at most about {rate:.4g} (the highest load this SLO sustains)"
         return (
             f"No plan: the latency SLO binds. At {spec.arrival_rps:g} rps the smallest achievable end-to-end p99 "
-            f"is {min_p99:.4g} ms (fastest option per stage: {fastest}), above slo_ms {spec.slo_ms:g}. Raise "
+            f"is at least {min_p99:.4g} ms (fastest option per stage: {fastest}), above slo_ms {spec.slo_ms:g}. Raise "
             f"slo_ms to at least {math.ceil(min_p99 * 1000) / 1000:g}; {load_hint}; or allow faster variants "
             "or hardware."
         )

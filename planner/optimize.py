@@ -15,7 +15,7 @@ from planner.diagnose import diagnose
 from planner.errors import InfeasibleError, SolverError
 from planner.estimate import flow
 from planner.estimate.candidates import CandidateSet, build_candidates
-from planner.estimate.paths import aggregate_accuracy, longest_path_ms
+from planner.estimate.paths import aggregate_accuracy, end_to_end_p99_ms
 from planner.ilp.formulation import Goal, Problem
 from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
 from planner.recheck import recheck
@@ -77,7 +77,8 @@ def build_plan(request: PlanRequest, solved: Solved, solve_time_ms: float | None
         cost_usd_per_hour=cost,
         accuracy=accuracy,
         accuracy_aggregation=spec.accuracy.value,
-        predicted_p99_ms=longest_path_ms(spec, {s.stage: s.predicted_latency_ms for s in stages}),
+        predicted_p99_ms=end_to_end_p99_ms(spec, {n: e.estimate.mean_ms for n, e in evaluated.items()},
+                                           {s.stage: s.predicted_latency_ms for s in stages}),
         arrival_rps=spec.arrival_rps,
         slo_ms=spec.slo_ms,
         objective=spec.objective.model_dump(mode="json"),

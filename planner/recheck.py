@@ -1,7 +1,9 @@
 """The independent re-check: evaluate a Plan with the latency model and list every disagreement.
 
 Each stage is re-derived from the profile rows at the arrival variability the plan itself passes
-down the DAG (planner.estimate.flow.evaluate), not from the candidate options.
+down the DAG (planner.estimate.flow.evaluate), not from the candidate options, and the end-to-end
+p99 from those stages' means and p99s by the path rule (planner.estimate.paths.end_to_end_p99_ms),
+not from the ILP's rows.
 
 The planner runs it on every plan it returns, so a formulation or solver bug fails loudly instead
 of producing a plan that silently misses its SLO.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import math
 
 from planner.estimate import flow
-from planner.estimate.paths import aggregate_accuracy, longest_path_ms
+from planner.estimate.paths import aggregate_accuracy, end_to_end_p99_ms
 from planner.plan import Plan
 from planner.spec import HardwareCatalog, PipelineSpec
 from profiler.schema import ProfileTable
@@ -26,6 +28,7 @@ def recheck(plan: Plan, spec: PipelineSpec, catalog: HardwareCatalog, profiles: 
     rows = profiles.index()
     hardware = catalog.by_name()
     latencies: dict[str, float] = {}
+    means: dict[str, float] = {}
     units: dict[str, int] = {}
     for sp in plan.stages:
         stage = spec.stage(sp.stage)
@@ -40,6 +43,7 @@ def recheck(plan: Plan, spec: PipelineSpec, catalog: HardwareCatalog, profiles: 
         est = evaluated[sp.stage].estimate
         total_ms = est.latency.total_ms
         latencies[sp.stage] = total_ms
+        means[sp.stage] = est.mean_ms
         if not math.isclose(total_ms, sp.predicted_latency_ms, rel_tol=_REL, abs_tol=1e-6):
             problems.append(f"stage '{sp.stage}': latency model gives {total_ms:.6f} ms, plan says "
                             f"{sp.predicted_latency_ms:.6f} ms")
@@ -52,7 +56,7 @@ def recheck(plan: Plan, spec: PipelineSpec, catalog: HardwareCatalog, profiles: 
         units[sp.hardware] = units.get(sp.hardware, 0) + sp.replicas
     if problems:
         return problems
-    p99_ms = longest_path_ms(spec, latencies)
+    p99_ms = end_to_end_p99_ms(spec, means, latencies)
     if p99_ms > spec.slo_ms * (1 + _REL):
         problems.append(f"predicted p99 {p99_ms:.3f} ms exceeds the SLO {spec.slo_ms} ms")
     if not math.isclose(p99_ms, plan.predicted_p99_ms, rel_tol=_REL, abs_tol=1e-6):

@@ -17,7 +17,7 @@ from planner import io
 from planner.estimate import flow
 from planner.estimate import latency as lat
 from planner.estimate.candidates import timeouts_for
-from planner.estimate.paths import aggregate_accuracy, longest_path_ms
+from planner.estimate.paths import aggregate_accuracy, end_to_end_p99_ms
 from planner.ilp.backends import SolverName
 from planner.optimize import PlanRequest, make_plan
 from planner.plan import (
@@ -67,7 +67,7 @@ class Brute:
 
 def stage_configs(request: PlanRequest, stage_name: str, request_scv: float) -> list[tuple]:
     """Every (variant, hardware, batch, timeout, replicas) of a stage that carries its load, with
-    (cost, latency_ms, accuracy, hardware, replicas), at this arrival scv; replicas scanned 1..max_replicas."""
+    (cost, latency_ms, accuracy, hardware, replicas, mean_ms), at this arrival scv; replicas scanned 1..max_replicas."""
     spec, rows = request.spec, request.profiles.rows
     stage = spec.stage(stage_name)
     hardware = request.catalog.by_name()
@@ -94,7 +94,7 @@ def stage_configs(request: PlanRequest, stage_name: str, request_scv: float) -> 
                 if est.utilization > spec.max_utilization * (1 + 1e-9):
                     continue
                 out.append((est.replicas * hw.usd_per_hour, est.latency.total_ms, row.accuracy, row.hardware,
-                            est.replicas))
+                            est.replicas, est.mean_ms))
     return out
 
 
@@ -108,7 +108,7 @@ def brute_force(request: PlanRequest, request_scv: dict[str, float] | None = Non
     objective = spec.objective
     best: tuple | None = None
     for combo in itertools.product(*per_stage):
-        latency = longest_path_ms(spec, {n: c[1] for n, c in zip(names, combo)})
+        latency = end_to_end_p99_ms(spec, {n: c[5] for n, c in zip(names, combo)}, {n: c[1] for n, c in zip(names, combo)})
         if latency > spec.slo_ms:
             continue
         if caps:

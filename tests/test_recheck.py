@@ -59,3 +59,18 @@ def test_a_plan_with_too_few_replicas_fails_on_utilisation(planned):
     bad = replace(bad, cost_usd_per_hour=sum(s.usd_per_hour for s in bad.stages))
     problems = recheck(bad, request.spec, request.catalog, request.profiles)
     assert any("exceeds max_utilization" in p for p in problems), problems
+
+
+def test_the_recheck_holds_the_plan_to_the_path_rule_not_the_sum_of_stage_p99s():
+    """video (arrival CV 1): the predicted p99 is the path rule's, below the sum of stage p99s; a
+    plan claiming that sum instead disagrees with the re-check."""
+    from planner.estimate.paths import longest_path_ms
+    from planner.optimize import make_plan
+    from tests.fixtures import video_request
+
+    request = video_request()
+    plan = make_plan(request)
+    stage_sum = longest_path_ms(request.spec, {s.stage: s.predicted_latency_ms for s in plan.stages})
+    assert plan.predicted_p99_ms < stage_sum * (1 - 1e-3)
+    problems = recheck(replace(plan, predicted_p99_ms=stage_sum), request.spec, request.catalog, request.profiles)
+    assert any("predicted p99: model gives" in p for p in problems), problems

@@ -87,8 +87,11 @@ def test_the_better_path_wins_and_a_repeated_configuration_is_not_simulated_twic
 
 
 def test_loosening_finds_a_cheaper_plan_that_still_verifies():
-    # The measured OCR example at 8 documents/s: the model's p99 leaves room the simulation does not use.
-    request = io.load_request(CONFIGS / "ocr.yaml")
+    # The measured OCR example at 8 documents/s, SLO 600 ms: the model's p99 leaves room the
+    # simulation does not use. (At the example's own 700 ms the path rule already finds the plan
+    # that loosening used to find, so model-only and verified plans coincide there.)
+    base = io.load_request(CONFIGS / "ocr.yaml")
+    request = replace(base, spec=base.spec.model_copy(update={"slo_ms": 600.0}))
     trace = generated_trace(request.spec, 0)
     plan, report = verify_plan(request, trace, seed=0)
     model_only = make_plan(request)

@@ -19,6 +19,7 @@ from typing import Mapping, NamedTuple
 
 from planner.estimate import flow
 from planner.estimate import latency as lat
+from planner.estimate.paths import path_latency_ms, stage_tail_weights
 from planner.errors import ProfileError, SpecError
 from planner.spec import Hardware, HardwareCatalog, PipelineSpec, StageSpec
 from profiler.schema import ProfileRow, ProfileTable
@@ -58,6 +59,8 @@ class Option:
     mean_batch: float = 1.0
     request_scv_in: float = 1.0  # the arrival scv this option was estimated for
     request_scv_out: float = 1.0  # the scv of the request stream it passes on
+    mean_ms: float = math.inf  # mean stage latency (an upper bound), <= latency_ms
+    path_latency_ms: float = math.inf  # l_o = mean + w_s (p99 - mean): its term in a path sum (planner.estimate.paths)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class StageCandidates:
     load_items_per_s: float
     best_latency_ms: float  # fastest option that carries the load (before the SLO and unit filters)
     max_capacity_items_per_s: float  # most items/s any option can carry within max_replicas
+    best_path_latency_ms: float = math.inf  # least path term l_o of those (planner.estimate.paths)
     request_scv_in: float = 1.0  # the arrival scv the options were estimated for
 
 
@@ -162,6 +166,7 @@ class _Raw(NamedTuple):
     replicas: int
     estimate: lat.StageEstimate
     capacity_items_per_s: float
+    path_latency_ms: float
 
 
 def _replica_options(
@@ -175,44 +180,50 @@ def _replica_options(
     item_scv: float,
     max_replicas: int,
     max_units: int | None,
-) -> tuple[list[_Raw], float]:
-    """Replica counts within the SLO and the unit cap, and the lowest latency seen ignoring both.
+    tail_weight: float,
+) -> tuple[list[_Raw], float, float]:
+    """Replica counts within the SLO and the unit cap, and the lowest p99 and path term seen ignoring both.
 
     The scan starts at the first count whose full-batch capacity carries the load (a huge load or
     a tiny throughput gives a first count beyond max_replicas: no options, no loop)."""
     first = lat.first_useful_replicas(service, load_items_per_s, spec.max_utilization)
     if not first <= max_replicas:
-        return [], math.inf
+        return [], math.inf, math.inf
     first = int(first)
     last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
     queue = lat.StageQueue(service, load_items_per_s, timeout_ms, item_scv, stage.fanout, overhead_ms=spec.engine_overhead_ms)
     raws: list[_Raw] = []
-    best_ms = math.inf
+    best_ms = best_path_ms = math.inf
     per_replica_items_per_s = 1000.0 * row.batch_size / service.mean_ms[-1]
     for est in queue.scan(first, last):
         total_ms = est.latency.total_ms
         best_ms = min(best_ms, total_ms)
+        path_ms = path_latency_ms(est.mean_ms, total_ms, tail_weight)
+        best_path_ms = min(best_path_ms, path_ms)
         if total_ms <= spec.slo_ms and (max_units is None or est.replicas <= max_units):
             raws.append(_Raw(est.replicas * hw.usd_per_hour, total_ms, row.accuracy, row.variant, hw.name,
-                             row.batch_size, timeout_ms, est.replicas, est, est.replicas * per_replica_items_per_s))
+                             row.batch_size, timeout_ms, est.replicas, est, est.replicas * per_replica_items_per_s,
+                             path_ms))
         if est.latency.wait_ms == 0.0 and est.latency.fill_ms <= timeout_ms:
             break
-    return raws, best_ms
+    return raws, best_ms, best_path_ms
 
 
 def _prune(raws: list[_Raw], capped: set[str], feeds_others: bool) -> list[_Raw]:
-    """Drop options that another option beats or ties on cost, latency, accuracy, output scv (only
-    when a later stage reads it) and, where the hardware is capped, units."""
+    """Drop options that another option beats or ties on cost, path latency (the only latency the
+    ILP reads: every kept option's p99 is within the SLO), accuracy, output scv (only when a later
+    stage reads it) and, where the hardware is capped, units."""
     if not feeds_others:
         raws = [o._replace(estimate=replace(o.estimate, departure_scv=0.0)) for o in raws]
-    ordered = sorted(raws, key=lambda o: (o.usd_per_hour, o.latency_ms, -o.accuracy, o.estimate.departure_scv) + o[3:8])
+    ordered = sorted(raws, key=lambda o: (o.usd_per_hour, o.path_latency_ms, -o.accuracy, o.estimate.departure_scv,
+                                          o.latency_ms) + o[3:8])
     survivors: list[_Raw] = []
     for o in ordered:
         group = o.hardware if o.hardware in capped else "*"
         if not any(
             (s.hardware if s.hardware in capped else "*") == group
             and s.usd_per_hour <= o.usd_per_hour
-            and s.latency_ms <= o.latency_ms
+            and s.path_latency_ms <= o.path_latency_ms
             and s.accuracy >= o.accuracy
             and s.estimate.departure_scv <= o.estimate.departure_scv
             for s in survivors
@@ -229,6 +240,7 @@ def _option(stage: StageSpec, load_items_per_s: float, r_in: float, o: _Raw) -> 
         load_items_per_s=load_items_per_s, utilization=o.estimate.utilization, latency=o.estimate.latency, latency_ms=o.latency_ms,
         mean_batch=o.estimate.mean_batch, request_scv_in=r_in,
         request_scv_out=flow.request_scv_out(r_in, o.estimate.departure_scv, stage.fanout),
+        mean_ms=o.estimate.mean_ms, path_latency_ms=o.path_latency_ms,
     )
 
 
@@ -255,6 +267,7 @@ def build_candidates(
     capped = {h.name for h in catalog.hardware if h.max_units is not None} if unit_caps else set()
     built: dict[str, StageCandidates] = {}
     parents = {p for s in spec.stages for p in s.after}
+    weights = stage_tail_weights(spec)
     for name in spec.topological_order():
         stage = spec.stage(name)
         grouped = stage_rows(spec, stage, catalog, profiles, sources)
@@ -269,7 +282,7 @@ def build_candidates(
         max_replicas = stage.max_replicas or spec.max_replicas
         raws: list[_Raw] = []
         max_capacity = 0.0
-        best_latency = math.inf
+        best_latency = best_path = math.inf
         for (variant, hw_name), by_batch in sorted(grouped.items()):
             hw = hardware[hw_name]
             for batch in batches:
@@ -285,15 +298,18 @@ def build_candidates(
                     # The diagnosis wants the fastest option even beyond the hardware's unit cap,
                     # to tell "the SLO binds" from "the unit limits bind"; the ILP gets only
                     # options within both.
-                    kept, fastest_ms = _replica_options(spec, stage, hw, row, service, timeout_ms, load_items_per_s, v,
-                                                        max_replicas, hw.max_units if unit_caps else None)
+                    kept, fastest_ms, fastest_path_ms = _replica_options(spec, stage, hw, row, service, timeout_ms, load_items_per_s, v,
+                                                        max_replicas, hw.max_units if unit_caps else None,
+                                                        weights[name])
                     raws.extend(kept)
                     best_latency = min(best_latency, fastest_ms)
+                    best_path = min(best_path, fastest_path_ms)
         built[name] = StageCandidates(
             stage=stage.name,
             options=tuple(_option(stage, load_items_per_s, r_in, o) for o in _prune(raws, capped, name in parents)),
             load_items_per_s=load_items_per_s,
             best_latency_ms=best_latency,
+            best_path_latency_ms=best_path,
             max_capacity_items_per_s=max_capacity * spec.max_utilization,
             request_scv_in=r_in,
         )

@@ -57,6 +57,20 @@ rho_m^2 (cs2(m) - 1) / sqrt(c)``; items leave in bulks of m, so the item stream 
 has scv ``m (1 + cd2) - 1`` (a gap of m / lam then m - 1 zero gaps). Nearly deterministic servers
 (cs2 ~ 0) smooth their output (cd2 < 1); large batches make it bulky.
 
+**Mean latency** (for the end-to-end rule of planner.estimate.paths), an upper bound term by term:
+
+- fill: ``tau + P_busy min(T99(m_hi), S(m) / c)`` (no item waits longer than tau for its batch to
+  fill; R is exponential of mean S(m) / c, capped at one batch's p99, when all replicas are busy);
+- wait: ``P(wait) factor S(b) / (c (1 - sigma))`` (the GI/M/c wait is exponential with that mean
+  when there is one);
+- service: the size-biased batch's mean ``S(min(b, m + v))`` (an item sits in a batch of mean size
+  ``m + Var / m``, Var ~ m v), S(b) under a backlog.
+
+A request that sends k > 1 items waits for its slowest: the fill and wait means are multiplied by
+H_ceil(k) (the mean of the largest of k unit exponentials) and its service is the p99 term T. The
+mean is capped at the p99 (``mean <= L``). Overstating a mean only moves the path rule towards the
+plain sum of stage p99s, so each bound errs on the safe side.
+
 ``benchmarks/bench_model_fidelity.py`` measures all of this against simulation.
 """
 
@@ -98,6 +112,7 @@ class StageEstimate:
     busy: float  # rho_m: fraction of time the replicas serve
     mean_batch: float
     departure_scv: float  # scv of the item stream it passes to child stages
+    mean_ms: float = math.inf  # mean latency (an upper bound, module docstring), <= latency.total_ms
 
 
 def erlang_c(servers: int, offered_erlangs: float) -> float:
@@ -111,6 +126,11 @@ def erlang_c(servers: int, offered_erlangs: float) -> float:
         blocking = offered_erlangs * blocking / (k + offered_erlangs * blocking)
     rho = offered_erlangs / servers
     return blocking / (1.0 - rho * (1.0 - blocking))
+
+
+def harmonic(k: float) -> float:
+    """H_ceil(k) = 1 + 1/2 + ... + 1/ceil(k) (1 for k <= 1): the mean of the largest of k unit exponentials."""
+    return math.fsum(1.0 / j for j in range(1, max(1, math.ceil(k - 1e-9)) + 1))
 
 
 def item_quantile(fanout: float, quantile: float = 0.99) -> float:
@@ -195,6 +215,12 @@ def _wait_ms(erlang: float, sigma: float, rho: float, servers: int, mean_service
     if p_wait <= tail:
         return 0.0
     return factor * mean_service_ms / (servers * (1.0 - sigma)) * math.log(p_wait / tail)
+
+
+def _wait_mean_ms(erlang: float, sigma: float, rho: float, servers: int, mean_service_ms: float,
+                  factor: float) -> float:
+    """The mean of that wait: P(wait) times the exponential's mean (module docstring, mean latency)."""
+    return min(1.0, erlang * sigma / rho) * factor * mean_service_ms / (servers * (1.0 - sigma))
 
 
 def wait_quantile_ms(
@@ -321,6 +347,7 @@ class StageQueue:
         # A request's k items arrive together, so an idle replica already finds min(b, k) of them.
         m_fill = max(expected_batch(b, lam, tau), min(float(b), max(1.0, math.floor(self.fanout))))
         z = NormalDist().inv_cdf(item_quantile(self.fanout, self.quantile))
+        slowest_of = harmonic(self.fanout)  # mean of the largest of the request's k items, per unit mean
         # W: full-batch customers; offered Erlangs do not depend on c, so Erlang B runs incrementally.
         mean_b = s.mean_ms[-1]
         a_full = lam * mean_b / b
@@ -336,12 +363,14 @@ class StageQueue:
                 yield StageEstimate(c, StageLatency(tau, math.inf, s.p99_ms[-1], self.overhead_ms), rho_b, 1.0, float(b), math.inf)
                 continue
             erlang = blocking / (1.0 - rho_b * (1.0 - blocking))
-            wait = _wait_ms(erlang, renewal_root(ca2_full, a_full, c), rho_b, c, mean_b, factor, tail)
+            sigma_full = renewal_root(ca2_full, a_full, c)
+            wait = _wait_ms(erlang, sigma_full, rho_b, c, mean_b, factor, tail)
+            wait_mean = _wait_mean_ms(erlang, sigma_full, rho_b, c, mean_b, factor)
             m = max(m_fill, busy_batch(s, lam, c))
             mean_m = s.mean(m)
             rho_m = min(1.0, lam * mean_m / (c * m))
             m_hi = min(float(b), m + z * math.sqrt(m * v)) if b > 1 else 1.0
-            residual = 0.0
+            residual = p_busy = 0.0
             if b > 1 and rho_m > 0.0:
                 ca2_m = v / m
                 if rho_m >= 1.0:
@@ -355,7 +384,14 @@ class StageQueue:
             cd2 = (1.0 + (1.0 - rho_m**2) * (v / m - 1.0)
                    + rho_m**2 * (s.cs2(m) - 1.0) / math.sqrt(c))
             departure = max(0.0, m * (1.0 + cd2) - 1.0)
-            yield StageEstimate(c, StageLatency(max(tau, residual), wait, service_ms, self.overhead_ms), rho_b, rho_m, m, departure)
+            latency = StageLatency(max(tau, residual), wait, service_ms, self.overhead_ms)
+            if self.fanout > 1.0:
+                service_mean = service_ms
+            else:
+                service_mean = mean_b if wait > 0.0 else s.mean(min(float(b), m + v))
+            fill_mean = tau + p_busy * min(s.p99(m_hi), mean_m / c)
+            mean = slowest_of * (fill_mean + wait_mean) + service_mean + self.overhead_ms
+            yield StageEstimate(c, latency, rho_b, rho_m, m, departure, min(mean, latency.total_ms))
 
     def at(self, replicas: int) -> StageEstimate:
         """The estimate with ``replicas`` replicas."""

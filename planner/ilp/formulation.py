@@ -10,6 +10,10 @@ Parameters (per option o of stage s; all precomputed, so the program is linear)
     c_o   usd_per_hour      n * price of h(o)
     L_o   ms                p99 latency of the stage: fill (tau) + queueing wait at the utilisation n
                             gives + batch service p99 (planner.estimate.latency)
+    m_o   ms                mean latency of the stage (an upper bound, planner.estimate.latency), <= L_o
+    l_o   ms                its term in a path sum, m_o + w_s (L_o - m_o), w_s = w(n_s) in (0, 1]
+                            (planner.estimate.paths: n_s the fewest stages on a source-to-sink
+                            path through s, rho the assumed correlation between stage latencies)
     a_o   (0, 1]            accuracy of the variant
     n_o   units             replicas, each one unit of h(o)
     SLO   ms                end-to-end p99 target;  U_h  units available of h;  B  usd_per_hour budget
@@ -17,21 +21,29 @@ Parameters (per option o of stage s; all precomputed, so the program is linear)
 
 Variables
     x_{s,o} in {0, 1}       stage s runs option o
-    f_s >= 0 (ms)           p99 finish time of stage s: the longest path from the pipeline's entry
+    f_s >= 0 (ms)           path-rule finish time of stage s: the longest path of l from the pipeline's entry
     z in [0, 1]             pipeline accuracy when it is aggregated by ``min``
 
 Constraints (numbered as the code below; each gets a readable name in the LP file)
     (0) capacity (by construction, not a row): every option's n carries the stage load
         arrival_rps * fanout_s at utilisation <= max_utilization, with the timeout's partial
         batches counted (planner.estimate.candidates). Options whose L_o > SLO are never feasible and are
-        dropped.
+        dropped (a request is at least as slow as its slowest stage: the path rule's max_s q_s term).
     (1) one option per stage            sum_o x_{s,o} = 1                           for s in S
-    (2) path latency                    f_s >= sum_o L_o x_{s,o}                    for sources s
-                                        f_s >= f_p + sum_o L_o x_{s,o}              for (p, s) in E
+    (2) path latency                    f_s >= sum_o l_o x_{s,o}                    for sources s
+                                        f_s >= f_p + sum_o l_o x_{s,o}              for (p, s) in E
     (3) latency SLO                     f_s <= SLO                                  for sinks s
         When the DAG has at most 64 source-to-sink paths P (every chain has one), (2)-(3) are
         written without f, one knapsack row per path, which is the same set of plans:
-                                        sum_{s in P} sum_o L_o x_{s,o} <= SLO        for each path P
+                                        sum_{s in P} sum_o l_o x_{s,o} <= SLO        for each path P
+        With (0), (2)-(3) are exactly the path rule's F <= SLO (planner.estimate.paths):
+        F = max(max_s L_s, max_P sum_{s in P} l_s), and l_o is one precomputed number per option,
+        so the rule needs neither extra variables nor cuts, and the plan is optimal for the rule
+        itself, not a relaxation of it. (At rho = 1, l_o = L_o: the sum of stage p99s.) The
+        root-sum-square rule sum m + ||d||_Q, kept exact by Cauchy-Schwarz cuts, was tried
+        (branch `path`): it needs options pruned on (mean, tail) instead of one number, 4.4x the
+        options, and re-solves per cut, about 5 s per 16-stage plan; this rule is its linear
+        minorant, made safe by calibrating rho (planner.estimate.paths).
     (4) hardware units                  sum_{s, o: h(o)=h} n_o x_{s,o} <= U_h       for h in H_cap
     (5) accuracy floor                  product: sum_{s,o} ln(a_o) x_{s,o} >= ln(A)   (exact: ln is monotone)
                                         mean:    sum_{s,o} a_o x_{s,o} >= |S| A
@@ -43,7 +55,7 @@ Objectives
     min_cost                 minimise sum c_o x_{s,o}                     subject to (1)-(5)
     max_accuracy             maximise acc(x) subject to (1)-(4), (6), (7); then, at that accuracy,
                              minimise cost (two solves, so ties go to the cheaper plan)
-    min_latency (tie-break)  minimise sum L_o x_{s,o} subject to (1)-(6): among plans of equal cost
+    min_latency (tie-break)  minimise sum l_o x_{s,o} subject to (1)-(6): among plans of equal cost
                              and accuracy, the one with the most latency headroom (so every solver
                              returns the same configuration)
     weighted (mean, min)     maximise w_a acc(x) - w_c sum c_o x_{s,o}   (linear, one solve)
@@ -166,7 +178,7 @@ def formulate(spec: PipelineSpec, candidates: CandidateSet, hardware_units: dict
     if problem.goal is Goal.MIN_COST:
         objective, maximize = cost, False
     elif problem.goal is Goal.MIN_LATENCY:
-        objective, maximize = [(x, o.latency_ms) for x, o in all_x], False
+        objective, maximize = [(x, o.path_latency_ms) for x, o in all_x], False
     else:
         if problem.aggregation is AccuracyAggregation.MIN:
             variables.append(Variable("z_min_accuracy", VarKind.CONTINUOUS, 0.0, 1.0, unit="accuracy"))
@@ -225,10 +237,10 @@ def source_to_sink_paths(spec: PipelineSpec, limit: int) -> list[tuple[str, ...]
 
 
 def _c2_path_rows(paths, by_stage, slo_ms: float) -> list[Constraint]:
-    """(2)+(3) in path form: each source-to-sink path's stage latencies sum to at most the SLO."""
+    """(2)+(3) in path form: each source-to-sink path's stage terms l_o sum to at most the SLO."""
     return [
         Constraint(f"c2_path_{i}_{_safe('_'.join(path))}"[:200],
-                   tuple((x, o.latency_ms) for stage in path for x, o in by_stage[stage]), Sense.LE, slo_ms)
+                   tuple((x, o.path_latency_ms) for stage in path for x, o in by_stage[stage]), Sense.LE, slo_ms)
         for i, path in enumerate(paths)
     ]
 
@@ -236,7 +248,7 @@ def _c2_path_rows(paths, by_stage, slo_ms: float) -> list[Constraint]:
 def _c2_path_latency(spec: PipelineSpec, by_stage, finish: dict[str, str]) -> list[Constraint]:
     rows = []
     for stage in spec.topological_order():
-        own = tuple((x, -o.latency_ms) for x, o in by_stage[stage])
+        own = tuple((x, -o.path_latency_ms) for x, o in by_stage[stage])
         parents = spec.stage(stage).after
         if not parents:
             rows.append(Constraint(f"c2_path_{_safe(stage)}", ((finish[stage], 1.0),) + own, Sense.GE, 0.0))

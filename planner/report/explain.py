@@ -20,7 +20,8 @@ from typing import Callable
 
 from planner.errors import InfeasibleError, SpecError
 from planner.estimate.candidates import Option, build_candidates
-from planner.estimate.paths import aggregate_accuracy
+from planner.estimate import flow
+from planner.estimate.paths import aggregate_accuracy, path_latency_ms, stage_tail_weights
 from planner.optimize import PlanRequest, make_plan
 from planner.plan import Plan
 from planner.report.whatif import objective_words
@@ -176,9 +177,10 @@ def _constraints(request: PlanRequest, plan: Plan) -> tuple[list[ConstraintStatu
 
     # SLO: one row per source-to-sink path; the SLO binds as a whole, on the path with the least slack.
     lat = {s.stage: s.predicted_latency_ms for s in plan.stages}
+    terms = _path_terms(request, plan)
     slo_check = improves_with(lambda v: spec.model_copy(update={"slo_ms": v}))
     relaxed = slo_check(_NO_SLO_MS)
-    path_ms = [(p, sum(lat[s] for s in p)) for p in paths(spec)]
+    path_ms = [(p, _path_p99_ms(p, terms, lat)) for p in paths(spec)]
     tightest = max(ms for _, ms in path_ms)
     for p, ms in path_ms:
         statuses.append(ConstraintStatus(ConstraintKind.SLO, " -> ".join(p), spec.slo_ms, ms, "ms", spec.slo_ms - ms,
@@ -245,6 +247,21 @@ def _describe(o: Option) -> str:
     return f"{o.variant}@{o.hardware} b{o.batch_size} x{o.replicas}"
 
 
+def _path_terms(request: PlanRequest, plan: Plan) -> dict[str, float]:
+    """Each stage's term in a path sum under the planner's path rule (planner.estimate.paths)."""
+    evaluated = flow.evaluate(request.spec, request.profiles.index(), {
+        s.stage: flow.StageChoice(s.variant, s.hardware, s.batch_size, s.batch_timeout_ms, s.replicas)
+        for s in plan.stages}, plan.arrival_rps)
+    weights = stage_tail_weights(request.spec)
+    return {s.stage: path_latency_ms(evaluated[s.stage].estimate.mean_ms, s.predicted_latency_ms, weights[s.stage])
+            for s in plan.stages}
+
+
+def _path_p99_ms(path: tuple[str, ...], terms: dict[str, float], p99_ms: dict[str, float]) -> float:
+    """One path's p99 by the path rule: its stage terms' sum, never below a stage's own p99."""
+    return max(sum(terms[s] for s in path), max(p99_ms[s] for s in path))
+
+
 def _stage_reasons(request: PlanRequest, plan: Plan) -> list[StageReason]:
     spec = request.spec
     open_spec = spec.model_copy(update={"slo_ms": _NO_SLO_MS})
@@ -253,6 +270,7 @@ def _stage_reasons(request: PlanRequest, plan: Plan) -> list[StageReason]:
     caps = {h.name: h.max_units for h in request.catalog.hardware if h.max_units is not None}
     o = spec.objective
     reasons = []
+    terms = _path_terms(request, plan)
     for sp in plan.stages:
         chosen = f"{sp.variant}@{sp.hardware} b{sp.batch_size} x{sp.replicas}"
         cheaper = [c for c in candidates.of(sp.stage).options if c.usd_per_hour < sp.usd_per_hour * (1 - _REL)]
@@ -267,8 +285,9 @@ def _stage_reasons(request: PlanRequest, plan: Plan) -> list[StageReason]:
             continue
         alt = max(cheaper, key=lambda c: (c.usd_per_hour, c.accuracy, -c.latency_ms))
         latency = {s.stage: s.predicted_latency_ms for s in plan.stages} | {sp.stage: alt.latency_ms}
-        slow = max(paths(spec), key=lambda p: sum(latency[s] for s in p))
-        p99 = sum(latency[s] for s in slow)
+        alt_terms = terms | {sp.stage: alt.path_latency_ms}
+        slow = max(paths(spec), key=lambda p: _path_p99_ms(p, alt_terms, latency))
+        p99 = _path_p99_ms(slow, alt_terms, latency)
         accuracy = aggregate_accuracy([alt.accuracy if s.stage == sp.stage else s.accuracy for s in plan.stages],
                                       spec.accuracy)
         broken: list[str] = []

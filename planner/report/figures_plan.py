@@ -78,7 +78,9 @@ def _stage_starts_ms(plan: Plan) -> dict[str, float]:
 
 def stage_breakdown_figure(plan: Plan) -> Figure:
     """Each stage's p99 as stacked fill + wait + service bars, placed where the stage starts on the
-    longest path (so parallel branches overlap), against the end-to-end SLO."""
+    longest path (so parallel branches overlap), against the end-to-end SLO and the predicted p99.
+    The bars end at the slowest path's sum of stage p99s; the predicted end-to-end p99 (the path
+    rule, planner.estimate.paths) is at most that, since stage tails do not all coincide."""
     fig = Figure(figsize=(7.5, 1.2 + 0.55 * len(plan.stages)), layout="constrained")
     ax = fig.add_subplot()
     starts = _stage_starts_ms(plan)
@@ -96,7 +98,8 @@ def stage_breakdown_figure(plan: Plan) -> Figure:
     ax.set_yticks(y, [f"{s.stage}\n{s.variant}@{s.hardware} b{s.batch_size} x{s.replicas}" for s in plan.stages],
                   fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(plan.slo_ms, plan.predicted_p99_ms) * 1.08)
+    bars_end_ms = max(starts[s.stage] + s.predicted_latency_ms for s in plan.stages)
+    ax.set_xlim(0, max(plan.slo_ms, plan.predicted_p99_ms, bars_end_ms) * 1.08)
     ax.set_xlabel("time from arrival, p99 (ms)")
     ax.set_title(f"Per-stage p99 latency of {plan_label(plan)}", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28 if len(names) < 3 else -0.18), ncol=5,

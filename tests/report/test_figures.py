@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from planner.estimate.paths import longest_path_ms
 from planner.optimize import frontier
 from planner.report import frontier_points
 from planner.report.figures_plan import frontier_figure, profile_curves_figure, stage_breakdown_figure, whatif_figure
@@ -39,15 +40,19 @@ def test_frontier_marks_the_chosen_plan_and_fades_the_others(ocr):
 
 
 def test_breakdown_bars_are_fill_wait_service_against_the_slo(video):
-    _, plan = video
+    request, plan = video
     ax = stage_breakdown_figure(plan).axes[0]
     bars = {c.get_label(): [p.get_width() for p in c.patches] for c in ax.containers}
     assert bars["batch fill"] == pytest.approx([s.latency_fill_ms for s in plan.stages])
     assert bars["queueing wait"] == pytest.approx([s.latency_wait_ms for s in plan.stages])
     assert bars["service (batch p99)"] == pytest.approx([s.latency_service_ms for s in plan.stages])
-    # A stage starts where its parent ends: the last bar ends at the predicted end-to-end p99.
+    # A stage starts where its parent ends: the last bar ends at the slowest path's sum of stage
+    # p99s, and the predicted end-to-end p99 (the path rule) is drawn as its own line, at most that.
     service = next(c for c in ax.containers if c.get_label() == "service (batch p99)")
-    assert max(p.get_x() + p.get_width() for p in service.patches) == pytest.approx(plan.predicted_p99_ms)
+    bars_end = max(p.get_x() + p.get_width() for p in service.patches)
+    assert bars_end == pytest.approx(longest_path_ms(request.spec, {s.stage: s.predicted_latency_ms for s in plan.stages}))
+    assert line(ax, "predicted p99").get_xdata()[0] == pytest.approx(plan.predicted_p99_ms)
+    assert plan.predicted_p99_ms <= bars_end * (1 + 1e-9) and ax.get_xlim()[1] >= bars_end
     assert line(ax, "SLO").get_xdata()[0] == plan.slo_ms
     assert "(ms)" in ax.get_xlabel()
 
