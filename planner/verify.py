@@ -5,7 +5,8 @@ is conservative on most pipelines (docs/benchmarks.md, latency-model fidelity) a
 some bursty ones, so the model-only plan may both overspend and, rarely, miss. The search:
 
 1. plan with the analytical model (planner.optimize.make_plan) and simulate the plan on the trace
-   (planner.sim); a plan *verifies* when its simulated p99 over all requests is at most the SLO;
+   (planner.sim; a plan with spot or serverless stages with its preemptions and cold starts,
+   planner.sim.classes); a plan *verifies* when its simulated p99 over all requests is at most the SLO;
 2. if it verifies, **loosen**: re-plan against a relaxed model SLO ``a x slo`` for an allowance
    ``a`` in ``[1, max_allowance]``, bisecting (geometrically) between the largest allowance whose
    plan verified and the smallest whose plan did not, the first probe at ``slo / simulated p99``
@@ -53,6 +54,7 @@ from planner.localsearch import improve
 from planner.optimize import PlanRequest, make_plan
 from planner.plan import Plan, SolveStatus
 from planner.sim import ServiceModel, SimConfig, SimResult, simulate
+from planner.sim.classes import has_classes, simulate_classes
 from planner.spec import Objective, PipelineSpec
 from planner.traces import MAX_TRACE_DURATION_S, MAX_TRACE_REQUESTS, Trace, gamma
 # The report's types live in planner.verifyreport; they are part of this module's interface too.
@@ -128,7 +130,7 @@ class _Search:
         if len(self.seen) >= self.max_simulations:
             return None
         # The per-stage detail lets the search rule out more configurations; only the summary is kept.
-        result = simulate(plan, self.trace, replace(self.config, keep_detail=True, keep_requests=False))
+        result = simulated(plan, self.trace, replace(self.config, keep_detail=True, keep_requests=False))
         self.seen[key] = replace(result, detail=None)
         self.local_simulations += 1
         self._record(Knob.LOCAL_MOVE, math.nan, self.request.spec.max_utilization, plan, result, True, key, move)
@@ -160,7 +162,7 @@ class _Search:
             return None
         key = _configuration(plan)
         fresh = key not in self.seen
-        result = self.seen[key] if not fresh else simulate(plan, self.trace, self.config)
+        result = self.seen[key] if not fresh else simulated(plan, self.trace, self.config)
         self.seen[key] = result
         self.ilp_rounds += 1
         self._record(knob, budget_ms, utilization, plan, result, fresh, key)
@@ -226,6 +228,12 @@ class _Search:
             if result.summary.p99_ms <= self.slo_ms:
                 return budget, plan
         return None
+
+
+def simulated(plan: Plan, trace: Trace, config: SimConfig) -> SimResult:
+    """The simulation a plan is verified by: with its spot preemptions and serverless cold starts when
+    it has such stages (planner.sim.classes; seeded by ``config.seed``), else the plain simulator."""
+    return (simulate_classes if has_classes(plan) else simulate)(plan, trace, config)
 
 
 def verify_plan(request: PlanRequest, trace: Trace, seed: int = 0, max_rounds: int = 16,
@@ -311,7 +319,7 @@ def _result(request: PlanRequest, search: _Search, first: tuple[Plan, SimResult]
         provenance["planned_slo_ms"] = planned_slo_ms
     plan = replace(best_plan, slo_ms=slo_ms, provenance=provenance)
     # The band needs the per-request column: one more run of the chosen plan (same seed, same numbers).
-    column = simulate(plan, trace, replace(search.config, keep_requests=True)).latency_ms
+    column = simulated(plan, trace, replace(search.config, keep_requests=True)).latency_ms
     band = p99_band_ms(column)
     by_stage = {s.stage: s for s in best_result.stages}
     stages = tuple(StageCheck(s.stage, s.predicted_latency_ms, by_stage[s.stage].p99_latency_ms, s.utilization,

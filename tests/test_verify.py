@@ -205,3 +205,23 @@ def test_the_local_search_is_deterministic():
     again, report_again = verify_plan(request, trace, seed=4, max_simulations=60)
     assert plan_to_json(plan) == plan_to_json(again)
     assert report_to_json(report) == report_to_json(report_again)
+
+
+def test_a_spot_plan_is_verified_with_its_preemptions():
+    """A plan on spot hardware is simulated with its preemptions (planner.sim.classes), not as if its
+    replicas never went away: the model-only plan's one replica, preempted for a minute, misses the
+    SLO by far, and verify buys the redundancy that survives its preemptions."""
+    from planner.sim.classes import simulate_classes
+    from tests.fixtures import classes_request
+
+    base = classes_request()
+    request = replace(base, spec=base.spec.model_copy(update={"hardware": ("cpu-spot",), "arrival_rps": 20.0}))
+    trace = poisson(20.0, 600.0, np.random.default_rng(3))
+    first = make_plan(request)
+    assert first.stages[0].resource.preemptions_per_hour > 0 and first.stages[0].replicas == 1
+    plan, report = verify_plan(request, trace, seed=2, max_rounds=8)
+    expected = simulate_classes(first, trace, SimConfig(seed=2))
+    assert expected.resources and report.rounds[0].simulated_p99_ms == expected.summary.p99_ms
+    assert report.rounds[0].simulated_p99_ms > 10 * request.spec.slo_ms  # the outage, not the model
+    assert plan.stages[0].replicas > first.stages[0].replicas
+    assert simulate_classes(plan, trace, SimConfig(seed=2)).summary.p99_ms <= request.spec.slo_ms
