@@ -1,0 +1,207 @@
+"""The stage latency model of planner.estimate.latency, evaluated for many configurations at once.
+
+One row is one configuration (service table, batch size b, timeout tau, m_fill) at one replica
+count c, all rows of one stage sharing its load, item scv, tail and quantile. Every quantity of
+``latency.StageQueue.scan`` (Erlang B/C, the GI/M/c roots, m_busy, the p99 terms, the departure
+scv) is computed for all rows together with numpy, with the same operations in the same order,
+and the transcendental functions (log, exp, pow) taken from the standard library element by
+element (numpy's vectorised ones differ from libm in the last bit now and then, and the model's
+log of a ratio near 1 turns that into a 1e-8 relative difference), so the results are the scalar
+model's bit for bit (tests compare the two option by option). The estimation step builds one grid per stage, so its Python-level
+cost is per stage, not per option.
+
+The service tables of one (variant, hardware) are computed once, at its largest batch size: a
+batch size b uses their first b entries, which are exactly the tables ``BatchService.from_curve``
+gives for b (the partial-batch rule and the throughput floor interpolate between neighbouring
+profiled sizes, all <= b for m <= b).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    """math.log element by element (x > 0)."""
+    return np.fromiter(map(math.log, x.tolist()), float, x.size)
+
+
+def _exp(x: np.ndarray) -> np.ndarray:
+    return np.fromiter(map(math.exp, x.tolist()), float, x.size)
+
+
+def _pow(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """Python's float ** element by element (base > 0)."""
+    return np.fromiter(map(pow, base.tolist(), exponent.tolist()), float, base.size)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Service tables of several configurations, padded to the widest: index [g, m - 1]."""
+
+    mean_ms: np.ndarray  # (G, B)
+    p99_ms: np.ndarray
+    scv: np.ndarray
+
+    @classmethod
+    def stack(cls, services) -> "Tables":
+        """From latency.BatchService objects (padded with their last entry)."""
+        width = max(s.batch_size for s in services)
+
+        def pad(table: tuple[float, ...]) -> list[float]:
+            return list(table) + [table[-1]] * (width - len(table))
+
+        return cls(np.array([pad(s.mean_ms) for s in services]), np.array([pad(s.p99_ms) for s in services]),
+                   np.array([pad(s.scv) for s in services]))
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The model's outputs per row (arrays of one length)."""
+
+    fill_ms: np.ndarray
+    wait_ms: np.ndarray
+    service_ms: np.ndarray
+    total_ms: np.ndarray  # fill + wait + service + overhead, summed in that order
+    utilization: np.ndarray
+    busy: np.ndarray
+    mean_batch: np.ndarray
+    departure_scv: np.ndarray
+
+
+def _at(table: np.ndarray, g: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """BatchService._at per row: the table of row g, cut at b, at real m."""
+    lo = np.minimum(np.maximum(np.floor(m), 1.0), b).astype(np.int64)
+    hi = np.minimum(lo + 1, b)
+    t_lo = table[g, lo - 1]
+    val = t_lo + (m - lo) * (table[g, hi - 1] - t_lo)
+    val = np.where(m <= 1.0, table[g, 0], val)
+    return np.where(m >= b, table[g, b - 1], val)
+
+
+def erlang_b(servers: np.ndarray, offered: np.ndarray) -> np.ndarray:
+    """Erlang B per row by the recursion B(k) = a B(k-1) / (k + a B(k-1)), k = 1..c (as latency.py)."""
+    blocking = np.ones_like(offered)
+    top = int(servers.max(initial=0))
+    for k in range(1, top + 1):
+        step = offered * blocking / (k + offered * blocking)
+        blocking = np.where(servers >= k, step, blocking)
+    return blocking
+
+
+def erlang_c(servers: np.ndarray, offered: np.ndarray) -> np.ndarray:
+    """latency.erlang_c per row (0 when offered <= 0, 1 when offered >= servers)."""
+    blocking = erlang_b(servers, offered)
+    rho = offered / servers
+    val = blocking / (1.0 - rho * (1.0 - blocking))
+    val = np.where(offered >= servers, 1.0, val)
+    return np.where(offered <= 0.0, 0.0, val)
+
+
+def renewal_root(arrival_scv: np.ndarray, offered: np.ndarray, servers: np.ndarray) -> np.ndarray:
+    """latency.renewal_root per row: Newton's method from 0, each row frozen once its step < 1e-12."""
+    rho = offered / servers
+    poisson = np.abs(arrival_scv - 1.0) < 1e-12
+    regular = arrival_scv <= 1e-9
+    shape = 1.0 / np.where(regular, 1.0, arrival_scv)
+    rate = servers / offered
+    sigma = np.zeros_like(rho)
+    active = (rho > 0.0) & ~poisson
+    for _ in range(100):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        r, s, k, reg = rate[idx], sigma[idx], shape[idx], regular[idx]
+        x = r * (1.0 - s)
+        base = 1.0 + x / k
+        transform = np.empty_like(x)
+        transform[reg] = _exp(-x[reg])
+        transform[~reg] = _pow(base[~reg], -k[~reg])
+        slope = np.where(reg, r * transform, r * transform / base)
+        step = (transform - s) / (1.0 - slope)
+        sigma[idx] = s + step
+        active[idx] = ~(step < 1e-12)
+    sigma = np.minimum(sigma, 1.0 - 1e-12)
+    sigma = np.where(poisson, rho, sigma)
+    return np.where(rho <= 0.0, 0.0, sigma)
+
+
+def _wait_ms(erlang, sigma, rho, servers, mean_service_ms, factor, tail: float) -> np.ndarray:
+    """latency._wait_ms per row."""
+    p_wait = np.minimum(1.0, erlang * sigma / rho)
+    quantile = factor * mean_service_ms / (servers * (1.0 - sigma)) * _log(np.where(p_wait > tail, p_wait, tail) / tail)
+    return np.where(p_wait > tail, quantile, 0.0)
+
+
+def busy_batch(mean_ms: np.ndarray, g: np.ndarray, b: np.ndarray, rate: float, servers: np.ndarray) -> np.ndarray:
+    """latency.busy_batch per row: the smallest m in [1, b] with m >= rate S(m) / c; b if none."""
+    width = mean_ms.shape[1]
+    k = np.arange(1, width + 1, dtype=float)
+    h = k[None, :] - rate * mean_ms[g] / servers[:, None]
+    ok = (h >= 0.0) & (k[None, :] <= b[:, None])
+    found = ok.any(axis=1)
+    first = np.where(found, ok.argmax(axis=1), 0)  # index of the first k with h >= 0
+    rows = np.arange(len(g))
+    prev = h[rows, np.maximum(first - 1, 0)]
+    cur = h[rows, first]
+    crossing = first + prev / np.where(first > 0, prev - cur, 1.0)  # (k - 1) + prev / (prev - h), k = first + 1
+    out = np.where(first > 0, crossing, 1.0)
+    return np.where(found, out, b.astype(float))
+
+
+def evaluate(tables: Tables, g: np.ndarray, b: np.ndarray, servers: np.ndarray, timeout_ms: np.ndarray,
+             m_fill: np.ndarray, rate_per_ms: float, item_scv: float, tail: float, z: float,
+             overhead_ms: float) -> Rows:
+    """``StageQueue.scan``'s estimate for every row: table g cut at batch size b, c = servers replicas,
+    tau = timeout_ms, m_fill per row; the stage's item rate (per ms), item scv v, item tail e = 1 - q_k,
+    z_{q_k} and engine overhead shared."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _evaluate(tables, g, b, servers, timeout_ms, m_fill, rate_per_ms, max(item_scv, 0.0), tail, z,
+                         overhead_ms)
+
+
+def _evaluate(tables, g, b, servers, tau, m_fill, lam, v, tail, z, overhead_ms) -> Rows:
+    c = servers.astype(float)
+    bf = b.astype(float)
+    mean_b = tables.mean_ms[g, b - 1]
+    p99_b = tables.p99_ms[g, b - 1]
+    a_full = lam * mean_b / bf
+    ca2_full = v / bf
+    factor = (ca2_full + tables.scv[g, b - 1]) / (ca2_full + 1.0)
+    blocking = erlang_b(servers, a_full)
+    rho_b = a_full / c
+    unstable = rho_b >= 1.0
+    erlang = blocking / (1.0 - rho_b * (1.0 - blocking))
+    wait = _wait_ms(erlang, renewal_root(ca2_full, a_full, c), rho_b, c, mean_b, factor, tail)
+    m = np.maximum(m_fill, busy_batch(tables.mean_ms, g, b, lam, c))
+    mean_m = _at(tables.mean_ms, g, b, m)
+    rho_m = np.minimum(1.0, lam * mean_m / (c * m))
+    m_hi = np.where(b > 1, np.minimum(bf, m + z * np.sqrt(m * v)), 1.0)
+    p99_hi = _at(tables.p99_ms, g, b, m_hi)
+    # the replica-free wait R: rows with b > 1 and rho_m > 0; P(all busy) = 1 once rho_m >= 1
+    has_residual = (b > 1) & (rho_m > 0.0)
+    partial = has_residual & (rho_m < 1.0)
+    p_busy = np.where(has_residual, 1.0, 0.0)
+    if partial.any():
+        idx = np.flatnonzero(partial)
+        ci, ri = c[idx], rho_m[idx]
+        sigma = renewal_root(v / m[idx], ci * ri, ci)
+        p_busy[idx] = np.minimum(1.0, erlang_c(servers[idx], ci * ri) * sigma / ri)
+    busy_tail = has_residual & (p_busy > tail)
+    residual = np.where(busy_tail, np.minimum(p99_hi, mean_m / c * _log(np.where(busy_tail, p_busy, tail) / tail)), 0.0)
+    service = np.where(wait > 0.0, p99_b, p99_hi)
+    rho_m2 = _pow(rho_m, np.full(rho_m.size, 2.0))  # Python's x ** 2 is libm's pow, not always x * x
+    cd2 = 1.0 + (1.0 - rho_m2) * (v / m - 1.0) + rho_m2 * (_at(tables.scv, g, b, m) - 1.0) / np.sqrt(c)
+    departure = np.maximum(0.0, m * (1.0 + cd2) - 1.0)
+    fill = np.maximum(tau, residual)
+    fill = np.where(unstable, tau, fill)
+    wait = np.where(unstable, math.inf, wait)
+    service = np.where(unstable, p99_b, service)
+    return Rows(
+        fill_ms=fill, wait_ms=wait, service_ms=service, total_ms=fill + wait + service + overhead_ms,
+        utilization=rho_b, busy=np.where(unstable, 1.0, rho_m), mean_batch=np.where(unstable, bf, m),
+        departure_scv=np.where(unstable, math.inf, departure),
+    )
