@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Mapping
 
@@ -89,8 +90,12 @@ def stage_rows(
     catalog: HardwareCatalog,
     profiles: ProfileTable,
     sources: Sources,
+    by_model: Mapping[str, list[ProfileRow]] | None = None,
 ) -> dict[tuple[str, str], dict[int, ProfileRow]]:
-    """Rows of this stage's model, keyed by (variant, hardware) then batch size; validates coverage."""
+    """Rows of this stage's model, keyed by (variant, hardware) then batch size; validates coverage.
+
+    ``by_model`` (the table's rows grouped by model, as ``rows_by_model`` gives them) saves a pass
+    over the whole table per stage."""
     known_hw = catalog.by_name()
     allowed_hw = stage.hardware or spec.hardware or tuple(known_hw)
     for name in allowed_hw:
@@ -99,7 +104,8 @@ def stage_rows(
                 f"{sources.spec}: stage '{stage.name}': hardware '{name}' is not in {sources.catalog} "
                 f"(it has {sorted(known_hw)}); add it to the catalog or remove it from the spec."
             )
-    model_rows = [r for r in profiles.rows if r.model == stage.model]
+    model_rows = by_model.get(stage.model, []) if by_model is not None else [
+        r for r in profiles.rows if r.model == stage.model]
     if not model_rows:
         raise ProfileError(
             f"{sources.spec}: stage '{stage.name}': model '{stage.model}' has no rows in {sources.profiles} "
@@ -145,6 +151,15 @@ def stage_rows(
     return grouped
 
 
+def rows_by_model(profiles: ProfileTable) -> dict[str, list[ProfileRow]]:
+    """The table's rows grouped by model, in table order."""
+    grouped: dict[str, list[ProfileRow]] = {}
+    for row in profiles.rows:
+        grouped.setdefault(row.model, []).append(row)
+    return grouped
+
+
+@lru_cache(maxsize=65536)
 def timeouts_for(batch_size: int, load_items_per_s: float, quantiles: tuple[float, ...]) -> tuple[float, ...]:
     """Candidate batch timeouts (ms) at this load: 0 (greedy) and quantiles of the batch fill time, to 1 us."""
     if batch_size <= 1:
@@ -168,6 +183,17 @@ class _Sequences:
     per_replica_items_per_s: np.ndarray  # full-batch capacity of one replica
     accuracy: np.ndarray
     rows: tuple[ProfileRow, ...]
+
+
+# Which of _Sequences' fields (rows apart) hold integers.
+_SEQ_INT = (True, True, False, False, True, True, True, False, False, False)
+
+
+@lru_cache(maxsize=4096)
+def _service_tables(rows: tuple[ProfileRow, ...], allowed: tuple[int, ...]) -> lat.BatchService:
+    """flow.batch_service of one (variant, hardware) at its largest batch size, cached: a tuner or a
+    frontier re-estimates the same profile rows many times."""
+    return flow.batch_service({r.batch_size: r for r in rows}, allowed, max(r.batch_size for r in rows))
 
 
 @dataclass(frozen=True)
@@ -221,9 +247,14 @@ def _fields(rows: grid.Rows) -> tuple[np.ndarray, ...]:
             rows.mean_batch, rows.departure_scv)
 
 
-# Candidates are pruned in blocks of this many (in the pruning order): each block is compared with
-# the survivors so far and with itself at once.
-_PRUNE_BLOCK = 64
+# Candidates are pruned in blocks of this many (in the pruning order).
+_PRUNE_BLOCK = 256
+
+
+def _dominated(lat, acc, dep, grp, by: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """[i, j]: option by[i] is in of[j]'s group and no worse on latency, accuracy and scv."""
+    return ((lat[of][None, :] >= lat[by][:, None]) & (acc[of][None, :] <= acc[by][:, None])
+            & (dep[of][None, :] >= dep[by][:, None]) & (grp[of][None, :] == grp[by][:, None]))
 
 
 def _prune(cost: np.ndarray, latency: np.ndarray, accuracy: np.ndarray, departure: np.ndarray,
@@ -235,26 +266,18 @@ def _prune(cost: np.ndarray, latency: np.ndarray, accuracy: np.ndarray, departur
     Walking that order, an option is dropped when an earlier survivor of its group is no worse on
     latency, accuracy and scv (its cost is no higher, by the order). Dominance is transitive, so
     "an earlier survivor" may be read "any earlier option": a dropped one's dominator dominates
-    whatever it dominates. So each block needs comparing only with the survivors before it and
-    with the earlier options within it, all at once."""
+    whatever it dominates. So a block is compared with the survivors before it at once, and what
+    remains with its own earlier members that remain, at once."""
     order = np.lexsort(tuple(reversed((cost, latency, -accuracy, departure) + tie_keys)))
     lat, acc, dep, grp = latency[order], accuracy[order], departure[order], group[order]
-    keep = np.zeros(order.size, dtype=bool)
-    kept: list[int] = []
+    kept = np.zeros(0, dtype=np.int64)
     for lo in range(0, order.size, _PRUNE_BLOCK):
-        hi = min(lo + _PRUNE_BLOCK, order.size)
-        blk = slice(lo, hi)
-        within = ((lat[None, blk] >= lat[blk, None]) & (acc[None, blk] <= acc[blk, None])
-                  & (dep[None, blk] >= dep[blk, None]) & (grp[None, blk] == grp[blk, None]))
-        beaten = np.triu(within, k=1).any(axis=0)  # [i, j]: earlier i dominates j
-        if kept:
-            s = np.array(kept)
-            beaten |= ((lat[None, blk] >= lat[s, None]) & (acc[None, blk] <= acc[s, None])
-                       & (dep[None, blk] >= dep[s, None]) & (grp[None, blk] == grp[s, None])).any(axis=0)
-        new = lo + np.flatnonzero(~beaten)
-        keep[new] = True
-        kept.extend(new.tolist())
-    return order[keep]
+        block = np.arange(lo, min(lo + _PRUNE_BLOCK, order.size))
+        if kept.size:
+            block = block[~_dominated(lat, acc, dep, grp, kept, block).any(axis=0)]
+        within = np.triu(_dominated(lat, acc, dep, grp, block, block), k=1)  # earlier i dominates later j
+        kept = np.concatenate((kept, block[~within.any(axis=0)]))
+    return order[kept]
 
 
 def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str, str], dict[int, ProfileRow]],
@@ -271,11 +294,12 @@ def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str
     loaded = math.isfinite(load_items_per_s) and load_items_per_s > 0
     k_items = max(1.0, math.floor(stage.fanout))  # an idle replica already finds min(b, k) of a request's k items
     services: list[lat.BatchService] = []
-    columns: dict[str, list] = {k: [] for k in _Sequences.__dataclass_fields__}
+    entries: list[tuple] = []  # one per configuration, in _Sequences' field order (rows apart)
+    rows: list[ProfileRow] = []
     max_capacity = 0.0
     for (variant, hw_name), by_batch in sorted(grouped.items()):
         hw = hardware[hw_name]
-        full = flow.batch_service(by_batch, batches, max(b for b in batches if b in by_batch))
+        full = _service_tables(tuple(by_batch[b] for b in batches if b in by_batch), tuple(batches))
         group = len(services)
         services.append(full)  # every smaller batch size's tables are a prefix of these
         units = min(max_replicas, hw.max_units or max_replicas)
@@ -292,24 +316,26 @@ def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str
             first = lat.first_useful_replicas(service, load_items_per_s, spec.max_utilization)
             if not first <= max_replicas:  # a huge load or a tiny throughput: no options, no scan
                 continue
+            first = int(first)
+            last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
+            per_replica = 1000.0 * batch / mean_b
             for timeout_ms in timeouts_for(batch, load_items_per_s, spec.batch_timeout_quantiles):
                 # The diagnosis wants the fastest option even beyond the hardware's unit cap, to tell
                 # "the SLO binds" from "the unit limits bind"; the ILP gets only options within both.
-                entry = {"group": group, "batch": batch, "timeout_ms": timeout_ms,
-                         "m_fill": max(lat.expected_batch(batch, lam, timeout_ms), min(float(batch), k_items)),
-                         "first": int(first), "last": min(max_replicas, int(first) + _MAX_EXTRA_REPLICAS),
-                         "units_cap": units_cap, "usd_per_hour": hw.usd_per_hour,
-                         "per_replica_items_per_s": 1000.0 * batch / mean_b, "accuracy": row.accuracy, "rows": row}
-                for key, value in entry.items():
-                    columns[key].append(value)
-    if not columns["rows"]:
+                m_fill = max(lat.expected_batch(batch, lam, timeout_ms), min(float(batch), k_items))
+                entries.append((group, batch, timeout_ms, m_fill, first, last, units_cap, hw.usd_per_hour,
+                                per_replica, row.accuracy))
+                rows.append(row)
+    if not entries:
         return (), math.inf, max_capacity
-    rows = tuple(columns.pop("rows"))
-    seqs = _Sequences(**{k: np.array(v) for k, v in columns.items()}, rows=rows)
+    table = np.array(entries)
+    seqs = _Sequences(*(table[:, i].astype(np.int64) if _SEQ_INT[i] else table[:, i] for i in range(len(_SEQ_INT))),
+                      rows=tuple(rows))
     quantile = lat.item_quantile(stage.fanout)
     scanned = _scan(grid.Tables.stack(services), seqs, lam, flow.item_scv(r_in, stage.fanout), 1.0 - quantile,
                     NormalDist().inv_cdf(quantile), spec.engine_overhead_ms)
     est, seq, replicas = scanned.est, scanned.seq, scanned.replicas
+    rows = seqs.rows
     best_latency = float(est.total_ms.min()) if seq.size else math.inf
     ok = np.flatnonzero((est.total_ms <= spec.slo_ms) & (replicas <= seqs.units_cap[seq]))
     seq, replicas = seq[ok], replicas[ok]
@@ -362,9 +388,10 @@ def build_candidates(
     capped = {h.name for h in catalog.hardware if h.max_units is not None} if unit_caps else set()
     built: dict[str, StageCandidates] = {}
     parents = {p for s in spec.stages for p in s.after}
+    by_model = rows_by_model(profiles)
     for name in spec.topological_order():
         stage = spec.stage(name)
-        grouped = stage_rows(spec, stage, catalog, profiles, sources)
+        grouped = stage_rows(spec, stage, catalog, profiles, sources, by_model)
         load_items_per_s = rate_rps * stage.fanout * stage.champion_share  # a challenger takes its share
         if stage.after and request_scv is not None and name in request_scv:
             r_in = request_scv[name]

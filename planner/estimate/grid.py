@@ -132,8 +132,27 @@ def renewal_root(arrival_scv: np.ndarray, offered: np.ndarray, servers: np.ndarr
 def _wait_ms(erlang, sigma, rho, servers, mean_service_ms, factor, tail: float) -> np.ndarray:
     """latency._wait_ms per row."""
     p_wait = np.minimum(1.0, erlang * sigma / rho)
-    quantile = factor * mean_service_ms / (servers * (1.0 - sigma)) * _log(np.where(p_wait > tail, p_wait, tail) / tail)
-    return np.where(p_wait > tail, quantile, 0.0)
+    out = np.zeros_like(p_wait)
+    idx = np.flatnonzero(p_wait > tail)
+    out[idx] = (factor[idx] * mean_service_ms[idx] / (servers[idx] * (1.0 - sigma[idx]))
+                * _log(p_wait[idx] / tail))
+    return out
+
+
+def _unique(key: np.ndarray, real: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One representative row per distinct (integer key, real value), and each row's representative."""
+    order = np.lexsort((real, key)) if real is not None else np.argsort(key, kind="stable")
+    k = key[order]
+    change = np.empty(order.size, dtype=bool)
+    change[:1] = True
+    change[1:] = k[1:] != k[:-1]
+    if real is not None:
+        r = real[order]
+        change[1:] |= r[1:] != r[:-1]
+    group = np.cumsum(change) - 1
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = group
+    return order[change], inverse
 
 
 def busy_batch(mean_ms: np.ndarray, g: np.ndarray, b: np.ndarray, rate: float, servers: np.ndarray) -> np.ndarray:
@@ -169,29 +188,35 @@ def _evaluate(tables, g, b, servers, tau, m_fill, lam, v, tail, z, overhead_ms) 
     mean_b = tables.mean_ms[g, b - 1]
     p99_b = tables.p99_ms[g, b - 1]
     a_full = lam * mean_b / bf
-    ca2_full = v / bf
-    factor = (ca2_full + tables.scv[g, b - 1]) / (ca2_full + 1.0)
-    blocking = erlang_b(servers, a_full)
     rho_b = a_full / c
     unstable = rho_b >= 1.0
-    erlang = blocking / (1.0 - rho_b * (1.0 - blocking))
-    wait = _wait_ms(erlang, renewal_root(ca2_full, a_full, c), rho_b, c, mean_b, factor, tail)
-    m = np.maximum(m_fill, busy_batch(tables.mean_ms, g, b, lam, c))
+    # W and m_busy depend on (table, b, c) only, not on the timeout: once per distinct triple.
+    key = (g * (int(b.max(initial=0)) + 1) + b) * (int(servers.max(initial=0)) + 1) + servers
+    u, back = _unique(key)
+    ca2_full = v / bf[u]
+    factor = (ca2_full + tables.scv[g[u], b[u] - 1]) / (ca2_full + 1.0)
+    blocking = erlang_b(servers[u], a_full[u])
+    erlang = blocking / (1.0 - rho_b[u] * (1.0 - blocking))
+    wait = _wait_ms(erlang, renewal_root(ca2_full, a_full[u], c[u]), rho_b[u], c[u], mean_b[u], factor, tail)[back]
+    m = np.maximum(m_fill, busy_batch(tables.mean_ms, g[u], b[u], lam, c[u])[back])
     mean_m = _at(tables.mean_ms, g, b, m)
     rho_m = np.minimum(1.0, lam * mean_m / (c * m))
     m_hi = np.where(b > 1, np.minimum(bf, m + z * np.sqrt(m * v)), 1.0)
     p99_hi = _at(tables.p99_ms, g, b, m_hi)
     # the replica-free wait R: rows with b > 1 and rho_m > 0; P(all busy) = 1 once rho_m >= 1
     has_residual = (b > 1) & (rho_m > 0.0)
-    partial = has_residual & (rho_m < 1.0)
+    partial = np.flatnonzero(has_residual & (rho_m < 1.0))
     p_busy = np.where(has_residual, 1.0, 0.0)
-    if partial.any():
-        idx = np.flatnonzero(partial)
+    if partial.size:
+        first, again = _unique(key[partial], m[partial])
+        idx = partial[first]
         ci, ri = c[idx], rho_m[idx]
         sigma = renewal_root(v / m[idx], ci * ri, ci)
-        p_busy[idx] = np.minimum(1.0, erlang_c(servers[idx], ci * ri) * sigma / ri)
-    busy_tail = has_residual & (p_busy > tail)
-    residual = np.where(busy_tail, np.minimum(p99_hi, mean_m / c * _log(np.where(busy_tail, p_busy, tail) / tail)), 0.0)
+        p_busy[partial] = np.minimum(1.0, erlang_c(servers[idx], ci * ri) * sigma / ri)[again]
+    residual = np.zeros_like(m)
+    busy_tail = np.flatnonzero(has_residual & (p_busy > tail))
+    residual[busy_tail] = np.minimum(p99_hi[busy_tail],
+                                     mean_m[busy_tail] / c[busy_tail] * _log(p_busy[busy_tail] / tail))
     service = np.where(wait > 0.0, p99_b, p99_hi)
     rho_m2 = _pow(rho_m, np.full(rho_m.size, 2.0))  # Python's x ** 2 is libm's pow, not always x * x
     cd2 = 1.0 + (1.0 - rho_m2) * (v / m - 1.0) + rho_m2 * (_at(tables.scv, g, b, m) - 1.0) / np.sqrt(c)
