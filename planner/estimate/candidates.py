@@ -9,6 +9,10 @@ no longer shortens the p99 wait. A stage after others is estimated for an assume
 option of the same stage beats on every count (cost, latency, accuracy and, where the hardware is
 capped, units) are dropped: no optimal plan needs them, and the ILP becomes a small
 multiple-choice problem.
+
+The latency model runs on one numpy grid per stage (planner.estimate.grid: every configuration
+and replica count at once, bit for bit the scalar ``latency.StageQueue``'s numbers), the
+pruning in blocks; Option objects are made for the survivors only.
 """
 
 from __future__ import annotations
