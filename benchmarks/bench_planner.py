@@ -170,7 +170,6 @@ def _cpu_model() -> str:
 
 
 def _versions() -> str:
-    import highspy  # noqa: F401
     import ortools
     import pulp
     import scipy

@@ -182,15 +182,11 @@ class _Sequences:
     m_fill: np.ndarray
     first: np.ndarray
     last: np.ndarray
-    units_cap: np.ndarray  # replicas allowed by the hardware's max_units (huge when uncapped)
+    units_cap: np.ndarray  # replicas allowed by the hardware's max_units (max_replicas when uncapped or ignored)
     usd_per_hour: np.ndarray  # of one replica
     per_replica_items_per_s: np.ndarray  # full-batch capacity of one replica
     accuracy: np.ndarray
     rows: tuple[ProfileRow, ...]
-
-
-# Which of _Sequences' fields (rows apart) hold integers.
-_SEQ_INT = (True, True, False, False, True, True, True, False, False, False)
 
 
 @lru_cache(maxsize=4096)
@@ -223,7 +219,7 @@ def _scan(tables: grid.Tables, seqs: _Sequences, lam: float, v: float, tail: flo
     start = seqs.first.copy()
     pending = np.flatnonzero(start <= seqs.last)
     chunk = _FIRST_CHUNK
-    parts: list[tuple[np.ndarray, np.ndarray, grid.Rows]] = []
+    seqs_seen, replicas_seen, estimates = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)], []
     while pending.size:
         counts = np.minimum(chunk, seqs.last[pending] - start[pending] + 1)
         offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -235,30 +231,23 @@ def _scan(tables: grid.Tables, seqs: _Sequences, lam: float, v: float, tail: flo
         stops = (est.wait_ms == 0.0) & (est.fill_ms <= seqs.timeout_ms[seq])
         first_stop = np.minimum.reduceat(np.where(stops, pos, seq.size), offsets)
         visited = pos <= np.repeat(first_stop, counts)
-        parts.append((seq[visited], replicas[visited], grid.Rows(*(a[visited] for a in _fields(est)))))
+        seqs_seen.append(seq[visited])
+        replicas_seen.append(replicas[visited])
+        estimates.append(est.take(visited))
         start[pending] += counts
         pending = pending[(first_stop >= seq.size) & (start[pending] <= seqs.last[pending])]
         chunk *= 2
-    if not parts:
-        empty = np.zeros(0)
-        return _Scanned(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), grid.Rows(*([empty] * 8)))
-    return _Scanned(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                    grid.Rows(*(np.concatenate(cols) for cols in zip(*(_fields(p[2]) for p in parts)))))
-
-
-def _fields(rows: grid.Rows) -> tuple[np.ndarray, ...]:
-    return (rows.fill_ms, rows.wait_ms, rows.service_ms, rows.total_ms, rows.utilization, rows.busy,
-            rows.mean_batch, rows.departure_scv)
+    return _Scanned(np.concatenate(seqs_seen), np.concatenate(replicas_seen), grid.Rows.concat(estimates))
 
 
 # Candidates are pruned in blocks of this many (in the pruning order).
 _PRUNE_BLOCK = 256
 
 
-def _dominated(lat, acc, dep, grp, by: np.ndarray, of: np.ndarray) -> np.ndarray:
+def _dominated(latency, accuracy, departure, group, by: np.ndarray, of: np.ndarray) -> np.ndarray:
     """[i, j]: option by[i] is in of[j]'s group and no worse on latency, accuracy and scv."""
-    return ((lat[of][None, :] >= lat[by][:, None]) & (acc[of][None, :] <= acc[by][:, None])
-            & (dep[of][None, :] >= dep[by][:, None]) & (grp[of][None, :] == grp[by][:, None]))
+    return ((latency[of][None, :] >= latency[by][:, None]) & (accuracy[of][None, :] <= accuracy[by][:, None])
+            & (departure[of][None, :] >= departure[by][:, None]) & (group[of][None, :] == group[by][:, None]))
 
 
 def _prune(cost: np.ndarray, latency: np.ndarray, accuracy: np.ndarray, departure: np.ndarray,
@@ -332,9 +321,7 @@ def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str
                 rows.append(row)
     if not entries:
         return (), math.inf, max_capacity
-    table = np.array(entries)
-    seqs = _Sequences(*(table[:, i].astype(np.int64) if _SEQ_INT[i] else table[:, i] for i in range(len(_SEQ_INT))),
-                      rows=tuple(rows))
+    seqs = _Sequences(*(np.array(column) for column in zip(*entries)), rows=tuple(rows))
     quantile = lat.item_quantile(stage.fanout)
     scanned = _scan(grid.Tables.stack(services), seqs, lam, flow.item_scv(r_in, stage.fanout), 1.0 - quantile,
                     NormalDist().inv_cdf(quantile), spec.engine_overhead_ms)

@@ -7,8 +7,9 @@ scv) is computed for all rows together with numpy, with the same operations in t
 and the transcendental functions (log, exp, pow) taken from the standard library element by
 element (numpy's vectorised ones differ from libm in the last bit now and then, and the model's
 log of a ratio near 1 turns that into a 1e-8 relative difference), so the results are the scalar
-model's bit for bit (tests compare the two option by option). The estimation step builds one grid per stage, so its Python-level
-cost is per stage, not per option.
+model's bit for bit (tests compare the two option by option). The estimation step builds one grid
+per stage, so its Python-level cost is per stage, not per option. Quantities that do not depend
+on the timeout (the full-batch wait W, m_busy) are computed once per distinct (table, b, c).
 
 The service tables of one (variant, hardware) are computed once, at its largest batch size: a
 batch size b uses their first b entries, which are exactly the tables ``BatchService.from_curve``
@@ -19,7 +20,7 @@ profiled sizes, all <= b for m <= b).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -70,6 +71,17 @@ class Rows:
     busy: np.ndarray
     mean_batch: np.ndarray
     departure_scv: np.ndarray
+
+    def take(self, index: np.ndarray) -> "Rows":
+        """The rows at ``index`` (a mask or indices)."""
+        return Rows(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @classmethod
+    def concat(cls, parts: list["Rows"]) -> "Rows":
+        """The parts' rows one after another (no parts: no rows)."""
+        if not parts:
+            return cls(*(np.zeros(0) for _ in fields(cls)))
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 def _at(table: np.ndarray, g: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
