@@ -145,11 +145,13 @@ def formulate(spec: PipelineSpec, candidates: CandidateSet, hardware_units: dict
     choice: dict[str, tuple[str, Option]] = {}
     by_stage: dict[str, list[tuple[str, Option]]] = {}
     finish: dict[str, str] = {}
+    by_name = {s.stage: s for s in candidates.stages}
     for s_idx, stage in enumerate(order):
-        options = _usable(candidates.of(stage).options, problem)
+        options = _usable(by_name[stage].options, problem)
         xs = []
+        prefix = f"x_{s_idx}_{_safe(stage)}_"  # once per stage: the regex per option was most of the build
         for k, option in enumerate(options):
-            name = f"x_{s_idx}_{_safe(stage)}_{k}"
+            name = f"{prefix}{k}"
             variables.append(Variable(name, VarKind.BINARY))
             choice[name] = (stage, option)
             xs.append((name, option))
