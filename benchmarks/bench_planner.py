@@ -8,7 +8,8 @@ tail, the SLO scaled to the longest path (about a third of the stages).
 
 Reported per size and solver, each the median of repeats after a warm-up:
 
-- *options*: what the ILP sees after pruning (the first round's candidate set);
+- *options*: the first round's candidate set after pruning (the program keeps those of them no
+  other beats or ties on cost, path term and accuracy: planner.ilp.formulation._ilp_pareto);
 - *whole plan*: ``make_plan`` as ``pipeplan plan`` runs it (estimation, the min-cost solve, the
   tie-break solves, building the plan and the re-check), wall and CPU time (CPU time counts this
   process and its finished children, i.e. CBC);
