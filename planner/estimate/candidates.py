@@ -9,17 +9,25 @@ no longer shortens the p99 wait. A stage after others is estimated for an assume
 option of the same stage beats on every count (cost, latency, accuracy and, where the hardware is
 capped, units) are dropped: no optimal plan needs them, and the ILP becomes a small
 multiple-choice problem.
+
+The latency model runs on one numpy grid per stage (planner.estimate.grid: every configuration
+and replica count at once, bit for bit the scalar ``latency.StageQueue``'s numbers), the
+pruning in blocks; Option objects are made for the survivors only.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Mapping, NamedTuple
+from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
+from typing import Mapping
 
-from planner.estimate import flow
+import numpy as np
+
+from planner.estimate import flow, grid
 from planner.estimate import latency as lat
-from planner.estimate.paths import path_latency_ms, stage_tail_weights
+from planner.estimate.paths import stage_tail_weights
 from planner.errors import ProfileError, SpecError
 from planner.spec import Hardware, HardwareCatalog, PipelineSpec, StageSpec
 from profiler.schema import ProfileRow, ProfileTable
@@ -90,8 +98,12 @@ def stage_rows(
     catalog: HardwareCatalog,
     profiles: ProfileTable,
     sources: Sources,
+    by_model: Mapping[str, list[ProfileRow]] | None = None,
 ) -> dict[tuple[str, str], dict[int, ProfileRow]]:
-    """Rows of this stage's model, keyed by (variant, hardware) then batch size; validates coverage."""
+    """Rows of this stage's model, keyed by (variant, hardware) then batch size; validates coverage.
+
+    ``by_model`` (the table's rows grouped by model, as ``rows_by_model`` gives them) saves a pass
+    over the whole table per stage."""
     known_hw = catalog.by_name()
     allowed_hw = stage.hardware or spec.hardware or tuple(known_hw)
     for name in allowed_hw:
@@ -100,7 +112,8 @@ def stage_rows(
                 f"{sources.spec}: stage '{stage.name}': hardware '{name}' is not in {sources.catalog} "
                 f"(it has {sorted(known_hw)}); add it to the catalog or remove it from the spec."
             )
-    model_rows = [r for r in profiles.rows if r.model == stage.model]
+    model_rows = by_model.get(stage.model, []) if by_model is not None else [
+        r for r in profiles.rows if r.model == stage.model]
     if not model_rows:
         raise ProfileError(
             f"{sources.spec}: stage '{stage.name}': model '{stage.model}' has no rows in {sources.profiles} "
@@ -146,6 +159,15 @@ def stage_rows(
     return grouped
 
 
+def rows_by_model(profiles: ProfileTable) -> dict[str, list[ProfileRow]]:
+    """The table's rows grouped by model, in table order."""
+    grouped: dict[str, list[ProfileRow]] = {}
+    for row in profiles.rows:
+        grouped.setdefault(row.model, []).append(row)
+    return grouped
+
+
+@lru_cache(maxsize=65536)
 def timeouts_for(batch_size: int, load_items_per_s: float, quantiles: tuple[float, ...]) -> tuple[float, ...]:
     """Candidate batch timeouts (ms) at this load: 0 (greedy) and quantiles of the batch fill time, to 1 us."""
     if batch_size <= 1:
@@ -153,95 +175,197 @@ def timeouts_for(batch_size: int, load_items_per_s: float, quantiles: tuple[floa
     return tuple(sorted({0.0} | {round(lat.fill_time_ms(batch_size, load_items_per_s / 1000.0, q), 3) for q in quantiles}))
 
 
-class _Raw(NamedTuple):
-    """A candidate before pruning: cheap to create, turned into an Option only if it survives."""
+@dataclass(frozen=True)
+class _Sequences:
+    """One stage's (variant, hardware, batch, timeout) configurations, one entry per configuration;
+    each is scanned over replica counts first..last (planner.estimate.grid evaluates them)."""
 
-    usd_per_hour: float
-    latency_ms: float
-    accuracy: float
-    variant: str
-    hardware: str
-    batch_size: int
-    batch_timeout_ms: float
-    replicas: int
-    estimate: lat.StageEstimate
-    capacity_items_per_s: float
-    path_latency_ms: float
-
-
-def _replica_options(
-    spec: PipelineSpec,
-    stage: StageSpec,
-    hw: Hardware,
-    row: ProfileRow,
-    service: lat.BatchService,
-    timeout_ms: float,
-    load_items_per_s: float,
-    item_scv: float,
-    max_replicas: int,
-    max_units: int | None,
-    tail_weight: float,
-) -> tuple[list[_Raw], float, float]:
-    """Replica counts within the SLO and the unit cap, and the lowest p99 and path term seen ignoring both.
-
-    The scan starts at the first count whose full-batch capacity carries the load (a huge load or
-    a tiny throughput gives a first count beyond max_replicas: no options, no loop)."""
-    first = lat.first_useful_replicas(service, load_items_per_s, spec.max_utilization)
-    if not first <= max_replicas:
-        return [], math.inf, math.inf
-    first = int(first)
-    last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
-    queue = lat.StageQueue(service, load_items_per_s, timeout_ms, item_scv, stage.fanout, overhead_ms=spec.engine_overhead_ms)
-    raws: list[_Raw] = []
-    best_ms = best_path_ms = math.inf
-    per_replica_items_per_s = 1000.0 * row.batch_size / service.mean_ms[-1]
-    for est in queue.scan(first, last):
-        total_ms = est.latency.total_ms
-        best_ms = min(best_ms, total_ms)
-        path_ms = path_latency_ms(est.mean_ms, total_ms, tail_weight)
-        best_path_ms = min(best_path_ms, path_ms)
-        if total_ms <= spec.slo_ms and (max_units is None or est.replicas <= max_units):
-            raws.append(_Raw(est.replicas * hw.usd_per_hour, total_ms, row.accuracy, row.variant, hw.name,
-                             row.batch_size, timeout_ms, est.replicas, est, est.replicas * per_replica_items_per_s,
-                             path_ms))
-        if est.latency.wait_ms == 0.0 and est.latency.fill_ms <= timeout_ms:
-            break
-    return raws, best_ms, best_path_ms
+    group: np.ndarray  # index into the stage's (variant, hardware) tables
+    batch: np.ndarray
+    timeout_ms: np.ndarray
+    m_fill: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    units_cap: np.ndarray  # replicas allowed by the hardware's max_units (max_replicas when uncapped or ignored)
+    usd_per_hour: np.ndarray  # of one replica
+    per_replica_items_per_s: np.ndarray  # full-batch capacity of one replica
+    accuracy: np.ndarray
+    rows: tuple[ProfileRow, ...]
 
 
-def _prune(raws: list[_Raw], capped: set[str], feeds_others: bool) -> list[_Raw]:
-    """Drop options that another option beats or ties on cost, path latency (the only latency the
-    ILP reads: every kept option's p99 is within the SLO), accuracy, output scv (only when a later
-    stage reads it) and, where the hardware is capped, units."""
-    if not feeds_others:
-        raws = [o._replace(estimate=replace(o.estimate, departure_scv=0.0)) for o in raws]
-    ordered = sorted(raws, key=lambda o: (o.usd_per_hour, o.path_latency_ms, -o.accuracy, o.estimate.departure_scv,
-                                          o.latency_ms) + o[3:8])
-    survivors: list[_Raw] = []
-    for o in ordered:
-        group = o.hardware if o.hardware in capped else "*"
-        if not any(
-            (s.hardware if s.hardware in capped else "*") == group
-            and s.usd_per_hour <= o.usd_per_hour
-            and s.path_latency_ms <= o.path_latency_ms
-            and s.accuracy >= o.accuracy
-            and s.estimate.departure_scv <= o.estimate.departure_scv
-            for s in survivors
-        ):
-            survivors.append(o)
-    return survivors
+@lru_cache(maxsize=4096)
+def _service_tables(rows: tuple[ProfileRow, ...], allowed: tuple[int, ...]) -> lat.BatchService:
+    """flow.batch_service of one (variant, hardware) at its largest batch size, cached: a tuner or a
+    frontier re-estimates the same profile rows many times."""
+    return flow.batch_service({r.batch_size: r for r in rows}, allowed, max(r.batch_size for r in rows))
 
 
-def _option(stage: StageSpec, load_items_per_s: float, r_in: float, o: _Raw) -> Option:
-    return Option(
-        stage=stage.name, model=stage.model, variant=o.variant, hardware=o.hardware,
-        batch_size=o.batch_size, batch_timeout_ms=o.batch_timeout_ms, replicas=o.replicas,
-        accuracy=o.accuracy, usd_per_hour=o.usd_per_hour, capacity_items_per_s=o.capacity_items_per_s,
-        load_items_per_s=load_items_per_s, utilization=o.estimate.utilization, latency=o.estimate.latency, latency_ms=o.latency_ms,
-        mean_batch=o.estimate.mean_batch, request_scv_in=r_in,
-        request_scv_out=flow.request_scv_out(r_in, o.estimate.departure_scv, stage.fanout),
-        mean_ms=o.estimate.mean_ms, path_latency_ms=o.path_latency_ms,
-    )
+@dataclass(frozen=True)
+class _Scanned:
+    """The rows each configuration's scan visited: which configuration, its replica count, the model's terms."""
+
+    seq: np.ndarray
+    replicas: np.ndarray
+    est: grid.Rows
+
+
+# The scan of one configuration stops at the first replica count whose p99 wait is 0 and whose fill
+# is the timeout; most stop within a few counts, so the grid evaluates counts in chunks, this many
+# first, then twice as many for the configurations still going.
+_FIRST_CHUNK = 4
+
+
+def _scan(tables: grid.Tables, seqs: _Sequences, lam: float, v: float, tail: float, z: float,
+          overhead_ms: float, fanout: float) -> _Scanned:
+    """Every replica count each configuration's scan visits (as ``StageQueue.scan`` in
+    the scalar model: first..last, up to and including the first count with no wait and
+    fill <= tau), evaluated in chunks over all configurations at once."""
+    start = seqs.first.copy()
+    pending = np.flatnonzero(start <= seqs.last)
+    chunk = _FIRST_CHUNK
+    seqs_seen, replicas_seen, estimates = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)], []
+    while pending.size:
+        counts = np.minimum(chunk, seqs.last[pending] - start[pending] + 1)
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        seq = np.repeat(pending, counts)
+        pos = np.arange(seq.size) - np.repeat(offsets, counts)
+        replicas = start[seq] + pos
+        est = grid.evaluate(tables, seqs.group[seq], seqs.batch[seq], replicas, seqs.timeout_ms[seq],
+                            seqs.m_fill[seq], lam, v, tail, z, overhead_ms, fanout)
+        stops = (est.wait_ms == 0.0) & (est.fill_ms <= seqs.timeout_ms[seq])
+        first_stop = np.minimum.reduceat(np.where(stops, pos, seq.size), offsets)
+        visited = pos <= np.repeat(first_stop, counts)
+        seqs_seen.append(seq[visited])
+        replicas_seen.append(replicas[visited])
+        estimates.append(est.take(visited))
+        start[pending] += counts
+        pending = pending[(first_stop >= seq.size) & (start[pending] <= seqs.last[pending])]
+        chunk *= 2
+    return _Scanned(np.concatenate(seqs_seen), np.concatenate(replicas_seen), grid.Rows.concat(estimates))
+
+
+# Candidates are pruned in blocks of this many (in the pruning order).
+_PRUNE_BLOCK = 256
+
+
+def _dominated(latency, accuracy, departure, group, by: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """[i, j]: option by[i] is in of[j]'s group and no worse on latency (the path term), accuracy and scv."""
+    return ((latency[of][None, :] >= latency[by][:, None]) & (accuracy[of][None, :] <= accuracy[by][:, None])
+            & (departure[of][None, :] >= departure[by][:, None]) & (group[of][None, :] == group[by][:, None]))
+
+
+def _prune(cost: np.ndarray, latency: np.ndarray, accuracy: np.ndarray, departure: np.ndarray,
+           group: np.ndarray, tie_keys: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Indices of the options no other option beats or ties on cost, latency, accuracy, output scv and
+    group (a capped hardware kind is its own group, for its units; the rest share one), in the order
+    (cost, latency, -accuracy, scv, then ``tie_keys``: p99, variant, hardware, batch, timeout, replicas).
+    ``latency`` is the path term l_o (planner.estimate.paths), the only latency the ILP reads: every
+    kept option's p99 is within the SLO.
+
+    Walking that order, an option is dropped when an earlier survivor of its group is no worse on
+    latency, accuracy and scv (its cost is no higher, by the order). Dominance is transitive, so
+    "an earlier survivor" may be read "any earlier option": a dropped one's dominator dominates
+    whatever it dominates. So a block is compared with the survivors before it at once, and what
+    remains with its own earlier members that remain, at once."""
+    order = np.lexsort(tuple(reversed((cost, latency, -accuracy, departure) + tie_keys)))
+    lat, acc, dep, grp = latency[order], accuracy[order], departure[order], group[order]
+    kept = np.zeros(0, dtype=np.int64)
+    for lo in range(0, order.size, _PRUNE_BLOCK):
+        block = np.arange(lo, min(lo + _PRUNE_BLOCK, order.size))
+        if kept.size:
+            block = block[~_dominated(lat, acc, dep, grp, kept, block).any(axis=0)]
+        within = np.triu(_dominated(lat, acc, dep, grp, block, block), k=1)  # earlier i dominates later j
+        kept = np.concatenate((kept, block[~within.any(axis=0)]))
+    return order[kept]
+
+
+def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str, str], dict[int, ProfileRow]],
+                   hardware: dict[str, Hardware], load_items_per_s: float, r_in: float, capped: set[str],
+                   unit_caps: bool, feeds_others: bool,
+                   tail_weight: float) -> tuple[tuple[Option, ...], float, float, float]:
+    """One stage's non-dominated options, the fastest p99 and the least path term l_o = mean + w_s
+    (p99 - mean) (``tail_weight`` = w_s, planner.estimate.paths) over every scanned configuration
+    (before the SLO and unit filters), and the most items/s any option carries within max_replicas.
+
+    The latency model runs on one grid per stage (planner.estimate.grid); Options are made for
+    the survivors of the pruning only."""
+    batches = stage.batch_sizes or spec.batch_sizes
+    max_replicas = stage.max_replicas or spec.max_replicas
+    lam = load_items_per_s / 1000.0
+    loaded = math.isfinite(load_items_per_s) and load_items_per_s > 0
+    k_items = max(1.0, math.floor(stage.fanout))  # an idle replica already finds min(b, k) of a request's k items
+    services: list[lat.BatchService] = []
+    entries: list[tuple] = []  # one per configuration, in _Sequences' field order (rows apart)
+    rows: list[ProfileRow] = []
+    max_capacity = 0.0
+    for (variant, hw_name), by_batch in sorted(grouped.items()):
+        hw = hardware[hw_name]
+        full = _service_tables(tuple(by_batch[b] for b in batches if b in by_batch), tuple(batches))
+        group = len(services)
+        services.append(full)  # every smaller batch size's tables are a prefix of these
+        units = min(max_replicas, hw.max_units or max_replicas)
+        units_cap = hw.max_units if unit_caps and hw.max_units is not None else max_replicas
+        for batch in batches:
+            row = by_batch.get(batch)
+            if row is None:  # above where this variant's sweep stopped
+                continue
+            mean_b = full.mean_ms[batch - 1]
+            max_capacity = max(max_capacity, units * 1000.0 * batch / mean_b)
+            if not loaded:
+                continue
+            service = lat.BatchService(batch, full.mean_ms[:batch], full.p99_ms[:batch], full.scv[:batch])
+            first = lat.first_useful_replicas(service, load_items_per_s, spec.max_utilization)
+            if not first <= max_replicas:  # a huge load or a tiny throughput: no options, no scan
+                continue
+            first = int(first)
+            last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
+            per_replica = 1000.0 * batch / mean_b
+            for timeout_ms in timeouts_for(batch, load_items_per_s, spec.batch_timeout_quantiles):
+                # The diagnosis wants the fastest option even beyond the hardware's unit cap, to tell
+                # "the SLO binds" from "the unit limits bind"; the ILP gets only options within both.
+                m_fill = max(lat.expected_batch(batch, lam, timeout_ms), min(float(batch), k_items))
+                entries.append((group, batch, timeout_ms, m_fill, first, last, units_cap, hw.usd_per_hour,
+                                per_replica, row.accuracy))
+                rows.append(row)
+    if not entries:
+        return (), math.inf, math.inf, max_capacity
+    seqs = _Sequences(*(np.array(column) for column in zip(*entries)), rows=tuple(rows))
+    quantile = lat.item_quantile(stage.fanout)
+    scanned = _scan(grid.Tables.stack(services), seqs, lam, flow.item_scv(r_in, stage.fanout), 1.0 - quantile,
+                    NormalDist().inv_cdf(quantile), spec.engine_overhead_ms, stage.fanout)
+    est, seq, replicas = scanned.est, scanned.seq, scanned.replicas
+    rows = seqs.rows
+    best_latency = float(est.total_ms.min()) if seq.size else math.inf
+    # paths.path_latency_ms per row (NaN where the stage is unstable: inf - inf; never the least)
+    capped_mean = np.minimum(est.mean_ms, est.total_ms)
+    path_ms = capped_mean + tail_weight * (est.total_ms - capped_mean)
+    best_path = float(np.fmin.reduce(path_ms, initial=math.inf))
+    ok = np.flatnonzero((est.total_ms <= spec.slo_ms) & (replicas <= seqs.units_cap[seq]))
+    seq, replicas = seq[ok], replicas[ok]
+    # The output scv matters only when a later stage reads it.
+    departure = est.departure_scv[ok] if feeds_others else np.zeros(ok.size)
+    rank = {name: i for i, name in enumerate(sorted({r.hardware for r in rows} | {r.variant for r in rows}))}
+    hw_rank = np.array([rank[r.hardware] for r in rows])[seq]
+    var_rank = np.array([rank[r.variant] for r in rows])[seq]
+    group = np.where(np.isin(hw_rank, [rank[h] for h in capped if h in rank]), hw_rank, -1)
+    cost = replicas * seqs.usd_per_hour[seq]
+    keep = _prune(cost, path_ms[ok], seqs.accuracy[seq], departure, group,
+                  (est.total_ms[ok], var_rank, hw_rank, seqs.batch[seq], seqs.timeout_ms[seq], replicas))
+    timeouts = seqs.timeout_ms.tolist()
+    picked = ok[keep]
+    values = zip(seq[keep].tolist(), replicas[keep].tolist(), cost[keep].tolist(),
+                 (replicas * seqs.per_replica_items_per_s[seq])[keep].tolist(), departure[keep].tolist(),
+                 *(a[picked].tolist() for a in (est.fill_ms, est.wait_ms, est.service_ms, est.total_ms,
+                                                est.utilization, est.mean_batch, est.mean_ms, path_ms)))
+    options = tuple(
+        Option(stage=stage.name, model=stage.model, variant=rows[i].variant, hardware=rows[i].hardware,
+               batch_size=rows[i].batch_size, batch_timeout_ms=timeouts[i], replicas=c, accuracy=rows[i].accuracy,
+               usd_per_hour=usd, capacity_items_per_s=capacity, load_items_per_s=load_items_per_s,
+               utilization=rho, latency=lat.StageLatency(fill, wait, service, spec.engine_overhead_ms),
+               latency_ms=total, mean_batch=m, request_scv_in=r_in,
+               request_scv_out=flow.request_scv_out(r_in, dep, stage.fanout), mean_ms=mean, path_latency_ms=path)
+        for i, c, usd, capacity, dep, fill, wait, service, total, rho, m, mean, path in values)
+    return options, best_latency, best_path, max_capacity
 
 
 def build_candidates(
@@ -267,46 +391,22 @@ def build_candidates(
     capped = {h.name for h in catalog.hardware if h.max_units is not None} if unit_caps else set()
     built: dict[str, StageCandidates] = {}
     parents = {p for s in spec.stages for p in s.after}
+    by_model = rows_by_model(profiles)
     weights = stage_tail_weights(spec)
     for name in spec.topological_order():
         stage = spec.stage(name)
-        grouped = stage_rows(spec, stage, catalog, profiles, sources)
+        grouped = stage_rows(spec, stage, catalog, profiles, sources, by_model)
         load_items_per_s = rate_rps * stage.fanout * stage.champion_share  # a challenger takes its share
         if stage.after and request_scv is not None and name in request_scv:
             r_in = request_scv[name]
         else:
             r_in = max((max((o.request_scv_out for o in built[p].options), default=built[p].request_scv_in)
                         for p in stage.after), default=flow.source_scv(spec))
-        v = flow.item_scv(r_in, stage.fanout)
-        batches = stage.batch_sizes or spec.batch_sizes
-        max_replicas = stage.max_replicas or spec.max_replicas
-        raws: list[_Raw] = []
-        max_capacity = 0.0
-        best_latency = best_path = math.inf
-        for (variant, hw_name), by_batch in sorted(grouped.items()):
-            hw = hardware[hw_name]
-            for batch in batches:
-                row = by_batch.get(batch)
-                if row is None:  # above where this variant's sweep stopped
-                    continue
-                service = flow.batch_service(by_batch, batches, batch)
-                units = min(max_replicas, hw.max_units or max_replicas)
-                max_capacity = max(max_capacity, units * 1000.0 * batch / service.mean_ms[-1])
-                if not (math.isfinite(load_items_per_s) and load_items_per_s > 0):
-                    continue
-                for timeout_ms in timeouts_for(batch, load_items_per_s, spec.batch_timeout_quantiles):
-                    # The diagnosis wants the fastest option even beyond the hardware's unit cap,
-                    # to tell "the SLO binds" from "the unit limits bind"; the ILP gets only
-                    # options within both.
-                    kept, fastest_ms, fastest_path_ms = _replica_options(spec, stage, hw, row, service, timeout_ms, load_items_per_s, v,
-                                                        max_replicas, hw.max_units if unit_caps else None,
-                                                        weights[name])
-                    raws.extend(kept)
-                    best_latency = min(best_latency, fastest_ms)
-                    best_path = min(best_path, fastest_path_ms)
+        options, best_latency, best_path, max_capacity = _stage_options(
+            spec, stage, grouped, hardware, load_items_per_s, r_in, capped, unit_caps, name in parents, weights[name])
         built[name] = StageCandidates(
             stage=stage.name,
-            options=tuple(_option(stage, load_items_per_s, r_in, o) for o in _prune(raws, capped, name in parents)),
+            options=options,
             load_items_per_s=load_items_per_s,
             best_latency_ms=best_latency,
             best_path_latency_ms=best_path,

@@ -146,7 +146,10 @@ def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | No
             # Cut generation off: on these multiple-choice knapsacks CBC's cuts rarely pay; over 18
             # benchmark programs (bench_planner sizes and seeds, both objectives) it cut the total
             # CBC time by 23% with identical optima.
-            backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, cuts=False)
+            # Preprocessing off as well: CBC's preprocess probes and tightens the multiple-choice rows
+            # at a cost these programs never repay (first min-cost solve, CPU: 16x10x4 0.22 -> 0.11 s,
+            # 64x10x4 DAG ~25 -> 1.05 s; docs/benchmarks.md, "Planner solve time").
+            backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, cuts=False, options=["preprocess off"])
     else:
         # HiGHS stops at a 1e-4 relative gap by default; a plan called optimal must be optimal.
         backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1, gapRel=0.0)

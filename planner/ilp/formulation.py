@@ -129,6 +129,29 @@ def _usable(options: tuple[Option, ...], problem: Problem) -> tuple[Option, ...]
     return options
 
 
+def _ilp_pareto(options: tuple[Option, ...], capped: dict[str, int]) -> tuple[Option, ...]:
+    """The options no earlier one of the same unit group beats or ties on cost, path term and accuracy.
+
+    The candidates are pruned on those and on the output scv, which only the flow check after the
+    solve reads (planner.estimate.flow); the program reads c_o, l_o, a_o and, on a capped kind h,
+    n_o = c_o / price(h). They come in the pruning order (cost, l_o, -accuracy, ...), so option B
+    dropped here has an earlier A with c_A <= c_B, l_A <= l_B, a_A >= a_B and, on a capped kind, the
+    same kind (so n_A <= n_B). Swapping B for A in any plan keeps (1)-(7) satisfied (each path sum,
+    unit count and cost no larger, the accuracy no smaller, for product, mean and min alike) and
+    makes no objective worse: min_cost, max_accuracy, weighted and min_latency are each monotone in
+    (c, -a, l). So every program's optimum is unchanged, and the planner's answer, the optimum of
+    the lexicographic chain (cost, then accuracy, then sum l), contains no B unless B ties A on
+    cost, accuracy and l at once: then the two plans are equal on everything the planner
+    optimises, and the solver's pick among them was arbitrary already."""
+    kept: list[Option] = []
+    for o in options:
+        group = o.hardware if o.hardware in capped else "*"
+        if not any((k.hardware if k.hardware in capped else "*") == group and k.path_latency_ms <= o.path_latency_ms
+                   and k.accuracy >= o.accuracy and k.usd_per_hour <= o.usd_per_hour for k in kept):
+            kept.append(o)
+    return tuple(kept)
+
+
 def accuracy_terms(xs: list[tuple[str, Option]], aggregation: AccuracyAggregation, n_stages: int):
     """The linear accuracy expression's terms for product (ln) or mean aggregation."""
     if aggregation is AccuracyAggregation.PRODUCT:
@@ -145,11 +168,13 @@ def formulate(spec: PipelineSpec, candidates: CandidateSet, hardware_units: dict
     choice: dict[str, tuple[str, Option]] = {}
     by_stage: dict[str, list[tuple[str, Option]]] = {}
     finish: dict[str, str] = {}
+    by_name = {s.stage: s for s in candidates.stages}
     for s_idx, stage in enumerate(order):
-        options = _usable(candidates.of(stage).options, problem)
+        options = _ilp_pareto(_usable(by_name[stage].options, problem), hardware_units)
         xs = []
+        prefix = f"x_{s_idx}_{_safe(stage)}_"  # once per stage: the regex per option was most of the build
         for k, option in enumerate(options):
-            name = f"x_{s_idx}_{_safe(stage)}_{k}"
+            name = f"{prefix}{k}"
             variables.append(Variable(name, VarKind.BINARY))
             choice[name] = (stage, option)
             xs.append((name, option))
