@@ -303,8 +303,10 @@ def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str
         full = _service_tables(tuple(by_batch[b] for b in batches if b in by_batch), tuple(batches))
         group = len(services)
         services.append(full)  # every smaller batch size's tables are a prefix of these
-        units = min(max_replicas, hw.max_units or max_replicas)
-        units_cap = hw.max_units if unit_caps and hw.max_units is not None else max_replicas
+        # A serverless entry runs at most max_concurrency instances per stage: its replica bound.
+        hw_replicas = min(max_replicas, hw.max_concurrency) if hw.max_concurrency else max_replicas
+        units = min(hw_replicas, hw.max_units or hw_replicas)
+        units_cap = hw.max_units if unit_caps and hw.max_units is not None else hw_replicas
         for batch in batches:
             row = by_batch.get(batch)
             if row is None:  # above where this variant's sweep stopped
@@ -315,10 +317,10 @@ def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str
                 continue
             service = lat.BatchService(batch, full.mean_ms[:batch], full.p99_ms[:batch], full.scv[:batch])
             first = lat.first_useful_replicas(service, load_items_per_s, spec.max_utilization)
-            if not first <= max_replicas:  # a huge load or a tiny throughput: no options, no scan
+            if not first <= hw_replicas:  # a huge load or a tiny throughput: no options, no scan
                 continue
             first = int(first)
-            last = min(max_replicas, first + _MAX_EXTRA_REPLICAS)
+            last = min(hw_replicas, first + _MAX_EXTRA_REPLICAS)
             per_replica = 1000.0 * batch / mean_b
             for timeout_ms in timeouts_for(batch, load_items_per_s, spec.batch_timeout_quantiles):
                 # The diagnosis wants the fastest option even beyond the hardware's unit cap, to tell
