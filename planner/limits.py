@@ -1,6 +1,6 @@
 """Ranges and structural rules shared by the file models (planner.spec) and the plan reader
 (planner.io), with no pydantic import: reading a plan file (``pipeplan simulate``) needs them, not
-the spec models. planner.spec re-exports every name.
+the spec models. Import the names from here.
 """
 
 from __future__ import annotations

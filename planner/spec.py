@@ -17,10 +17,10 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import AllowInfNan, ConfigDict, Field, Strict, field_validator, model_validator
 
-from planner.limits import (  # noqa: F401  (re-exported: the ranges are read as planner.spec's)
+from planner.limits import (
     MAX_USD_PER_HOUR, MIN_USD_PER_HOUR, MAX_SLO_MS, MIN_SLO_MS, MAX_ARRIVAL_RPS, MIN_ARRIVAL_RPS,
-    MAX_ARRIVAL_CV, MAX_FANOUT, MIN_FANOUT, MAX_STARTUP_S, MAX_BUDGET_USD_PER_HOUR, MAX_WEIGHT,
-    MIN_WEIGHT, MAX_BATCH_SIZE, MAX_REPLICAS, MAX_UNITS, MAX_CORES, MAX_STAGES, MAX_INTERVAL_S, MAX_PEAK_WINDOW_S,
+    MAX_ARRIVAL_CV, MAX_FANOUT, MIN_FANOUT, MAX_STARTUP_S, MAX_BUDGET_USD_PER_HOUR, MAX_WEIGHT, MIN_WEIGHT,
+    MAX_BATCH_SIZE, MAX_REPLICAS, MAX_UNITS, MAX_CORES, MAX_STAGES, MAX_INTERVAL_S, MAX_PEAK_WINDOW_S,
     find_cycle_in)
 from pipeplan_files.read import FileModel
 from planner.resource_class import ResourceClass

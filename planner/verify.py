@@ -58,8 +58,7 @@ from planner.sim.classes import has_classes, simulate_classes
 from planner.spec import Objective, PipelineSpec
 from planner.traces import MAX_TRACE_DURATION_S, MAX_TRACE_REQUESTS, Trace, gamma
 # The report's types live in planner.verifyreport; they are part of this module's interface too.
-from planner.verifyreport import (VERIFY_SCHEMA_VERSION, Knob, StageCheck, VerifyReport, VerifyRound,  # noqa: F401
-                                  estimate_note_text, sample_note_text, p99_band_ms, plan_sha256, report_to_json)
+from planner.verifyreport import (Knob, StageCheck, VerifyReport, VerifyRound, estimate_note_text, sample_note_text, p99_band_ms, plan_sha256)
 
 log = logging.getLogger(__name__)
 

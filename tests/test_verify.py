@@ -15,7 +15,8 @@ from planner.optimize import PlanRequest, make_plan
 from planner.sim import SimConfig, simulate
 from planner.traces import gamma, poisson
 from planner.plan import plan_to_json
-from planner.verify import VERIFY_SCHEMA_VERSION, Knob, generated_trace, p99_band_ms, plan_sha256, report_to_json, verify_plan
+from planner.verify import generated_trace, verify_plan
+from planner.verifyreport import VERIFY_SCHEMA_VERSION, Knob, p99_band_ms, plan_sha256, report_to_json
 from tests.fixtures import CONFIGS, SYNTHETIC, model_misranked_request, model_misranked_trace
 
 

@@ -180,7 +180,7 @@ def _verify(request, trace, stage: Path, name: str):
     except InfeasibleError as exc:
         console.print(f"[yellow]no plan verified on the bursty trace:[/] {exc}", highlight=False)
         return None
-    from planner.verify import report_to_json
+    from planner.verifyreport import report_to_json
 
     (stage / "verify").mkdir()
     (stage / "verify" / f"{name}.verified.plan.json").write_text(plan_to_json(plan), encoding="utf-8")

@@ -139,7 +139,7 @@ def print_plan(plan: Plan, solve_time_ms: float | None, profiles: ProfileTable |
 
 def plan_summary(plan: Plan, files: dict[str, str], frontier_points: int | None = None,
                  warnings: list[str] | None = None, verification=None) -> dict:
-    """The --json summary of ``pipeplan plan`` (``verification``: a planner.verify.VerifyReport)."""
+    """The --json summary of ``pipeplan plan`` (``verification``: a planner.verifyreport.VerifyReport)."""
     checked = None if verification is None else {
         "verified": verification.verified, "plan_sha256": verification.plan_sha256,
         "simulated_p99_ms": finite_or_none(verification.simulated_p99_ms),
@@ -261,7 +261,7 @@ def plan(
         if pareto:
             files.write_text(pareto, io.csv_text(PARETO_HEADER, pareto_rows(points)))
         if verify_out:
-            from planner.verify import report_to_json
+            from planner.verifyreport import report_to_json
 
             files.write_text(verify_out, report_to_json(report))
     written = {k: str(v) for k, v in (("plan", out), ("pareto", pareto), ("lp", lp), ("verification", verify_out))

@@ -51,8 +51,8 @@ from planner.errors import SpecError
 from planner.plan import Plan
 from planner.resources import serverless_hardware
 from planner.tuner.planbook import PlanBook
-from planner.tuner.policies import Observation, PolicyInputs, PolicyKind, PredictivePolicy
-from planner.tuner.settings import BaseSizing, PolicySettings
+from planner.tuner.policies import Observation, PolicyInputs, PredictivePolicy
+from planner.tuner.settings import BaseSizing, PolicyKind, PolicySettings
 
 
 @dataclass(frozen=True)

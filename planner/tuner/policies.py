@@ -43,7 +43,7 @@ from planner.plan import Plan
 from planner.tuner.forecast import (envelope_rate_rps, envelope_windows_s, gaps_cv, interval_peaks_rps,
                                     make_forecaster)
 from planner.tuner.planbook import PlanBook, plan_pin
-from planner.tuner.settings import DEFAULT_POLICY, MS_PER_S, PolicyKind, PolicySettings, ms  # noqa: F401  (re-exported)
+from planner.tuner.settings import MS_PER_S, PolicyKind, PolicySettings, ms
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from planner.traces import Trace, counts_per_second
 from planner.tuner.forecast import gaps_cv, interval_peaks_rps
 from planner.tuner.planbook import PlanBook
 from planner.tuner.deployment import Deployment
-from planner.tuner.policies import Observation, Policy, PolicyKind
+from planner.tuner.policies import Observation, Policy
 from planner.tuner.registry import available_kinds, make_policy
-from planner.tuner.settings import MS_PER_S, PolicySettings, ms
+from planner.tuner.settings import MS_PER_S, PolicyKind, PolicySettings, ms
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from planner.spec import MaxAccuracy, MinCost, PipelineSpec
 from planner.tuner.replay import TuneResult
-from planner.tuner.policies import PolicyKind
+from planner.tuner.settings import PolicyKind
 
 
 @dataclass(frozen=True)

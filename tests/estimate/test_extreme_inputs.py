@@ -6,7 +6,7 @@ import pytest
 
 from planner.errors import InfeasibleError
 from planner.optimize import PlanRequest, make_plan
-from planner.spec import MAX_ARRIVAL_RPS, MAX_FANOUT
+from planner.limits import MAX_ARRIVAL_RPS, MAX_FANOUT
 from profiler.schema import ProfileRow, ProfileTable
 from tests.fixtures import linear_profile, make_catalog, make_spec
 
