@@ -37,6 +37,17 @@ CONFIGS = REPO / "configs"
 SYNTHETIC = CONFIGS / "synthetic"  # synthetic-profile examples: fixed inputs of golden plans and tuner tests
 
 
+def synthetic_workdir(folder: Path) -> Path:
+    """``folder`` holding a copy of the synthetic video example (spec.yaml, profiles.csv, hardware.yaml),
+    for tests that edit the files a command reads."""
+    import shutil
+
+    for name in ("hardware.yaml", "profiles.csv"):
+        shutil.copy(SYNTHETIC / name, folder / name)
+    (folder / "spec.yaml").write_text((SYNTHETIC / "video.yaml").read_text())
+    return folder
+
+
 def make_catalog(entries: list[dict]) -> HardwareCatalog:
     return HardwareCatalog.model_validate({"schema_version": 1, "hardware": entries})
 

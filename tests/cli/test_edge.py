@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -20,18 +19,14 @@ from planner import io
 from planner.plan import PLAN_SCHEMA_VERSION
 from planner.cli import app
 from planner.cli.plan import plan_tables
-from tests.fixtures import SYNTHETIC
+from tests.fixtures import SYNTHETIC, synthetic_workdir
 
 runner = CliRunner()
 
 
 @pytest.fixture()
 def work(tmp_path: Path) -> Path:
-    shutil.copy(SYNTHETIC / "hardware.yaml", tmp_path / "hardware.yaml")
-    shutil.copy(SYNTHETIC / "profiles.csv", tmp_path / "profiles.csv")
-    spec = yaml.safe_load((SYNTHETIC / "video.yaml").read_text())
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    return tmp_path
+    return synthetic_workdir(tmp_path)
 
 
 def run(*args) -> object:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,14 @@ from typer.testing import CliRunner
 
 from planner.cli import app
 from planner.plan import PLAN_SCHEMA_VERSION
-from tests.fixtures import CONFIGS, SYNTHETIC
+from tests.fixtures import CONFIGS, SYNTHETIC, synthetic_workdir
 
 runner = CliRunner()
 
 
 @pytest.fixture()
 def workdir(tmp_path: Path) -> Path:
-    shutil.copy(SYNTHETIC / "hardware.yaml", tmp_path / "hardware.yaml")
-    shutil.copy(SYNTHETIC / "profiles.csv", tmp_path / "profiles.csv")
-    spec = yaml.safe_load((SYNTHETIC / "video.yaml").read_text())
-    spec["profiles"], spec["hardware_catalog"] = "profiles.csv", "hardware.yaml"
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    return tmp_path
+    return synthetic_workdir(tmp_path)
 
 
 def run(*args: str):
