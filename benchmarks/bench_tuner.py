@@ -119,6 +119,14 @@ def machine_line() -> str:
             f"Python {platform.python_version()}, numpy {np.__version__}")
 
 
+def tune_settings(args: argparse.Namespace, **policy) -> TuneSettings:
+    """The run's TuneSettings from its options (interval, peak window, margin, seed); ``policy``
+    overrides or adds PolicySettings fields."""
+    fields = {"interval_s": args.interval_s, "peak_window_s": args.peak_window_s,
+              "predictive": PredictiveSettings(margin=args.margin), **policy}
+    return TuneSettings(policy=PolicySettings(**fields), seed=args.seed)
+
+
 def capped(req: PlanRequest, max_utilization: float) -> PlanRequest:
     """``req`` with the tuner's utilisation cap (planner.tuner.settings.utilization_cap; pipeplan tune does the same)."""
     return replace(req, spec=req.spec.model_copy(update={"max_utilization": max_utilization}))
@@ -126,9 +134,7 @@ def capped(req: PlanRequest, max_utilization: float) -> PlanRequest:
 
 def run_real(args: argparse.Namespace) -> None:
     req = capped(request(args.startup_s), args.max_utilization)
-    settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s,
-                                                  predictive=PredictiveSettings(margin=args.margin)),
-                            seed=args.seed)
+    settings = tune_settings(args)
     print(f"{machine_line()}; spec synthetic/video.yaml on cpu-2/cpu-8; start-up "
           f"{'catalog (60 s)' if args.startup_s is None else f'{args.startup_s:g} s'}; interval {args.interval_s} s; "
           f"peak window {args.peak_window_s} s; margin {args.margin:g}; max_utilization {args.max_utilization:g}; "
@@ -192,9 +198,7 @@ def run_burst(args: argparse.Namespace) -> None:
     burst = BurstSettings(base=args.base, base_lookback_s=args.base_lookback_s,
                           break_even_quantile=args.break_even_quantile, base_backlog=args.base_backlog,
                           spill_share_of_slo=args.spill_share, base_measure_cv=args.base_measure_cv)
-    settings = TuneSettings(policy=PolicySettings(interval_s=args.interval_s, peak_window_s=args.peak_window_s,
-                                                  predictive=PredictiveSettings(margin=args.margin), burst=burst),
-                            seed=args.seed)
+    settings = tune_settings(args, burst=burst)
     print(f"{machine_line()}; base sizing {args.base.value} (lookback {args.base_lookback_s} s, quantile "
           f"{'break-even' if args.break_even_quantile is None else args.break_even_quantile}, backlog term "
           f"{'on' if args.base_backlog else 'off'}, measured CV {'on' if args.base_measure_cv else 'off'}, spill at {args.spill_share:g} of the SLO); margin {args.margin:g}")
@@ -258,11 +262,8 @@ def run_ipa(args: argparse.Namespace) -> None:
         base, notes = uncap_request(base)
         print(f"capacity: {len(notes)} (variant, cores) rows groups capped at the profiling load, re-planned from "
               f"latency, e.g. {notes[0]}" if notes else "capacity: no capped rows")
-    req = replace(base, spec=base.spec.model_copy(update={"max_utilization": args.max_utilization}))
-    settings = TuneSettings(policy=PolicySettings(interval_s=10, peak_window_s=args.peak_window_s,
-                                                  grid_step=args.grid_step,
-                                                  predictive=PredictiveSettings(margin=args.margin)),
-                            seed=args.seed)
+    req = capped(base, args.max_utilization)
+    settings = tune_settings(args, interval_s=10, grid_step=args.grid_step)
     print(f"{machine_line()}; IPA video (yolo -> resnet-human, cpu-1/2/4/8 at 1 per core-hour, no start-up), SLA "
           f"{ipa_world.SLA_S} s, objective 2 x accuracy - cores; 10 s decisions; peak window {args.peak_window_s} s; "
           f"margin {args.margin:g}; grid step {args.grid_step:g}; max_utilization {args.max_utilization:g}; "
