@@ -26,12 +26,22 @@ position p is served in
     base[c, m]                              (deterministic)
 
 Serverless configurations (planner.spec.ResourceClass) add two per-configuration terms, both 0 for
-a VM: a *spill preference* ``P_c``: windows are compared by ``t_w + P_c``, so a serverless
-instance takes the head only when it can start at least ``P_c`` before any VM (a spill router that
-prefers the VMs and spills when the head would wait longer than ``P_c``); and a *cold start*
-``C_c``: an instance whose last batch ended more than ``K_c`` before ``t_w`` (or that never served)
-boots first, so the batch it was given starts at ``t_w + C_c`` (the router does not foresee the
-cold start; the request pays it). With every ``C_c = P_c = 0`` the rule above is unchanged.
+a VM: a *spill preference* ``P_c``, and a *cold start* ``C_c``: an instance whose last batch ended
+more than ``K_c`` before ``t_w`` (or that never served) boots first, so the batch it was given
+starts at ``t_w + C_c`` (the router does not foresee the cold start; the request pays it).
+
+The spill router. Windows with ``P_c > 0`` (spill windows) are a pool the queue overflows to:
+the batch goes to the best spill window (the least ``t_w + P_c``, same ties) only when
+
+    t_w + P_c  <  min over the other windows of max(f_w, a[s])
+
+i.e. when the head would wait longer than ``P_c`` for any other window to be *free*; otherwise
+the rule above picks among the other windows. The comparison is with a window's free time, not
+with ``t_w``: a VM that is free but still forming a batch (waiting up to ``T_c`` for it to fill)
+is not a VM the head waits for, so a plan's batching delay never spills (comparing ``t_w`` did:
+with a batch timeout above ``P_c`` every lone request left an idle VM for a function). Windows
+with ``P_c = 0`` are compared as VMs, cold start or not. With no spill window the rule above is
+unchanged.
 
 With one configuration and every window ready at 0 and never stopped, ``min_w t_w = max(min_w f_w,
 due)``: the classic heap of replica free times, i.e. the batching rule of planner.estimate.latency.
@@ -89,10 +99,15 @@ def fifo_windows(arr, deadline, use_deadline, draws, pos0, stride, kind,
                     if win_stop_ms[w] < next_stop:
                         next_stop = win_stop_ms[w]
             n_active = k
-        best_w = -1
+        best_w = -1  # the best window without a spill preference (the plain rule)
         best_t = math.inf
         best_key = math.inf
         best_free = math.inf
+        free_at = math.inf  # the earliest such a window is free for the head: min max(f_w, a[s])
+        sp_w = -1  # the best spill window (by t_w + P_c)
+        sp_t = math.inf
+        sp_key = math.inf
+        sp_free = math.inf
         q = 0
         while True:
             while q < n_active:
@@ -110,13 +125,28 @@ def fifo_windows(arr, deadline, use_deadline, draws, pos0, stride, kind,
                 key = t + spill_ms[c]  # the router's choice: the cold start is paid, not foreseen
                 if cold_ms[c] > 0.0 and t - last_end_ms[w] > warm_ms[c]:
                     t += cold_ms[c]
+                if spill_ms[c] > 0.0:
+                    if key < sp_key or (key == sp_key and (f < sp_free or (f == sp_free and w < sp_w))):
+                        sp_w = w
+                        sp_t = t
+                        sp_key = key
+                        sp_free = f
+                    continue
+                avail = f if f > a_s else a_s
+                if avail < free_at:
+                    free_at = avail
                 if key < best_key or (key == best_key and (f < best_free or (f == best_free and w < best_w))):
                     best_w = w
                     best_t = t
                     best_key = key
                     best_free = f
-            # A window not yet admitted starts no earlier than its ready time.
-            if nxt < n_windows and win_ready_ms[order[nxt]] < best_key:
+            # A window not yet admitted starts no earlier than its ready time. Once a spill window
+            # is a candidate, windows up to its key can still matter (a later one cannot: its
+            # t_w + P_c and its free time are both past the bound).
+            bound = best_key
+            if sp_w >= 0 and sp_key > bound:
+                bound = sp_key
+            if nxt < n_windows and win_ready_ms[order[nxt]] < bound:
                 w = order[nxt]
                 active[n_active] = w
                 n_active += 1
@@ -125,6 +155,9 @@ def fifo_windows(arr, deadline, use_deadline, draws, pos0, stride, kind,
                     next_stop = win_stop_ms[w]
                 continue
             break
+        if sp_w >= 0 and (best_w < 0 or sp_key < free_at):
+            best_w = sp_w  # spill: the head would wait longer than P_c for every other window
+            best_t = sp_t
         if best_w < 0:
             return -1 - s
         c = win_config[best_w]

@@ -104,14 +104,17 @@ def test_preemptions_cost_attainment_in_simulation_and_the_formula_says_so():
     assert plan_at(one_stage_request(), 20.0).risk is None
 
 
-def _kernel(arr, windows, cold_ms, warm_ms, spill_ms, service_ms=10.0):
-    """Two configurations (0: a VM, 1: serverless), batch 1, deterministic service; (starts, owners)."""
+def _kernel(arr, windows, cold_ms, warm_ms, spill_ms, service_ms=10.0, vm_batch=1, vm_timeout_ms=0.0):
+    """Two configurations (0: a VM of batch ``vm_batch``, 1: serverless, batch 1), deterministic
+    service ``service_ms`` at any batch; (starts, owners)."""
     n = len(arr)
     takes, starts, ends, owner = [0] * n, [0.0] * n, [0.0] * n, [0] * n
     w = len(windows)
+    width = vm_batch + 1
+    base = [0.0] + [service_ms] * vm_batch + [0.0] + [service_ms] * vm_batch
     count = kernel.fifo_windows(
-        arr, [], False, [], 0, 1, kernel.DETERMINISTIC, [1, 1], [0.0, 0.0], [0.0, service_ms, 0.0, service_ms],
-        [0.0] * 4, 2, [c for c, _ in windows], [r for _, r in windows], [math.inf] * w,
+        arr, [], False, [], 0, 1, kernel.DETERMINISTIC, [vm_batch, 1], [vm_timeout_ms, 0.0], base,
+        [0.0] * (2 * width), width, [c for c, _ in windows], [r for _, r in windows], [math.inf] * w,
         sorted(range(w), key=lambda i: (windows[i][1], i)), [0.0, cold_ms], [0.0, warm_ms], [0.0, spill_ms],
         takes, starts, ends, owner, [], [0.0] * w, [0.0] * w, [0] * w)
     return starts[:count], owner[:count]
@@ -132,6 +135,19 @@ def test_the_queue_spills_to_serverless_only_when_the_head_would_wait_longer_tha
     # with every term 0 the rule is the plain one: an idle instance takes the next head at once
     _, plain = _kernel(arr, [(0, 0.0), (1, 0.0)], cold_ms=0.0, warm_ms=0.0, spill_ms=0.0)
     assert plain[:2] == [0, 1]
+
+
+def test_a_vm_forming_a_batch_is_not_a_vm_the_head_waits_for():
+    # an idle VM with batch 4 and a 50 ms timeout, spill after 15 ms: lone requests wait for the
+    # batch on the VM (its planned batching delay), they do not spill
+    arr = [0.0, 200.0]
+    starts, owner = _kernel(arr, [(0, 0.0), (1, 0.0)], cold_ms=0.0, warm_ms=1000.0, spill_ms=15.0, vm_batch=4,
+                            vm_timeout_ms=50.0)
+    assert owner == [0, 0] and starts == [50.0, 250.0]
+    # a VM busy for 100 ms more than the threshold: the head spills
+    starts, owner = _kernel([0.0, 0.0, 0.0, 0.0, 1.0], [(0, 0.0), (1, 0.0)], cold_ms=0.0, warm_ms=1000.0,
+                            spill_ms=15.0, service_ms=100.0, vm_batch=4, vm_timeout_ms=50.0)
+    assert owner == [0, 1] and starts == [0.0, 1.0]
 
 
 def test_burst_needs_a_serverless_entry_and_absorbs_a_burst_the_vms_cannot():
