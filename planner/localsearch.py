@@ -51,6 +51,7 @@ from planner.estimate.paths import aggregate_accuracy, longest_path_ms
 from planner.ilp.program import Solution
 from planner.optimize import PlanRequest, build_plan
 from planner.plan import Plan, SolveStatus
+from planner.pricing import hardware_usd_per_hour
 from planner.recheck import recheck
 from planner.routing import with_routes
 from planner.sim import SimResult
@@ -136,10 +137,12 @@ class Space:
                 first = lat.first_useful_replicas(service, load, spec.max_utilization)
                 if not first <= last:
                     continue
+                replica_items_per_s = 1000.0 * batch / service.mean_ms[-1]
                 for timeout_ms in timeouts_for(batch, load, spec.batch_timeout_quantiles):
                     for replicas in range(int(first), last + 1):
                         yield StageConfig(stage.name, flow.StageChoice(variant, hw_name, batch, timeout_ms, replicas),
-                                          replicas * hw.usd_per_hour, by_batch[batch].accuracy)
+                                          hardware_usd_per_hour(hw, replicas, load, replica_items_per_s),
+                                          by_batch[batch].accuracy)
 
     # --- the current plan and its neighbours -----------------------------------------------------
 

@@ -16,6 +16,7 @@ import math
 from planner.estimate import flow
 from planner.estimate.paths import aggregate_accuracy, end_to_end_p99_ms
 from planner.plan import Plan
+from planner.pricing import hardware_usd_per_hour
 from planner.spec import HardwareCatalog, PipelineSpec
 from profiler.schema import ProfileTable
 
@@ -50,9 +51,11 @@ def recheck(plan: Plan, spec: PipelineSpec, catalog: HardwareCatalog, profiles: 
         if est.utilization > spec.max_utilization * (1 + _REL):
             problems.append(f"stage '{sp.stage}': utilisation {est.utilization:.4f} exceeds max_utilization "
                             f"{spec.max_utilization}")
-        expected_cost = sp.replicas * hardware[sp.hardware].usd_per_hour
+        expected_cost = hardware_usd_per_hour(hardware[sp.hardware], sp.replicas, sp.load_items_per_s,
+                                              sp.capacity_items_per_s / sp.replicas)
         if not math.isclose(expected_cost, sp.usd_per_hour, rel_tol=_REL):
-            problems.append(f"stage '{sp.stage}': cost {sp.usd_per_hour} != replicas x price {expected_cost}")
+            problems.append(f"stage '{sp.stage}': cost {sp.usd_per_hour} != its hardware's price at the planned "
+                            f"load {expected_cost} (planner.pricing)")
         units[sp.hardware] = units.get(sp.hardware, 0) + sp.replicas
     if problems:
         return problems

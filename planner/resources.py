@@ -30,8 +30,9 @@ instance idled longer than the keep-warm ``K``) with probability
 
 (``cold x lambda_b`` cold starts per second after each instance's first use). A cold batch's
 requests count as missed when the cold start exceeds the plan's slack, ``SLO - predicted p99``:
-``miss_serverless = cold`` then, else 0. Billed at the planned load: ``3600 (usd_per_second u r +
-usd_per_request x load)`` USD/h (busy instance-seconds per second ``u r``).
+``miss_serverless = cold`` then, else 0. Billed at the planned load: the stage's own cost, which the
+planner prices that way (planner.pricing: ``3600 (usd_per_second u r + usd_per_request x load)``
+USD/h, busy instance-seconds per second ``u r``).
 
 Stages fail independently:
 
@@ -134,11 +135,10 @@ def _serverless_risk(s: StagePlan, r: StageResource, slack_ms: float) -> StageRi
     cold = _poisson_below(batches_per_s * (r.keep_warm_s or 0.0), instances) if batches_per_s > 0 else 1.0
     cold_ms = r.cold_start_ms or 0.0
     miss = cold if cold_ms > 0 and cold_ms > slack_ms else 0.0
-    billed = 3600.0 * ((r.usd_per_second or 0.0) * s.utilization * s.replicas + (r.usd_per_request or 0.0) * items_per_s)
     return StageRisk(s.stage, s.hardware, r.resource_class, s.replicas, 0.0, 0.0, preemptions_per_hour=0.0,
                      cold_share=cold if cold_ms > 0 else 0.0,
                      cold_starts_per_hour=3600.0 * batches_per_s * cold if cold_ms > 0 else 0.0,
-                     miss_share=miss, billed_usd_per_hour=billed)
+                     miss_share=miss, billed_usd_per_hour=s.usd_per_hour)
 
 
 def plan_risk(plan: Plan) -> PlanRisk | None:

@@ -56,8 +56,8 @@ class Hardware(_Frozen):
     cores: Count = Field(ge=1, le=MAX_CORES, description="CPU cores per unit.")
     gpus: Count = Field(default=0, ge=0, le=MAX_CORES, description="GPUs per unit.")
     usd_per_hour: Number = Field(ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR,
-                                 description="Price of one unit for an hour (serverless: busy all hour; "
-                                             "default usd_per_second x 3600).")
+                                 description="Price of one unit for an hour (serverless: not planned with, "
+                                             "it bills per use; default usd_per_second x 3600).")
     spot_usd_per_hour: Number | None = Field(default=None, ge=MIN_USD_PER_HOUR, le=MAX_USD_PER_HOUR,
                                              description="Spot price, for information (plan with a 'spot' entry).")
     startup_s: Number = Field(default=0.0, ge=0, le=MAX_STARTUP_S, description="Seconds from request to a usable unit.")
@@ -86,11 +86,13 @@ class Hardware(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _serverless_hourly(cls, data):
-        """A serverless entry's ILP price defaults to its busy-all-hour price, usd_per_second x 3600."""
+        """A serverless entry's ``usd_per_hour`` (informational: the planner prices it per use,
+        planner.pricing) defaults to its busy-all-hour price, usd_per_second x 3600."""
         if (isinstance(data, dict) and data.get("class") == ResourceClass.SERVERLESS.value
-                and "usd_per_hour" not in data and isinstance(data.get("usd_per_second"), (int, float))
-                and not isinstance(data.get("usd_per_second"), bool)):
-            return {**data, "usd_per_hour": max(MIN_USD_PER_HOUR, 3600.0 * data["usd_per_second"])}
+                and "usd_per_hour" not in data):
+            per_s = data.get("usd_per_second")
+            per_s = per_s if isinstance(per_s, (int, float)) and not isinstance(per_s, bool) else 0.0
+            return {**data, "usd_per_hour": max(MIN_USD_PER_HOUR, 3600.0 * per_s)}
         return data
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ from planner.estimate import flow, grid
 from planner.estimate import latency as lat
 from planner.estimate.paths import stage_tail_weights
 from planner.errors import ProfileError, SpecError
+from planner.pricing import price_terms, stage_usd_per_hour
 from planner.spec import Hardware, HardwareCatalog, PipelineSpec, StageSpec
 from profiler.schema import ProfileRow, ProfileTable
 
@@ -187,7 +188,9 @@ class _Sequences:
     first: np.ndarray
     last: np.ndarray
     units_cap: np.ndarray  # replicas allowed by the hardware's max_units (max_replicas when uncapped or ignored)
-    usd_per_hour: np.ndarray  # of one replica
+    usd_per_hour: np.ndarray  # of one replica (planner.pricing.PriceTerms: 0 on serverless)
+    usd_per_busy_s: np.ndarray  # serverless: one instance busy a second (0 on a VM)
+    usd_per_item: np.ndarray  # serverless: one item served (0 on a VM)
     per_replica_items_per_s: np.ndarray  # full-batch capacity of one replica
     accuracy: np.ndarray
     rows: tuple[ProfileRow, ...]
@@ -300,6 +303,7 @@ def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str
     max_capacity = 0.0
     for (variant, hw_name), by_batch in sorted(grouped.items()):
         hw = hardware[hw_name]
+        prices = price_terms(hw)
         full = _service_tables(tuple(by_batch[b] for b in batches if b in by_batch), tuple(batches))
         group = len(services)
         services.append(full)  # every smaller batch size's tables are a prefix of these
@@ -326,7 +330,7 @@ def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str
                 # The diagnosis wants the fastest option even beyond the hardware's unit cap, to tell
                 # "the SLO binds" from "the unit limits bind"; the ILP gets only options within both.
                 m_fill = max(lat.expected_batch(batch, lam, timeout_ms), min(float(batch), k_items))
-                entries.append((group, batch, timeout_ms, m_fill, first, last, units_cap, hw.usd_per_hour,
+                entries.append((group, batch, timeout_ms, m_fill, first, last, units_cap, *prices,
                                 per_replica, row.accuracy))
                 rows.append(row)
     if not entries:
@@ -350,7 +354,8 @@ def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str
     hw_rank = np.array([rank[r.hardware] for r in rows])[seq]
     var_rank = np.array([rank[r.variant] for r in rows])[seq]
     group = np.where(np.isin(hw_rank, [rank[h] for h in capped if h in rank]), hw_rank, -1)
-    cost = replicas * seqs.usd_per_hour[seq]
+    cost = stage_usd_per_hour(replicas, load_items_per_s, seqs.per_replica_items_per_s[seq], seqs.usd_per_hour[seq],
+                              seqs.usd_per_busy_s[seq], seqs.usd_per_item[seq])  # planner.pricing
     keep = _prune(cost, path_ms[ok], seqs.accuracy[seq], departure, group,
                   (est.total_ms[ok], var_rank, hw_rank, seqs.batch[seq], seqs.timeout_ms[seq], replicas))
     timeouts = seqs.timeout_ms.tolist()
