@@ -1,4 +1,4 @@
-"""Objective-aware switching, capacity honesty, targets, the policy registry and the backlog's utilisation cap."""
+"""Objective-aware switching, capacity honesty, targets, the policy registry and the backlog estimate."""
 
 from __future__ import annotations
 
@@ -79,11 +79,15 @@ def test_min_cost_never_switches_for_accuracy_alone():
     assert not switch_pays(book, a, b, 0.0, 300.0)
 
 
-def test_the_backlog_uses_the_specs_utilisation_cap():
-    backlog = BacklogEstimate(max_utilization=0.5)
+def test_the_backlog_grows_only_by_arrivals_beyond_the_full_capacity_and_drains_by_the_spare():
+    backlog = BacklogEstimate()
     arrivals = np.arange(100) * 100.0  # 100 requests in 10 s
-    assert backlog.update(Observation(0.0, 10_000.0, arrivals, capacity_req_per_s=10.0)) == pytest.approx(50.0)
-    assert BacklogEstimate(0.9).update(Observation(0.0, 10_000.0, arrivals, 10.0)) == pytest.approx(10.0)
+    assert backlog.update(Observation(0.0, 10_000.0, arrivals, capacity_req_per_s=5.0)) == pytest.approx(50.0)
+    # the next 10 s bring 100 more at a capacity of 12/s: 20 of the 50 drain
+    assert backlog.update(Observation(10_000.0, 20_000.0, arrivals + 10_000.0, 12.0)) == pytest.approx(30.0)
+    # a load at 97-100% of the capacity is a stable queue, not a growing backlog
+    assert BacklogEstimate().update(Observation(0.0, 10_000.0, arrivals, 10.0)) == 0.0
+    assert BacklogEstimate().update(Observation(0.0, 10_000.0, arrivals, 10.2)) == 0.0
 
 
 def test_every_policy_kind_has_a_factory():
