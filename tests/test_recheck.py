@@ -34,7 +34,7 @@ def test_the_plan_as_made_rechecks_clean(planned):
 
 @pytest.mark.parametrize("corrupt, says", [
     (lambda p: _with_stage(p, 0, predicted_latency_ms=p.stages[0].predicted_latency_ms * 0.5), "latency model gives"),
-    (lambda p: _with_stage(p, 0, usd_per_hour=p.stages[0].usd_per_hour * 0.5), "!= replicas x price"),
+    (lambda p: _with_stage(p, 0, usd_per_hour=p.stages[0].usd_per_hour * 0.5), "!= its hardware's price at the planned load"),
     (lambda p: _with_stage(p, 0, batch_size=3), "no profile row"),
     (lambda p: replace(p, cost_usd_per_hour=p.cost_usd_per_hour * 0.9), "total cost"),
     (lambda p: replace(p, accuracy=min(1.0, p.accuracy * 1.1)), "accuracy"),
