@@ -5,7 +5,7 @@ interval: the VM base is the predictive policy's plan (planner.tuner.policies.Pr
 sized for the forecast peak, on the spec's VM hardware), and every stage also gets a pool of
 serverless instances (planner.tuner.deployment.Deployment.add_pool) that cost nothing idle. The
 stage's queue spills the head of the queue to a serverless instance when it would wait longer
-than ``spill_ms`` for a VM (planner.sim.kernel); a cold instance pays its cold start; as the VMs
+than ``spill_ms`` for a VM to be free (planner.sim.kernel); a cold instance pays its cold start; as the VMs
 the forecast asked for come up, they take the load back, and the pool goes idle (unbilled).
 
 The VM base is sized for a burst-insensitive rate (``BurstSettings.base``):
@@ -38,7 +38,9 @@ work at 2.5x a VM's price. With the break-even base, leaving it out cut the cost
 
 The pool's configuration per stage is the optimal plan on the catalog's serverless hardware
 (``batch_sizes: [1]``: one request per invocation, as a function runs it) at the first interval's
-peak; its size is ``min(slots, max_concurrency)`` instances per stage.
+peak; the planner prices functions per use (planner.pricing), so that plan runs the variants with
+the least busy time per item that keep the SLO and the spec's accuracy floor, at any rate. Its size
+is ``min(slots, max_concurrency)`` instances per stage.
 """
 
 from __future__ import annotations
