@@ -7,6 +7,7 @@ Three separate steps, as in SkyPilot's optimizer: estimation (planner.estimate.c
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 from typing import Callable
 
@@ -16,6 +17,7 @@ from planner.errors import InfeasibleError, SolverError
 from planner.estimate import flow
 from planner.estimate.candidates import CandidateSet, build_candidates
 from planner.estimate.paths import aggregate_accuracy, end_to_end_p99_ms
+from planner.ilp.fixing import fixed_out
 from planner.ilp.formulation import Goal, Problem
 from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
 from planner.recheck import recheck
@@ -169,6 +171,20 @@ def _tie_break(request: PlanRequest, candidates: CandidateSet, problem: Problem)
         return None
 
 
+def _narrowed(candidates: CandidateSet, solved: Solved, bound: float) -> tuple[CandidateSet, float]:
+    """The options of ``solved``'s program that can be in a plan whose objective is as good as
+    ``bound`` (reduced-cost fixing, planner.ilp.fixing), and the LP's time (ms). A tie-break solve
+    over them has the same feasible plans as over all the candidates, so the same optimum."""
+    if solved.form is None:
+        return candidates, 0.0
+    started = time.perf_counter()
+    out = fixed_out(solved.form.model, bound)
+    keep = {id(option) for name, (_, option) in solved.form.choice.items() if name not in out}
+    narrowed = CandidateSet(tuple(replace(s, options=tuple(o for o in s.options if id(o) in keep))
+                                  for s in candidates.stages))
+    return narrowed, (time.perf_counter() - started) * 1000.0
+
+
 def _min_cost(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
     spec, objective = request.spec, request.spec.objective
     floor = objective.min_accuracy or None
@@ -176,6 +192,10 @@ def _min_cost(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
     if solved is None:
         return None
     total_ms = solved.solution.solve_time_ms
+    if solved.solution.status is SolveStatus.OPTIMAL:
+        # Every plan the tie-breaks may return costs at most the optimum (x (1 + _TIE_REL)).
+        candidates, lp_ms = _narrowed(candidates, solved, solved.solution.objective * (1 + 10 * _TIE_REL))
+        total_ms += lp_ms
     # Ties on cost go to the more accurate plan: maximise accuracy at the optimal cost.
     tie = _tie_break(request, candidates, Problem(
         Goal.MAX_ACCURACY, spec.accuracy, accuracy_floor=floor,
@@ -210,14 +230,22 @@ def _max_accuracy(request: PlanRequest, candidates: CandidateSet) -> Plan | None
     if first is None:
         return None
     achieved = aggregate_accuracy([o.accuracy for o in first.options.values()], spec.accuracy)
+    total_ms = first.solution.solve_time_ms
+    if first.solution.status is SolveStatus.OPTIMAL:
+        # The second solve's floor is the achieved accuracy (x (1 - _TIE_REL)); in the first
+        # program's own units (ln a, mean a or the min) that is within 1e-5 of its optimum.
+        value = first.solution.objective
+        candidates, lp_ms = _narrowed(candidates, first, value - 1e-5 * max(1.0, abs(value)))
+        total_ms += lp_ms
     # Ties on accuracy go to the cheaper plan.
     second = _tie_break(request, candidates, _accuracy_floor_problem(
         spec, achieved * (1 - _TIE_REL), objective.budget_usd_per_hour))
     chosen = second if second is not None and first.solution.status is SolveStatus.OPTIMAL else first
-    total_ms = first.solution.solve_time_ms + (second.solution.solve_time_ms if second else 0.0)
+    total_ms += second.solution.solve_time_ms if second else 0.0
     if chosen is second and second.solution.status is SolveStatus.OPTIMAL:
+        candidates, lp_ms = _narrowed(candidates, second, second.solution.objective * (1 + 10 * _TIE_REL))
         chosen, extra_ms = _latency_tie_break(request, candidates, second, achieved, second.solution.objective)
-        total_ms += extra_ms
+        total_ms += lp_ms + extra_ms
     return build_plan(request, chosen, solve_time_ms=total_ms)
 
 

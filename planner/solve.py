@@ -13,7 +13,7 @@ from typing import Any
 from planner.errors import SolverError
 from planner.estimate.candidates import CandidateSet, Option, Sources
 from planner.ilp.backends import SolverName, solve
-from planner.ilp.formulation import Problem, formulate
+from planner.ilp.formulation import Formulation, Problem, formulate
 from planner.ilp.program import Solution
 from planner.plan import SolveStatus
 from planner.spec import HardwareCatalog, PipelineSpec
@@ -38,6 +38,7 @@ class PlanRequest:
 class Solved:
     options: dict[str, Option]
     solution: Solution
+    form: Formulation | None = None  # the program solved (None where a plan was not solved for)
 
 
 def hardware_units(catalog: HardwareCatalog) -> dict[str, int]:
@@ -68,4 +69,4 @@ def solve_problem(request: PlanRequest, candidates: CandidateSet, problem: Probl
     missing = [s.name for s in request.spec.stages if s.name not in chosen]
     if missing:
         raise SolverError(f"{request.solver.value} chose no option for stage(s) {missing}; this is a bug.")
-    return Solved(chosen, solution)
+    return Solved(chosen, solution, form)

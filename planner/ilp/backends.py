@@ -155,7 +155,7 @@ def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | No
         backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1, gapRel=0.0)
     start = time.perf_counter()
     try:
-        with _quiet_stdout() if solver is SolverName.HIGHS else _owned_cbc() as folder:
+        with quiet_stdout() if solver is SolverName.HIGHS else _owned_cbc() as folder:
             if solver is SolverName.CBC:
                 backend.tmpDir = folder
             prob.solve(backend)
@@ -172,7 +172,7 @@ def _solve_pulp(model: LinearModel, solver: SolverName, time_limit_s: float | No
 
 
 @contextlib.contextmanager
-def _quiet_stdout():
+def quiet_stdout():
     """Silence file descriptor 1: highspy prints a banner from C++ when a model is created."""
     sys.stdout.flush()
     saved = os.dup(1)

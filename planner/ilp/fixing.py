@@ -1,0 +1,88 @@
+r"""Reduced-cost fixing: the binary columns a bound on the objective rules out, from one LP.
+
+A tie-break solve (planner.optimize) asks, among the plans whose objective is as good as the first
+solve's optimum ``z*``, for the best on a second count. Most options can be in no such plan, and
+the LP relaxation of the first program proves which, in milliseconds.
+
+For ``min c x`` subject to ``A_ub x <= b_ub``, ``A_eq x = b_eq``, ``l <= x <= u``, let ``z_LP`` be
+the LP optimum, ``y`` its row duals and ``d = c - A^T y`` the reduced costs (``d_j >= 0`` on a column
+at its lower bound, ``<= 0`` at its upper bound). For every point ``x`` the rows admit,
+
+    c x  >=  z_LP + sum_{j: d_j > 0} d_j (x_j - l_j) + sum_{j: d_j < 0} d_j (x_j - u_j)
+         >=  z_LP + d_k (x_k - l_k)                       for any k with d_k > 0
+
+(weak duality: ``y_ub <= 0``, so ``y_ub A_ub x >= y_ub b_ub``; each dropped term is >= 0). So a
+binary column with ``l_k = 0`` and ``d_k > B - z_LP`` is 0 in every point with ``c x <= B``: it is
+*fixed out*. The LP leaves out the binaries' upper bounds ``x <= 1``: a relaxation of a larger
+region, so its bound stays valid, and in the planner's programs the same LP (each ``x`` is in one
+``sum = 1`` row), but no column sits at an upper bound, where a degenerate dual would hide the
+other columns' reduced costs in ``d_k < 0`` (choosing among ``x_1 + x_2 + x_3 = 1`` of costs 1, 2,
+3, a basis with ``x_3`` at its upper bound may report ``d = (1, 0, -1)`` for the maximum). For ``max`` the same holds with the signs turned (``d_k < -(z_LP - B)``). Nothing the
+bound admits is lost, so a program over the remaining columns, with the same rows, the bound and
+any further rows, has exactly the feasible plans of the full one.
+
+The LP is solved by HiGHS (highspy, a core dependency; quiet). Before it fixes anything the
+bound is widened by what HiGHS's dual feasibility tolerance (1e-7 per column) can add over all
+columns, times the objective's magnitude; an LP that HiGHS does not solve to optimality fixes
+nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.ilp.backends import quiet_stdout
+from planner.ilp.program import LinearModel, Sense, VarKind
+
+_DUAL_TOL = 1e-7
+
+
+def fixed_out(model: LinearModel, bound: float) -> frozenset[str]:
+    """The binary variables of ``model`` that are 0 in every point of its rows whose objective is at
+    least as good as ``bound`` (``<= bound`` when minimising, ``>= bound`` when maximising)."""
+    import highspy
+
+    names = [v.name for v in model.variables]
+    index = {n: i for i, n in enumerate(names)}
+    sign = -1.0 if model.maximize else 1.0  # HiGHS minimises: max c x is min -c x
+    cost = np.zeros(len(names))
+    for n, w in model.objective:
+        cost[index[n]] = sign * w
+    starts, cols, values, lower, upper = [0], [], [], [], []
+    for con in model.constraints:
+        for n, w in con.terms:
+            cols.append(index[n])
+            values.append(w)
+        starts.append(len(cols))
+        lower.append(con.rhs if con.sense in (Sense.GE, Sense.EQ) else -highspy.kHighsInf)
+        upper.append(con.rhs if con.sense in (Sense.LE, Sense.EQ) else highspy.kHighsInf)
+    with quiet_stdout():
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        # HiGHS starts one global thread scheduler per process, with the first run's thread count,
+        # and refuses a later run that asks for another: one thread, as the HiGHS backend asks.
+        h.setOptionValue("threads", 1)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = len(names), len(model.constraints)
+        lp.col_cost_ = cost
+        lp.col_lower_ = np.array([v.lower for v in model.variables], dtype=np.float64)
+        lp.col_upper_ = np.array([highspy.kHighsInf if v.kind is VarKind.BINARY else v.upper
+                                  for v in model.variables], dtype=np.float64)
+        lp.row_lower_ = np.array(lower, dtype=np.float64)
+        lp.row_upper_ = np.array(upper, dtype=np.float64)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+        lp.a_matrix_.index_ = np.array(cols, dtype=np.int32)
+        lp.a_matrix_.value_ = np.array(values, dtype=np.float64)
+        h.passModel(lp)
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return frozenset()
+        z_lp = h.getInfo().objective_function_value
+        reduced = np.asarray(h.getSolution().col_dual)
+    # In the minimised sense: how much worse than the LP a point may be, widened by what the
+    # duals' tolerated infeasibility (at most _DUAL_TOL per column, each |x_j - bound| <= 1) can add.
+    limit = sign * bound - z_lp
+    limit += _DUAL_TOL * len(names) * max(1.0, abs(z_lp))
+    return frozenset(v.name for v, d in zip(model.variables, reduced)
+                     if v.kind is VarKind.BINARY and v.lower == 0.0 and d > limit)

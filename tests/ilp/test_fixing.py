@@ -1,0 +1,79 @@
+"""Reduced-cost fixing (planner.ilp.fixing): it never rules out a column some point within the bound uses."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import planner.optimize as optimize
+from planner.ilp.fixing import fixed_out
+from planner.ilp.program import Constraint, LinearModel, Sense, Variable, VarKind
+from tests.fixtures import model_misranked_request
+
+
+def _choice_model(costs: list[list[float]], weights: list[list[float]], capacity: float, maximize: bool = False):
+    """One option per group (rows ==), a knapsack row on the weights (<=), objective the costs."""
+    variables, objective, rows, knapsack = [], [], [], []
+    for g, group in enumerate(costs):
+        names = [f"x_{g}_{k}" for k in range(len(group))]
+        variables += [Variable(n, VarKind.BINARY) for n in names]
+        objective += list(zip(names, group))
+        rows.append(Constraint(f"one_{g}", tuple((n, 1.0) for n in names), Sense.EQ, 1.0))
+        knapsack += list(zip(names, weights[g]))
+    rows.append(Constraint("knapsack", tuple(knapsack), Sense.LE, capacity))
+    return LinearModel("m", tuple(variables), tuple(rows), tuple(objective), maximize)
+
+
+def test_a_column_whose_reduced_cost_exceeds_the_gap_is_fixed_out():
+    model = _choice_model([[1.0, 2.0, 3.0]], [[0.0, 0.0, 0.0]], 1.0)
+    assert fixed_out(model, 1.0) == {"x_0_1", "x_0_2"}  # only the optimum is as good as 1
+    assert fixed_out(model, 2.5) == {"x_0_2"}
+    assert fixed_out(model, 3.0) == frozenset()  # a point exactly at the bound stays
+    best = _choice_model([[1.0, 2.0, 3.0]], [[0.0, 0.0, 0.0]], 1.0, maximize=True)
+    assert fixed_out(best, 2.5) == {"x_0_0", "x_0_1"}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_no_point_within_the_bound_uses_a_fixed_column(seed):
+    rng = np.random.default_rng(seed)
+    groups, per = 4, 4
+    costs = rng.uniform(1.0, 5.0, (groups, per)).round(3).tolist()
+    weights = rng.uniform(0.0, 3.0, (groups, per)).round(3).tolist()
+    capacity = float(np.sort(np.array(weights), axis=1)[:, 1].sum())  # binding, never empty
+    maximize = bool(seed % 2)
+    model = _choice_model(costs, weights, capacity, maximize)
+    points = [(sum(costs[g][k] for g, k in enumerate(pick)), pick)
+              for pick in itertools.product(range(per), repeat=groups)
+              if sum(weights[g][k] for g, k in enumerate(pick)) <= capacity]
+    best = (max if maximize else min)(v for v, _ in points)
+    for slack in (0.0, 0.5, 2.0):
+        bound = best - slack if maximize else best + slack
+        out = fixed_out(model, bound)
+        used = {f"x_{g}_{k}" for v, pick in points if (v >= bound if maximize else v <= bound)
+                for g, k in enumerate(pick)}
+        assert not out & used
+    assert fixed_out(model, best)  # and at the optimum it rules something out (these LPs are tight enough)
+
+
+def test_the_tie_break_solves_return_the_same_plan_with_and_without_fixing(monkeypatch):
+    request = model_misranked_request()
+    for spec in (request.spec, request.spec.model_copy(update={"slo_ms": request.spec.slo_ms * 1.5})):
+        req = replace(request, spec=spec)
+        fixed = optimize.make_plan(req)
+        monkeypatch.setattr(optimize, "_narrowed", lambda candidates, solved, bound: (candidates, 0.0))
+        plain = optimize.make_plan(req)
+        monkeypatch.undo()
+        assert fixed.stages == plain.stages and fixed.cost_usd_per_hour == plain.cost_usd_per_hour
+
+
+def test_highs_still_solves_after_the_fixing_lp_ran_in_the_same_process():
+    # HiGHS keeps one thread scheduler per process: the fixing LP must ask for the thread count
+    # the HiGHS backend asks for, or every later HiGHS solve fails (it did: "no plan found").
+    from planner.ilp.backends import SolverName
+
+    request = model_misranked_request()
+    optimize.make_plan(request)  # CBC; the tie-breaks ran the fixing LP
+    assert optimize.make_plan(replace(request, solver=SolverName.HIGHS)).solver.status.value == "optimal"
