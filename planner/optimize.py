@@ -17,13 +17,13 @@ from planner.errors import InfeasibleError, SolverError
 from planner.estimate import flow
 from planner.estimate.candidates import CandidateSet, build_candidates
 from planner.estimate.paths import aggregate_accuracy, end_to_end_p99_ms
-from planner.ilp.fixing import fixed_out
+from planner.ilp.fixing import fixed_out, rounded_objective
 from planner.ilp.formulation import Goal, Problem
 from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
 from planner.recheck import recheck
 from planner.resources import with_resources
 from planner.routing import with_routes
-from planner.ilp.formulation import formulate
+from planner.ilp.formulation import Formulation, formulate
 from planner.solve import PlanRequest, Solved, hardware_units, solve_problem
 from planner.spec import AccuracyAggregation, MaxAccuracy, MinCost, PipelineSpec, Weighted
 
@@ -171,6 +171,13 @@ def _tie_break(request: PlanRequest, candidates: CandidateSet, problem: Problem)
         return None
 
 
+def _keep(candidates: CandidateSet, form: Formulation, out: frozenset[str]) -> CandidateSet:
+    """The options that are columns of ``form`` and not fixed out."""
+    keep = {id(option) for name, (_, option) in form.choice.items() if name not in out}
+    return CandidateSet(tuple(replace(s, options=tuple(o for o in s.options if id(o) in keep))
+                              for s in candidates.stages))
+
+
 def _narrowed(candidates: CandidateSet, solved: Solved, bound: float) -> tuple[CandidateSet, float]:
     """The options of ``solved``'s program that can be in a plan whose objective is as good as
     ``bound`` (reduced-cost fixing, planner.ilp.fixing), and the LP's time (ms). A tie-break solve
@@ -178,20 +185,37 @@ def _narrowed(candidates: CandidateSet, solved: Solved, bound: float) -> tuple[C
     if solved.form is None:
         return candidates, 0.0
     started = time.perf_counter()
-    out = fixed_out(solved.form.model, bound)
-    keep = {id(option) for name, (_, option) in solved.form.choice.items() if name not in out}
-    narrowed = CandidateSet(tuple(replace(s, options=tuple(o for o in s.options if id(o) in keep))
-                                  for s in candidates.stages))
+    narrowed = _keep(candidates, solved.form, fixed_out(solved.form.model, bound, solved.form.relaxation))
     return narrowed, (time.perf_counter() - started) * 1000.0
+
+
+def _presolved(request: PlanRequest, candidates: CandidateSet,
+               problem: Problem) -> tuple[CandidateSet, Formulation | None, float]:
+    """Before a first min-cost solve: the options that can be in a plan no dearer than the LP's
+    rounded solution, when that rounding keeps every row (planner.ilp.fixing), and the time (ms).
+    Every optimal plan is among them. Where the rounding keeps no row set, the candidates as they
+    came and their program, formulated (with its LP solved, for the tie-breaks' fixing)."""
+    if any(not s.options for s in candidates.stages):
+        return candidates, None, 0.0
+    started = time.perf_counter()
+    form = formulate(request.spec, candidates, hardware_units(request.catalog), problem)
+    relaxation = form.relaxation
+    incumbent = rounded_objective(relaxation) if relaxation is not None else None
+    if incumbent is not None:
+        candidates = _keep(candidates, form, fixed_out(form.model, incumbent * (1 + 10 * _TIE_REL), relaxation))
+        form = None
+    return candidates, form, (time.perf_counter() - started) * 1000.0
 
 
 def _min_cost(request: PlanRequest, candidates: CandidateSet) -> Plan | None:
     spec, objective = request.spec, request.spec.objective
     floor = objective.min_accuracy or None
-    solved = solve_problem(request, candidates, _accuracy_floor_problem(spec, floor, None))
+    first = _accuracy_floor_problem(spec, floor, None)
+    candidates, form, presolve_ms = _presolved(request, candidates, first)
+    solved = solve_problem(request, candidates, first, form)
     if solved is None:
         return None
-    total_ms = solved.solution.solve_time_ms
+    total_ms = presolve_ms + solved.solution.solve_time_ms
     if solved.solution.status is SolveStatus.OPTIMAL:
         # Every plan the tie-breaks may return costs at most the optimum (x (1 + _TIE_REL)).
         candidates, lp_ms = _narrowed(candidates, solved, solved.solution.objective * (1 + 10 * _TIE_REL))

@@ -45,11 +45,13 @@ def hardware_units(catalog: HardwareCatalog) -> dict[str, int]:
     return {h.name: h.max_units for h in catalog.hardware if h.max_units is not None}
 
 
-def solve_problem(request: PlanRequest, candidates: CandidateSet, problem: Problem) -> Solved | None:
-    """Solve one program; None when infeasible. Raises SolverError on solver failure."""
+def solve_problem(request: PlanRequest, candidates: CandidateSet, problem: Problem,
+                  form: Formulation | None = None) -> Solved | None:
+    """Solve one program (``form``: it already formulated from these candidates); None when
+    infeasible. Raises SolverError on solver failure."""
     if any(not s.options for s in candidates.stages):
         return None
-    form = formulate(request.spec, candidates, hardware_units(request.catalog), problem)
+    form = form or formulate(request.spec, candidates, hardware_units(request.catalog), problem)
     solution = solve(form.model, request.solver, request.time_limit_s)
     if solution.status is SolveStatus.INFEASIBLE:
         return None

@@ -21,6 +21,11 @@ other columns' reduced costs in ``d_k < 0`` (choosing among ``x_1 + x_2 + x_3 = 
 bound admits is lost, so a program over the remaining columns, with the same rows, the bound and
 any further rows, has exactly the feasible plans of the full one.
 
+Where no bound is known yet (the first solve), rounding the LP's solution gives one when it keeps
+every row: in each one-of row (``sum x = 1``, all coefficients 1) one of the columns the LP uses
+is set to 1 (:func:`rounded_objective`); the cost of a plan that keeps every row bounds the
+optimum, so the columns it fixes out are in no optimal plan either.
+
 The LP is solved by HiGHS (highspy, a core dependency; quiet). Before it fixes anything the
 bound is widened by what HiGHS's dual feasibility tolerance (1e-7 per column) can add over all
 columns, times the objective's magnitude; an LP that HiGHS does not solve to optimality fixes
@@ -29,17 +34,32 @@ nothing.
 
 from __future__ import annotations
 
+import itertools
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from planner.ilp.backends import quiet_stdout
 from planner.ilp.program import LinearModel, Sense, VarKind
 
 _DUAL_TOL = 1e-7
+_MAX_ROUNDINGS = 1024  # choices tried in the one-of rows the LP leaves fractional
 
 
-def fixed_out(model: LinearModel, bound: float) -> frozenset[str]:
-    """The binary variables of ``model`` that are 0 in every point of its rows whose objective is at
-    least as good as ``bound`` (``<= bound`` when minimising, ``>= bound`` when maximising)."""
+@dataclass(frozen=True)
+class Relaxation:
+    """The LP relaxation's optimum of one model (HiGHS), in the model's own sense."""
+
+    model: LinearModel
+    objective: float  # z_LP (the model's sense: a maximum when it maximises)
+    values: np.ndarray  # x_LP per variable, in the model's order
+    reduced: np.ndarray  # reduced costs in the minimised sense (max c x solved as min -c x)
+
+
+def relax(model: LinearModel) -> Relaxation | None:
+    """Solve ``model``'s LP relaxation (binaries in [0, inf): see the module); None if HiGHS does not
+    reach an optimum."""
     import highspy
 
     names = [v.name for v in model.variables]
@@ -77,12 +97,71 @@ def fixed_out(model: LinearModel, bound: float) -> frozenset[str]:
         h.passModel(lp)
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            return frozenset()
-        z_lp = h.getInfo().objective_function_value
-        reduced = np.asarray(h.getSolution().col_dual)
-    # In the minimised sense: how much worse than the LP a point may be, widened by what the
-    # duals' tolerated infeasibility (at most _DUAL_TOL per column, each |x_j - bound| <= 1) can add.
+            return None
+        solution = h.getSolution()
+        return Relaxation(model, sign * h.getInfo().objective_function_value, np.asarray(solution.col_value),
+                          np.asarray(solution.col_dual))
+
+
+def fixed_out(model: LinearModel, bound: float, relaxation: Relaxation | None = None) -> frozenset[str]:
+    """The binary variables of ``model`` that are 0 in every point of its rows whose objective is at
+    least as good as ``bound`` (``<= bound`` when minimising, ``>= bound`` when maximising).
+    ``relaxation``: the model's LP, if already solved."""
+    relaxation = relaxation if relaxation is not None else relax(model)
+    if relaxation is None:
+        return frozenset()
+    sign = -1.0 if model.maximize else 1.0
+    z_lp = sign * relaxation.objective  # the minimised sense
+    # How much worse than the LP a point may be, widened by what the duals' tolerated
+    # infeasibility (at most _DUAL_TOL per column, each |x_j - bound| <= 1) can add.
     limit = sign * bound - z_lp
-    limit += _DUAL_TOL * len(names) * max(1.0, abs(z_lp))
-    return frozenset(v.name for v, d in zip(model.variables, reduced)
+    limit += _DUAL_TOL * len(model.variables) * max(1.0, abs(z_lp))
+    return frozenset(v.name for v, d in zip(model.variables, relaxation.reduced)
                      if v.kind is VarKind.BINARY and v.lower == 0.0 and d > limit)
+
+
+def rounded_objective(relaxation: Relaxation) -> float | None:
+    """The best objective of the LP's solution rounded (see the module), or None when the model has
+    a continuous variable or a binary outside the one-of rows, or no rounding keeps every row.
+
+    A basic LP solution is fractional in few one-of rows (at most one per other row: the planner's
+    path rows and accuracy floor), so every choice among the columns the LP uses there is tried,
+    up to ``_MAX_ROUNDINGS`` of them, and the best that keeps every row is kept; the one-of rows
+    the LP settles keep its choice."""
+    model = relaxation.model
+    index = {v.name: i for i, v in enumerate(model.variables)}
+    if any(v.kind is not VarKind.BINARY for v in model.variables):
+        return None
+    one_of = [[index[n] for n, _ in con.terms] for con in model.constraints
+              if con.sense is Sense.EQ and con.rhs == 1.0 and all(w == 1.0 for _, w in con.terms)]
+    if sum(len(cols) for cols in one_of) != len(model.variables):
+        return None
+    x = relaxation.values
+    point = np.zeros(len(model.variables))
+    open_rows = []
+    for cols in one_of:
+        support = [j for j in cols if x[j] > 1e-9] or cols[:1]
+        if len(support) == 1:
+            point[support[0]] = 1.0
+        else:
+            open_rows.append(support)
+    if math.prod(len(s) for s in open_rows) > _MAX_ROUNDINGS:
+        return None
+    best = None
+    for picks in itertools.product(*open_rows):
+        trial = point.copy()
+        trial[list(picks)] = 1.0
+        value = _objective_if_feasible(model, index, trial)
+        if value is not None and (best is None or (value > best if model.maximize else value < best)):
+            best = value
+    return best
+
+
+def _objective_if_feasible(model: LinearModel, index: dict[str, int], point: np.ndarray) -> float | None:
+    for con in model.constraints:
+        # Kept exactly, no tolerance: the point's cost must bound what any solver may return.
+        activity = sum(w * point[index[n]] for n, w in con.terms)
+        if ((con.sense is Sense.LE and activity > con.rhs) or (con.sense is Sense.GE and activity < con.rhs)
+                or (con.sense is Sense.EQ and activity != con.rhs)):
+            return None
+    return float(sum(w * point[index[n]] for n, w in model.objective))

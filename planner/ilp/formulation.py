@@ -70,7 +70,9 @@ Objectives
     as the first solve's optimum, so they run over the options that the first program's LP
     relaxation does not rule out by reduced cost (planner.ilp.fixing: exact, the same feasible
     plans); at 64 stages that leaves about 5% of the columns, and the two solves take 0.8 s
-    instead of 8 s (docs/benchmarks.md, "Planner solve time").
+    instead of 8 s (docs/benchmarks.md, "Planner solve time"). The first min-cost solve does the
+    same when rounding its LP solution gives a plan that keeps every row (its cost bounds the
+    optimum; most 16-stage programs, not the 64-stage DAG's).
 
 The waiting term in L_o is computed from each option's own batch size, timeout and replica count,
 so nothing multiplies a 0/1 indicator by a rate (IPA's batch-wait term did, and so loosened its SLA
@@ -83,8 +85,10 @@ import math
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 from planner.estimate.candidates import CandidateSet, Option
+from planner.ilp.fixing import Relaxation, relax
 from planner.ilp.program import Constraint, LinearModel, Sense, Variable, VarKind
 from planner.spec import AccuracyAggregation, PipelineSpec
 
@@ -122,6 +126,11 @@ class Formulation:
     model: LinearModel
     choice: dict[str, tuple[str, Option]]  # x variable name -> (stage, option)
     finish: dict[str, str]  # stage -> f variable name
+
+    @cached_property
+    def relaxation(self) -> Relaxation | None:
+        """The model's LP relaxation (planner.ilp.fixing), solved once on first use."""
+        return relax(self.model)
 
 
 def _safe(name: str) -> str:

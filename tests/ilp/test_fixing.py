@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import planner.optimize as optimize
-from planner.ilp.fixing import fixed_out
+from planner.ilp.fixing import fixed_out, relax, rounded_objective
 from planner.ilp.program import Constraint, LinearModel, Sense, Variable, VarKind
 from tests.fixtures import model_misranked_request
 
@@ -58,12 +58,37 @@ def test_no_point_within_the_bound_uses_a_fixed_column(seed):
     assert fixed_out(model, best)  # and at the optimum it rules something out (these LPs are tight enough)
 
 
-def test_the_tie_break_solves_return_the_same_plan_with_and_without_fixing(monkeypatch):
+@pytest.mark.parametrize("seed", range(12))
+def test_a_rounded_lp_solution_is_a_feasible_point_so_its_cost_bounds_the_optimum(seed):
+    rng = np.random.default_rng(100 + seed)
+    groups, per = 4, 4
+    costs = rng.uniform(1.0, 5.0, (groups, per)).round(3).tolist()
+    weights = rng.uniform(0.0, 3.0, (groups, per)).round(3).tolist()
+    capacity = float(np.sort(np.array(weights), axis=1)[:, 1].sum())
+    maximize = bool(seed % 2)
+    model = _choice_model(costs, weights, capacity, maximize)
+    values = {sum(costs[g][k] for g, k in enumerate(pick))
+              for pick in itertools.product(range(per), repeat=groups)
+              if sum(weights[g][k] for g, k in enumerate(pick)) <= capacity}
+    rounded = rounded_objective(relax(model))
+    if rounded is not None:
+        assert any(abs(rounded - v) < 1e-9 for v in values)  # the cost of a point that keeps every row
+        assert (rounded <= max(values) + 1e-9) if maximize else (rounded >= min(values) - 1e-9)
+
+
+def test_rounding_declines_a_model_with_a_continuous_variable():
+    base = _choice_model([[1.0, 2.0]], [[0.0, 0.0]], 1.0)
+    model = replace(base, variables=base.variables + (Variable("f", VarKind.CONTINUOUS, 0.0, 5.0),))
+    assert rounded_objective(relax(model)) is None
+
+
+def test_the_planner_returns_the_same_plan_with_and_without_fixing(monkeypatch):
     request = model_misranked_request()
     for spec in (request.spec, request.spec.model_copy(update={"slo_ms": request.spec.slo_ms * 1.5})):
         req = replace(request, spec=spec)
         fixed = optimize.make_plan(req)
         monkeypatch.setattr(optimize, "_narrowed", lambda candidates, solved, bound: (candidates, 0.0))
+        monkeypatch.setattr(optimize, "_presolved", lambda request, candidates, problem: (candidates, None, 0.0))
         plain = optimize.make_plan(req)
         monkeypatch.undo()
         assert fixed.stages == plain.stages and fixed.cost_usd_per_hour == plain.cost_usd_per_hour
