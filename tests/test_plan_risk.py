@@ -51,3 +51,10 @@ def test_a_serverless_plan_records_cold_starts_and_its_bill_at_the_planned_load(
     assert r.billed_usd_per_hour == stage.usd_per_hour  # the planner prices it so (planner.pricing)
     assert plan_to_json(plan_from_dict(json.loads(plan_to_json(plan)))) == plan_to_json(plan)
     assert plan_risk(plan) == plan.risk
+
+
+def test_the_risk_line_prints_vanishing_expectations_as_below_a_millionth():
+    from planner.cli.plan import risk_line
+
+    line = risk_line(plan_on(classes_request(), "fn", 5.0).risk)  # cold starts ~1e-120 per hour at 5 rps
+    assert "e-1" not in line and "< 1e-06 cold starts/h" in line

@@ -107,14 +107,20 @@ def summary_line(plan: Plan, solve_time_ms: float | None) -> str:
             f"{plan.predicted_p99_ms:.2f} ms {bound} at {plan.arrival_rps:g} rps")
 
 
+def _rate(value: float) -> str:
+    """A small expected count or share as a person reads it: 3 significant digits, '< 1e-06' below that
+    (the formulas give values like 1e-252, which are 0 for any purpose)."""
+    return "0" if value == 0 else "< 1e-06" if abs(value) < 1e-6 else f"{value:.3g}"
+
+
 def risk_line(risk) -> str:
     """One line: the plan's expected attainment under its spot/serverless stages (a planner.plan.PlanRisk)."""
 
     parts = [f"{r.stage} {r.resource_class.value} x{r.replicas}: "
-             + (f"{r.preemptions_per_hour:.3g} preemptions/h, degraded {100 * r.degraded_share:.3g}% of the time"
+             + (f"{_rate(r.preemptions_per_hour)} preemptions/h, degraded {_rate(100 * r.degraded_share)}% of the time"
                 if r.resource_class is ResourceClass.SPOT else
-                f"{r.cold_starts_per_hour:.3g} cold starts/h ({100 * r.cold_share:.3g}% of batches)")
-             + f", {100 * r.miss_share:.3g}% of requests late, billed ~{r.billed_usd_per_hour:.4f} USD/h"
+                f"{_rate(r.cold_starts_per_hour)} cold starts/h ({_rate(100 * r.cold_share)}% of batches)")
+             + f", {_rate(100 * r.miss_share)}% of requests late, billed ~{r.billed_usd_per_hour:.4f} USD/h"
              for r in risk.stages]
     return (f"risk: expected {100 * risk.expected_slo_attainment:.2f}% within the SLO (x{risk.attainment_factor:.4f} "
             f"of the planned 99%) | " + "; ".join(parts))
