@@ -17,6 +17,7 @@ from planner.errors import InfeasibleError, SolverError
 from planner.estimate import flow
 from planner.estimate.candidates import CandidateSet, build_candidates
 from planner.estimate.paths import aggregate_accuracy, end_to_end_p99_ms
+from planner.ilp.backends import SolverName
 from planner.ilp.fixing import fixed_out, rounded_objective
 from planner.ilp.formulation import Goal, Problem
 from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
@@ -195,7 +196,10 @@ def _presolved(request: PlanRequest, candidates: CandidateSet,
     rounded solution, when that rounding keeps every row (planner.ilp.fixing), and the time (ms).
     Every optimal plan is among them. Where the rounding keeps no row set, the candidates as they
     came and their program, formulated (with its LP solved, for the tie-breaks' fixing)."""
-    if any(not s.options for s in candidates.stages):
+    if any(not s.options for s in candidates.stages) or request.solver is SolverName.CPSAT:
+        # CP-SAT solves the rows scaled to integers and rounded to the safe side (planner.ilp.backends):
+        # a stricter program, which a point that keeps the exact rows need not keep, so the rounded
+        # point's cost bounds only the exact program's optimum, not CP-SAT's.
         return candidates, None, 0.0
     started = time.perf_counter()
     form = formulate(request.spec, candidates, hardware_units(request.catalog), problem)

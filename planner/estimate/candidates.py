@@ -251,17 +251,21 @@ def _scan(tables: grid.Tables, seqs: _Sequences, lam: float, v: float, tail: flo
 _PRUNE_BLOCK = 256
 
 
-def _dominated(latency, accuracy, departure, group, by: np.ndarray, of: np.ndarray) -> np.ndarray:
-    """[i, j]: option by[i] is in of[j]'s group and no worse on latency (the path term), accuracy and scv."""
+def _dominated(latency, accuracy, departure, group, units, by: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """[i, j]: option by[i] is in of[j]'s group and no worse on latency (the path term), accuracy, scv
+    and units (0 outside a capped kind)."""
     return ((latency[of][None, :] >= latency[by][:, None]) & (accuracy[of][None, :] <= accuracy[by][:, None])
-            & (departure[of][None, :] >= departure[by][:, None]) & (group[of][None, :] == group[by][:, None]))
+            & (departure[of][None, :] >= departure[by][:, None]) & (group[of][None, :] == group[by][:, None])
+            & (units[of][None, :] >= units[by][:, None]))
 
 
 def _prune(cost: np.ndarray, latency: np.ndarray, accuracy: np.ndarray, departure: np.ndarray,
-           group: np.ndarray, tie_keys: tuple[np.ndarray, ...]) -> np.ndarray:
+           group: np.ndarray, units: np.ndarray, tie_keys: tuple[np.ndarray, ...]) -> np.ndarray:
     """Indices of the options no other option beats or ties on cost, latency, accuracy, output scv and
-    group (a capped hardware kind is its own group, for its units; the rest share one), in the order
-    (cost, latency, -accuracy, scv, then ``tie_keys``: p99, variant, hardware, batch, timeout, replicas).
+    group (a capped hardware kind is its own group; the rest share one), and within a capped kind on
+    ``units`` (its replicas: on a VM they follow the cost, on a serverless entry they do not, since its
+    idle instances are free; 0 elsewhere), in the order (cost, latency, -accuracy, scv, then
+    ``tie_keys``: p99, variant, hardware, batch, timeout, replicas).
     ``latency`` is the path term l_o (planner.estimate.paths), the only latency the ILP reads: every
     kept option's p99 is within the SLO.
 
@@ -271,13 +275,13 @@ def _prune(cost: np.ndarray, latency: np.ndarray, accuracy: np.ndarray, departur
     whatever it dominates. So a block is compared with the survivors before it at once, and what
     remains with its own earlier members that remain, at once."""
     order = np.lexsort(tuple(reversed((cost, latency, -accuracy, departure) + tie_keys)))
-    lat, acc, dep, grp = latency[order], accuracy[order], departure[order], group[order]
+    lat, acc, dep, grp, uni = latency[order], accuracy[order], departure[order], group[order], units[order]
     kept = np.zeros(0, dtype=np.int64)
     for lo in range(0, order.size, _PRUNE_BLOCK):
         block = np.arange(lo, min(lo + _PRUNE_BLOCK, order.size))
         if kept.size:
-            block = block[~_dominated(lat, acc, dep, grp, kept, block).any(axis=0)]
-        within = np.triu(_dominated(lat, acc, dep, grp, block, block), k=1)  # earlier i dominates later j
+            block = block[~_dominated(lat, acc, dep, grp, uni, kept, block).any(axis=0)]
+        within = np.triu(_dominated(lat, acc, dep, grp, uni, block, block), k=1)  # earlier i dominates later j
         kept = np.concatenate((kept, block[~within.any(axis=0)]))
     return order[kept]
 
@@ -356,7 +360,7 @@ def _stage_options(spec: PipelineSpec, stage: StageSpec, grouped: dict[tuple[str
     group = np.where(np.isin(hw_rank, [rank[h] for h in capped if h in rank]), hw_rank, -1)
     cost = stage_usd_per_hour(replicas, load_items_per_s, seqs.per_replica_items_per_s[seq], seqs.usd_per_hour[seq],
                               seqs.usd_per_busy_s[seq], seqs.usd_per_item[seq])  # planner.pricing
-    keep = _prune(cost, path_ms[ok], seqs.accuracy[seq], departure, group,
+    keep = _prune(cost, path_ms[ok], seqs.accuracy[seq], departure, group, np.where(group >= 0, replicas, 0),
                   (est.total_ms[ok], var_rank, hw_rank, seqs.batch[seq], seqs.timeout_ms[seq], replicas))
     timeouts = seqs.timeout_ms.tolist()
     picked = ok[keep]

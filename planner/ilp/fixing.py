@@ -27,9 +27,13 @@ is set to 1 (:func:`rounded_objective`); the cost of a plan that keeps every row
 optimum, so the columns it fixes out are in no optimal plan either.
 
 The LP is solved by HiGHS (highspy, a core dependency; quiet). Before it fixes anything the
-bound is widened by what HiGHS's dual feasibility tolerance (1e-7 per column) can add over all
-columns, times the objective's magnitude; an LP that HiGHS does not solve to optimality fixes
-nothing.
+bound is widened by what HiGHS's dual feasibility tolerance (1e-7 per column) can add over every
+column's range (1 for a binary, the bounds' span for a continuous column), times the objective's
+magnitude; an LP that HiGHS does not solve to optimality fixes nothing. "Exact" is thus exact up
+to the solvers' own tolerances, as every solve is; and where a tie-break admits plans the first
+program did not (its floor or budget relaxed by the planner's tie tolerance, 1e-6 relative), those
+within 1e-6 of the first program's floor or budget may be left out: plans the first program
+itself called infeasible.
 """
 
 from __future__ import annotations
@@ -112,10 +116,12 @@ def fixed_out(model: LinearModel, bound: float, relaxation: Relaxation | None = 
         return frozenset()
     sign = -1.0 if model.maximize else 1.0
     z_lp = sign * relaxation.objective  # the minimised sense
-    # How much worse than the LP a point may be, widened by what the duals' tolerated
-    # infeasibility (at most _DUAL_TOL per column, each |x_j - bound| <= 1) can add.
+    # How much worse than the LP a point may be, widened by what the duals' tolerated infeasibility
+    # (at most _DUAL_TOL per column, times how far the column can move: 1 for a binary, its range
+    # for a continuous one, e.g. a finish time's SLO) can add.
+    spread = sum(1.0 if v.kind is VarKind.BINARY else v.upper - v.lower for v in model.variables)
     limit = sign * bound - z_lp
-    limit += _DUAL_TOL * len(model.variables) * max(1.0, abs(z_lp))
+    limit += _DUAL_TOL * spread * max(1.0, abs(z_lp))
     return frozenset(v.name for v, d in zip(model.variables, relaxation.reduced)
                      if v.kind is VarKind.BINARY and v.lower == 0.0 and d > limit)
 

@@ -149,9 +149,10 @@ def _ilp_pareto(options: tuple[Option, ...], capped: dict[str, int]) -> tuple[Op
 
     The candidates are pruned on those and on the output scv, which only the flow check after the
     solve reads (planner.estimate.flow); the program reads c_o, l_o, a_o and, on a capped kind h,
-    n_o = c_o / price(h). They come in the pruning order (cost, l_o, -accuracy, ...), so option B
-    dropped here has an earlier A with c_A <= c_B, l_A <= l_B, a_A >= a_B and, on a capped kind, the
-    same kind (so n_A <= n_B). Swapping B for A in any plan keeps (1)-(7) satisfied (each path sum,
+    n_o (its replicas: c_o / price(h) on a VM; on a serverless entry, priced per use, the cost does
+    not follow them, so n is compared itself). They come in the pruning order (cost, l_o, -accuracy,
+    ...), so option B dropped here has an earlier A with c_A <= c_B, l_A <= l_B, a_A >= a_B and, on
+    a capped kind, the same kind and n_A <= n_B. Swapping B for A in any plan keeps (1)-(7) satisfied (each path sum,
     unit count and cost no larger, the accuracy no smaller, for product, mean and min alike) and
     makes no objective worse: min_cost, max_accuracy, weighted and min_latency are each monotone in
     (c, -a, l). So every program's optimum is unchanged, and the planner's answer, the optimum of
@@ -162,7 +163,8 @@ def _ilp_pareto(options: tuple[Option, ...], capped: dict[str, int]) -> tuple[Op
     for o in options:
         group = o.hardware if o.hardware in capped else "*"
         if not any((k.hardware if k.hardware in capped else "*") == group and k.path_latency_ms <= o.path_latency_ms
-                   and k.accuracy >= o.accuracy and k.usd_per_hour <= o.usd_per_hour for k in kept):
+                   and k.accuracy >= o.accuracy and k.usd_per_hour <= o.usd_per_hour
+                   and (group == "*" or k.replicas <= o.replicas) for k in kept):
             kept.append(o)
     return tuple(kept)
 

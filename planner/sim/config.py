@@ -74,7 +74,8 @@ class StageModel:
     base_ms: tuple[float, ...]  # index m = items in the batch (index 0 unused)
     sigma: tuple[float, ...]
     # Serverless only (planner.sim.kernel): a batch on an instance idle longer than keep_warm_ms pays
-    # cold_start_ms first; the queue prefers VMs unless this one starts spill_ms earlier. 0 for VMs.
+    # cold_start_ms first; the queue spills to it only when the head would wait longer than spill_ms
+    # for every other window to be free (planner.sim.kernel). 0 for VMs.
     cold_start_ms: float = 0.0
     keep_warm_ms: float = 0.0
     spill_ms: float = 0.0

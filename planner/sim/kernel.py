@@ -141,12 +141,14 @@ def fifo_windows(arr, deadline, use_deadline, draws, pos0, stride, kind,
                     best_key = key
                     best_free = f
             # A window not yet admitted starts no earlier than its ready time. Once a spill window
-            # is a candidate, windows up to its key can still matter (a later one cannot: its
-            # t_w + P_c and its free time are both past the bound).
+            # is a candidate, windows up to its key can still matter, one ready exactly at it too
+            # (it is free by then: no spill); a later one cannot (its t_w + P_c and its free time
+            # are both past the bound).
             bound = best_key
             if sp_w >= 0 and sp_key > bound:
                 bound = sp_key
-            if nxt < n_windows and win_ready_ms[order[nxt]] < bound:
+            if nxt < n_windows and (win_ready_ms[order[nxt]] < bound
+                                    or (sp_w >= 0 and win_ready_ms[order[nxt]] == sp_key)):
                 w = order[nxt]
                 active[n_active] = w
                 n_active += 1

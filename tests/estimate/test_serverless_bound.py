@@ -41,3 +41,26 @@ def test_a_plan_with_a_serverless_stage_passes_the_recheck_at_its_billed_cost():
     assert plan.stages[0].usd_per_hour < FUNCTION_ENTRY["usd_per_second"] * 3600.0  # below busy-all-hour
     spec = request.spec.model_copy(update={"hardware": ("fn",), "arrival_rps": 10.0})
     assert recheck(plan, spec, request.catalog, request.profiles) == []
+
+
+def test_a_capped_serverless_entry_keeps_its_fewer_instance_options_for_the_unit_limit():
+    # Priced per use, a function's options cost the same at any instance count, so cost no longer
+    # orders their units: the pruning must compare the instances themselves on a capped kind, or
+    # only the largest counts survive and the unit row is unsatisfiable (9 units needed of 6).
+    from dataclasses import replace
+
+    from planner.optimize import make_plan
+    from planner.resources import expand_profiles
+    from planner.spec import HardwareCatalog
+    from tests.fixtures import model_misranked_request
+
+    base = model_misranked_request()
+    fn = {"name": "fn", "kind": "cpu", "cores": 2, "class": "serverless", "profile_as": "cpu",
+          "usd_per_second": 0.0001, "usd_per_request": 1e-6, "cold_start_ms": 5.0, "max_concurrency": 16,
+          "keep_warm_s": 60, "max_units": 6}
+    catalog = HardwareCatalog.model_validate({"schema_version": 1, "hardware": [
+        *(h.model_dump(by_alias=True, exclude_none=True) for h in base.catalog.hardware), fn]})
+    spec = base.spec.model_copy(update={"hardware": ("fn",), "slo_ms": base.spec.slo_ms * 3})
+    request = replace(base, spec=spec, catalog=catalog, profiles=expand_profiles(base.profiles, catalog))
+    plan = make_plan(request)
+    assert sum(s.replicas for s in plan.stages) <= 6 and {s.hardware for s in plan.stages} == {"fn"}

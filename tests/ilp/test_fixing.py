@@ -102,3 +102,28 @@ def test_highs_still_solves_after_the_fixing_lp_ran_in_the_same_process():
     request = model_misranked_request()
     optimize.make_plan(request)  # CBC; the tie-breaks ran the fixing LP
     assert optimize.make_plan(replace(request, solver=SolverName.HIGHS)).solver.status.value == "optimal"
+
+
+def test_cp_sat_plans_a_floor_met_exactly_without_the_rounded_presolve():
+    # Three stages, a cheap 0.9 and a dear 0.95 variant each, floor 0.9^3: the LP's rounded point
+    # (every stage at 0.9) keeps the exact rows, but CP-SAT's rows are scaled to integers and
+    # rounded to the safe side, so it may need a 0.95 variant; had the presolve fixed those out
+    # (cost 1 above the LP's 3), CP-SAT would have found the program infeasible.
+    from planner.ilp.backends import SolverName
+    from planner.optimize import PlanRequest
+    from profiler.schema import ProfileTable
+    from tests.fixtures import linear_profile, make_catalog, make_spec
+
+    catalog = make_catalog([{"name": "cpu", "kind": "cpu", "cores": 2, "usd_per_hour": 1.0},
+                            {"name": "big", "kind": "cpu", "cores": 4, "usd_per_hour": 2.0}])
+    rows = []
+    for k in range(3):
+        rows += linear_profile(f"m{k}", "cheap", "cpu", (1,), 1.0, 1.0, 0.9)
+        rows += linear_profile(f"m{k}", "dear", "big", (1,), 1.0, 1.0, 0.95)
+    spec = make_spec(stages=[{"name": f"s{k}", "model": f"m{k}", **({"after": [f"s{k - 1}"]} if k else {})}
+                             for k in range(3)],
+                     slo_ms=100.0, arrival_rps=1.0, batch_sizes=[1], objective={"kind": "min_cost",
+                                                                                 "min_accuracy": 0.9 ** 3})
+    request = PlanRequest(spec=spec, catalog=catalog, profiles=ProfileTable(tuple(rows)), solver=SolverName.CPSAT)
+    plan = optimize.make_plan(request)
+    assert plan.accuracy >= 0.9 ** 3 * (1 - 1e-6) and plan.solver.status.value == "optimal"
