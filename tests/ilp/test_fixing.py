@@ -58,6 +58,28 @@ def test_no_point_within_the_bound_uses_a_fixed_column(seed):
     assert fixed_out(model, best)  # and at the optimum it rules something out (these LPs are tight enough)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_fixing_holds_with_a_continuous_epigraph_variable(seed):
+    # max z subject to z <= sum_k a_gk x_gk for every group (the min-accuracy epigraph, z in [0, 1]):
+    # the points within a bound are the picks whose least accuracy reaches it
+    rng = np.random.default_rng(200 + seed)
+    groups, per = 3, 4
+    acc = rng.uniform(0.5, 1.0, (groups, per)).round(3)
+    variables = [Variable(f"x_{g}_{k}", VarKind.BINARY) for g in range(groups) for k in range(per)]
+    variables.append(Variable("z", VarKind.CONTINUOUS, 0.0, 1.0))
+    rows = [Constraint(f"one_{g}", tuple((f"x_{g}_{k}", 1.0) for k in range(per)), Sense.EQ, 1.0) for g in range(groups)]
+    rows += [Constraint(f"epi_{g}", (("z", 1.0),) + tuple((f"x_{g}_{k}", -float(acc[g, k])) for k in range(per)),
+                        Sense.LE, 0.0) for g in range(groups)]
+    model = LinearModel("epi", tuple(variables), tuple(rows), (("z", 1.0),), True)
+    best = min(acc.max(axis=1))
+    for bound in (best, best - 0.05, best - 0.2):
+        out = fixed_out(model, bound)
+        used = {f"x_{g}_{k}" for pick in itertools.product(range(per), repeat=groups)
+                if min(acc[g, k] for g, k in enumerate(pick)) >= bound for g, k in enumerate(pick)}
+        assert not out & used
+    assert fixed_out(model, best)  # columns below the best least accuracy are ruled out
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_a_rounded_lp_solution_is_a_feasible_point_so_its_cost_bounds_the_optimum(seed):
     rng = np.random.default_rng(100 + seed)
