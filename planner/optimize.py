@@ -19,12 +19,11 @@ from planner.estimate.candidates import CandidateSet, build_candidates
 from planner.estimate.paths import aggregate_accuracy, end_to_end_p99_ms
 from planner.ilp.backends import SolverName
 from planner.ilp.fixing import fixed_out, rounded_objective
-from planner.ilp.formulation import Goal, Problem
+from planner.ilp.formulation import Formulation, Goal, Problem, formulate
 from planner.plan import Plan, ServiceCurve, ServicePoint, SolverReport, SolveStatus, StagePlan
 from planner.recheck import recheck
 from planner.resources import with_resources
 from planner.routing import with_routes
-from planner.ilp.formulation import Formulation, formulate
 from planner.solve import PlanRequest, Solved, hardware_units, solve_problem
 from planner.spec import AccuracyAggregation, MaxAccuracy, MinCost, PipelineSpec, Weighted
 
@@ -194,8 +193,8 @@ def _presolved(request: PlanRequest, candidates: CandidateSet,
                problem: Problem) -> tuple[CandidateSet, Formulation | None, float]:
     """Before a first min-cost solve: the options that can be in a plan no dearer than the LP's
     rounded solution, when that rounding keeps every row (planner.ilp.fixing), and the time (ms).
-    Every optimal plan is among them. Where the rounding keeps no row set, the candidates as they
-    came and their program, formulated (with its LP solved, for the tie-breaks' fixing)."""
+    Every optimal plan is among them. Where no rounding keeps every row: the candidates as they
+    came, and their program, formulated (its LP solved once, reused by the tie-breaks' fixing)."""
     if any(not s.options for s in candidates.stages) or request.solver is SolverName.CPSAT:
         # CP-SAT solves the rows scaled to integers and rounded to the safe side (planner.ilp.backends):
         # a stricter program, which a point that keeps the exact rows need not keep, so the rounded
